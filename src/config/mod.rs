@@ -1,0 +1,500 @@
+//! The configuration file: TOML into typed settings, with errors that name the
+//! file, the line and the field.
+//!
+//! Everything a value can be wrong about is checked while deserializing, so
+//! the TOML parser's span points at the offending line; the few checks across
+//! entries (duplicate source names, vendor options) keep the span of the
+//! value they refer to. `alertd check-config FILE` runs exactly this.
+
+mod credentials;
+mod schedule;
+
+pub use credentials::{Credential, CredentialError, CredentialSource};
+pub use schedule::Schedule;
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where events go. Absent: JSON lines on stdout (the embedded default).
+    #[serde(default)]
+    pub nats: Option<NatsConfig>,
+    /// Where cursors are kept.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// The vendor sources to poll.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// `[nats]`: the JetStream stream events are published to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated: `nats://127.0.0.1:4222`, `tls://…`.
+    pub url: String,
+    /// Stream name; created on start if missing.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// First subject token: events go to `<prefix>.<vendor>.<source>.<kind>`.
+    #[serde(default = "default_prefix", deserialize_with = "subject_prefix")]
+    pub subject_prefix: String,
+    /// How long JetStream remembers message ids to drop re-published events.
+    /// Keep it longer than the NATS outages you expect.
+    #[serde(default = "default_duplicate_window", with = "humantime_serde")]
+    pub duplicate_window: Duration,
+    /// How long to wait for each PubAck before the page counts as failed.
+    #[serde(default = "default_ack_timeout", with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// A `.creds` file (JWT + NKey seed) for NATS decentralized auth.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// A token, from the same places as API keys.
+    #[serde(default)]
+    pub token: Option<CredentialSource>,
+    /// User name for user/password auth (with `password`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password, from the same places as API keys.
+    #[serde(default)]
+    pub password: Option<CredentialSource>,
+    /// Stream storage when alertd creates the stream.
+    #[serde(default)]
+    pub storage: StorageKind,
+    /// Stream replicas when alertd creates the stream (1 for a single server).
+    #[serde(default = "one")]
+    pub replicas: usize,
+}
+
+/// JetStream storage for a stream alertd creates.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageKind {
+    /// On disk: survives a server restart.
+    #[default]
+    File,
+    /// In memory.
+    Memory,
+}
+
+/// `[state]`: the SQLite checkpoint store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// The SQLite file. Default: `$STATE_DIRECTORY/alertd.sqlite` under
+    /// systemd (`StateDirectory=`), else `alertd.sqlite` in the working directory.
+    #[serde(default = "default_state_path")]
+    pub path: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            path: default_state_path(),
+        }
+    }
+}
+
+/// One `[[source]]`: one tenant/account of one vendor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Vendor key (`canaryguard`, …); see `alertd vendors`.
+    #[serde(deserialize_with = "vendor_key")]
+    pub vendor: String,
+    /// Unique name of this source: the tenant in events and subjects.
+    pub name: Spanned<String>,
+    /// API base URL; defaults to the vendor's public endpoint where it has one.
+    #[serde(default)]
+    pub base_url: Option<Url>,
+    /// Where the API key comes from.
+    pub credential: CredentialSource,
+    /// When to poll.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// A random delay up to this much is added to each start, so many
+    /// sources on one schedule do not hit their vendors in the same second.
+    #[serde(default = "default_jitter", with = "humantime_serde")]
+    pub jitter: Duration,
+    /// Items per page to ask for (capped at the vendor's maximum).
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// How far back the first poll of a new source reaches.
+    #[serde(default = "default_lookback", with = "humantime_serde")]
+    pub initial_lookback: Duration,
+    /// How far before the watermark each poll starts again, to catch items
+    /// the vendor indexed late; items seen in this window are not re-sent.
+    #[serde(default = "default_overlap", with = "humantime_serde")]
+    pub overlap: Duration,
+    /// How far behind now a time window closes, so items still being
+    /// written on the vendor's side are picked up by the next poll.
+    #[serde(default = "default_lag", with = "humantime_serde")]
+    pub lag: Duration,
+    /// The most pages one poll may walk (a guard against vendor loops).
+    #[serde(default = "default_max_pages")]
+    pub max_pages: u64,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// `false` keeps the entry but does not poll it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Vendor-specific settings (`[source.options]`).
+    #[serde(default)]
+    pub options: Option<Spanned<toml::Table>>,
+}
+
+impl SourceConfig {
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value is wrong; `line`/`column` are 1-based.
+    #[error("{file}:{line}:{column}: {message}\n  | {snippet}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// Line of the offending value.
+        line: usize,
+        /// Column of the offending value.
+        column: usize,
+        /// What is wrong, naming the field.
+        message: String,
+        /// The offending line, for context.
+        snippet: String,
+    },
+}
+
+impl Config {
+    /// Read and check the file at `path`.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parse and check `text`; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            invalid(
+                text,
+                file,
+                e.span().unwrap_or(0..0),
+                e.message().trim().to_owned(),
+            )
+        })?;
+        config.check(text, file)?;
+        Ok(config)
+    }
+
+    /// Checks across entries, and each vendor's own options.
+    fn check(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let mut names: HashMap<&str, Range<usize>> = HashMap::new();
+        for source in &self.sources {
+            let name = source.name();
+            if let Err(why) = check_source_name(name) {
+                return Err(invalid(
+                    text,
+                    file,
+                    source.name.span(),
+                    format!("source.name: {why}"),
+                ));
+            }
+            if let Some(first) = names.insert(name, source.name.span()) {
+                let (line, _) = line_col(text, first.start);
+                return Err(invalid(
+                    text,
+                    file,
+                    source.name.span(),
+                    format!(
+                        "source.name: `{name}` is already used by the source on line {line}; names must be unique"
+                    ),
+                ));
+            }
+            if source.page_size == 0 {
+                return Err(invalid(
+                    text,
+                    file,
+                    source.name.span(),
+                    format!("source `{name}`: page_size must be at least 1"),
+                ));
+            }
+            if let Err(why) = crate::vendors::check_source(source) {
+                let span = source
+                    .options
+                    .as_ref()
+                    .map(Spanned::span)
+                    .unwrap_or(source.name.span());
+                return Err(invalid(text, file, span, format!("source `{name}`: {why}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The enabled sources.
+    pub fn enabled_sources(&self) -> impl Iterator<Item = &SourceConfig> {
+        self.sources.iter().filter(|s| s.enabled)
+    }
+}
+
+/// Source names become NATS subject tokens and log fields: keep them plain.
+fn check_source_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "`{name}` may only hold letters, digits, `-` and `_`"
+        ));
+    }
+    Ok(())
+}
+
+fn invalid(text: &str, file: &str, span: Range<usize>, message: String) -> ConfigError {
+    let (line, column) = line_col(text, span.start);
+    let snippet = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .unwrap_or("")
+        .trim_end()
+        .to_owned();
+    // Name the field even when the error comes from a value's own parser,
+    // which knows nothing of the key it was read for.
+    let key = snippet.split_once('=').map(|(k, _)| k.trim()).filter(|k| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    });
+    let message = match key {
+        Some(key) if !message.contains(key) => format!("field `{key}`: {message}"),
+        _ => message,
+    };
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+        snippet,
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn vendor_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let key = String::deserialize(d)?;
+    if crate::vendors::lookup(&key).is_some() {
+        Ok(key)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "unknown vendor `{key}`; known vendors: {}",
+            crate::vendors::keys().collect::<Vec<_>>().join(", ")
+        )))
+    }
+}
+
+fn subject_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let prefix = String::deserialize(d)?;
+    let ok = !prefix.is_empty()
+        && prefix.split('.').all(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    if ok {
+        Ok(prefix)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "subject_prefix `{prefix}` must be dot-separated tokens of letters, digits, `-` and `_` (no wildcards)"
+        )))
+    }
+}
+
+fn default_stream() -> String {
+    "ALERTD".into()
+}
+fn default_prefix() -> String {
+    "alertd".into()
+}
+fn default_duplicate_window() -> Duration {
+    Duration::from_secs(2 * 3600)
+}
+fn default_ack_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_state_path() -> PathBuf {
+    match std::env::var_os("STATE_DIRECTORY") {
+        // systemd may pass several directories separated by ':'; the first is ours.
+        Some(dirs) => {
+            let dirs = dirs.to_string_lossy().into_owned();
+            PathBuf::from(dirs.split(':').next().unwrap_or(".")).join("alertd.sqlite")
+        }
+        None => PathBuf::from("alertd.sqlite"),
+    }
+}
+fn default_jitter() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_page_size() -> u32 {
+    100
+}
+fn default_lookback() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_overlap() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+fn default_lag() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_pages() -> u64 {
+    10_000
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> usize {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[nats]
+url = "nats://127.0.0.1:4222"
+
+[[source]]
+vendor = "canaryguard"
+name = "acme"
+credential = { env = "CG_KEY" }
+schedule = "*/5 * * * *"
+"#;
+
+    fn error_of(text: &str) -> (usize, String) {
+        match Config::from_toml(text, "test.toml").unwrap_err() {
+            ConfigError::Invalid { line, message, .. } => (line, message),
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn a_good_file_loads_with_defaults() {
+        let c = Config::from_toml(GOOD, "test.toml").unwrap();
+        let nats = c.nats.unwrap();
+        assert_eq!(nats.stream, "ALERTD");
+        assert_eq!(nats.subject_prefix, "alertd");
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(c.sources[0].page_size, 100);
+        assert!(matches!(c.sources[0].schedule, Schedule::Cron(_)));
+    }
+
+    #[test]
+    fn an_unknown_field_names_its_line_and_field() {
+        let text = GOOD.replace("schedule =", "schedul =");
+        let (line, message) = error_of(&text);
+        assert_eq!(line, 9);
+        assert!(message.contains("schedul"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_schedule_names_its_line() {
+        let text = GOOD.replace("*/5 * * * *", "every week or so");
+        let (line, message) = error_of(&text);
+        assert_eq!(line, 9);
+        assert!(
+            message.contains("`schedule`") && message.contains("week or so"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_vendor_lists_the_known_ones() {
+        let text = GOOD.replace("\"canaryguard\"", "\"canary_gaurd\"");
+        let (line, message) = error_of(&text);
+        assert_eq!(line, 6);
+        assert!(message.contains("canaryguard"), "{message}");
+    }
+
+    #[test]
+    fn a_duplicate_source_name_points_at_both() {
+        let text = format!(
+            "{GOOD}\n[[source]]\nvendor = \"canaryguard\"\nname = \"acme\"\ncredential = {{ env = \"X\" }}\n"
+        );
+        let (line, message) = error_of(&text);
+        assert_eq!(line, 13);
+        assert!(message.contains("line 7"), "{message}");
+    }
+
+    #[test]
+    fn a_source_name_with_a_dot_is_refused() {
+        let text = GOOD.replace("\"acme\"", "\"acme.prod\"");
+        let (line, _) = error_of(&text);
+        assert_eq!(line, 7);
+    }
+
+    #[test]
+    fn a_wildcard_subject_prefix_is_refused() {
+        let text = GOOD.replace("[nats]\n", "[nats]\nsubject_prefix = \"alerts.>\"\n");
+        let (line, message) = error_of(&text);
+        assert_eq!(line, 3);
+        assert!(message.contains("subject_prefix"), "{message}");
+    }
+
+    #[test]
+    fn an_inline_key_in_the_file_is_refused() {
+        let text = GOOD.replace("{ env = \"CG_KEY\" }", "{ inline = \"cg_live_x\" }");
+        let (_, message) = error_of(&text);
+        assert!(message.contains("inline"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_duration_names_its_line() {
+        let text = GOOD.replace("schedule =", "overlap = \"ten minutes\"\nschedule =");
+        let (line, _) = error_of(&text);
+        assert_eq!(line, 9);
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

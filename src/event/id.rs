@@ -1,0 +1,52 @@
+//! Deterministic event ids.
+//!
+//! The id doubles as JetStream's `Nats-Msg-Id`: publishing the same item at the
+//! same revision twice (after a crash, a retry, an overlap window) must produce
+//! the same id so the stream stores it once.
+
+use uuid::Uuid;
+
+/// Namespace for alertd's UUIDv5 ids (a fixed random UUID; never change it,
+/// or every id changes and the stream stores duplicates).
+const NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_55a0_2d8e_4b8e_9a57_3f0e_7c2a_91d4);
+
+/// The id of `native_id` at `revision` from the source `source_name` of `vendor`.
+///
+/// The parts are length-prefixed so that no two different tuples can produce
+/// the same input bytes.
+pub fn event_id(vendor: &str, source_name: &str, native_id: &str, revision: &str) -> Uuid {
+    let mut input = Vec::with_capacity(vendor.len() + source_name.len() + native_id.len() + 64);
+    for part in [vendor, source_name, native_id, revision] {
+        input.extend_from_slice(part.len().to_string().as_bytes());
+        input.push(b':');
+        input.extend_from_slice(part.as_bytes());
+    }
+    Uuid::new_v5(&NAMESPACE, &input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_item_and_revision_give_the_same_id() {
+        assert_eq!(
+            event_id("canaryguard", "acme", "alt_1", "1"),
+            event_id("canaryguard", "acme", "alt_1", "1")
+        );
+    }
+
+    #[test]
+    fn any_differing_part_gives_another_id() {
+        let base = event_id("canaryguard", "acme", "alt_1", "1");
+        assert_ne!(base, event_id("canaryguard", "acme", "alt_1", "2"));
+        assert_ne!(base, event_id("canaryguard", "acme", "alt_2", "1"));
+        assert_ne!(base, event_id("canaryguard", "other", "alt_1", "1"));
+        assert_ne!(base, event_id("red_canary", "acme", "alt_1", "1"));
+    }
+
+    #[test]
+    fn parts_cannot_bleed_into_each_other() {
+        assert_ne!(event_id("a", "bc", "d", "1"), event_id("ab", "c", "d", "1"));
+    }
+}

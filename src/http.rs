@@ -1,0 +1,353 @@
+//! HTTP requests to vendors: one place that classifies what came back.
+//!
+//! Every answer is sorted into a body to parse or a [`FetchError`] that says
+//! what went wrong in words an operator can act on (the key was refused, the
+//! vendor throttled, the base URL serves an HTML page). Transient failures
+//! (connection errors, timeouts, 5xx, 429) are retried with exponential
+//! backoff and jitter by `backon`; a server's `Retry-After` replaces the
+//! computed delay, capped so one source cannot sleep forever. Nothing here
+//! prints a URL's query string: some vendors carry the key in it.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+/// How a source retries transient failures.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts after the first.
+    pub retries: usize,
+    /// First backoff delay.
+    pub min_delay: Duration,
+    /// Longest single wait, including a server's `Retry-After`.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 4,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a request produced no usable body.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum FetchError {
+    /// 401/403: the key is wrong, expired or lacks permission.
+    #[error("HTTP {status}: the API key was refused: {detail}")]
+    Auth {
+        /// 401 or 403.
+        status: u16,
+        /// The vendor's message.
+        detail: String,
+    },
+    /// 429 (or a vendor's own throttling status): too many requests.
+    #[error("HTTP {status}: throttled by the vendor{}", retry_after.map(|d| format!(" (Retry-After {}s)", d.as_secs())).unwrap_or_default())]
+    Throttled {
+        /// 429, or the vendor's throttling status.
+        status: u16,
+        /// What the server asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// 5xx with a JSON or empty body.
+    #[error("HTTP {status}: vendor server error: {detail}")]
+    Server {
+        /// The status.
+        status: u16,
+        /// The vendor's message.
+        detail: String,
+    },
+    /// An HTML page where JSON was expected: a proxy error page, a login
+    /// page, or a wrong base URL.
+    #[error(
+        "HTTP {status}: the server answered with an HTML page{title}, not the vendor's JSON API; check base_url"
+    )]
+    Html {
+        /// The status.
+        status: u16,
+        /// The page's `<title>`, if any, as ` ("…")`.
+        title: String,
+    },
+    /// Another 4xx: the request was refused.
+    #[error("HTTP {status}: request refused: {detail}")]
+    Client {
+        /// The status.
+        status: u16,
+        /// The vendor's message.
+        detail: String,
+    },
+    /// No answer within the configured timeout.
+    #[error("no answer within the request timeout")]
+    Timeout,
+    /// The connection could not be made or broke.
+    #[error("connection failed: {0}")]
+    Connect(String),
+}
+
+impl FetchError {
+    /// Whether retrying the same request may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Throttled { .. }
+                | FetchError::Server { .. }
+                | FetchError::Timeout
+                | FetchError::Connect(_)
+        ) || matches!(self, FetchError::Html { status, .. } if *status >= 500)
+    }
+
+    /// A bounded label for metrics and structured logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FetchError::Auth { .. } => "auth",
+            FetchError::Throttled { .. } => "throttled",
+            FetchError::Server { .. } => "http_5xx",
+            FetchError::Html { .. } => "html_page",
+            FetchError::Client { .. } => "http_4xx",
+            FetchError::Timeout => "timeout",
+            FetchError::Connect(_) => "connect",
+        }
+    }
+}
+
+/// Send the request built by `make` (called again for each attempt) and
+/// return the body of a 2xx answer, retrying transient failures.
+pub async fn fetch<F>(make: F, policy: RetryPolicy) -> Result<Bytes, FetchError>
+where
+    F: Fn() -> RequestBuilder,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(policy.min_delay)
+        .with_max_delay(policy.max_delay)
+        .with_max_times(policy.retries)
+        .with_jitter();
+    let max = policy.max_delay;
+    (|| async { fetch_once(make()).await })
+        .retry(backoff)
+        .when(FetchError::is_transient)
+        .adjust(move |err, delay| match err {
+            FetchError::Throttled { retry_after: Some(wait), .. } => Some((*wait).min(max)),
+            _ => delay,
+        })
+        .notify(|err, delay| {
+            tracing::warn!(message = "Request failed; retrying.", error = %err, error_code = err.code(), delay_ms = delay.as_millis() as u64);
+        })
+        .await
+}
+
+/// One attempt.
+pub async fn fetch_once(req: RequestBuilder) -> Result<Bytes, FetchError> {
+    let response = req.send().await.map_err(classify_transport)?;
+    let status = response.status();
+    let retry_after = retry_after(&response);
+    let html = is_html(&response);
+    let body = response.bytes().await.map_err(classify_transport)?;
+    if html || looks_like_html(&body) {
+        return Err(FetchError::Html {
+            status: status.as_u16(),
+            title: html_title(&body),
+        });
+    }
+    if status.is_success() {
+        return Ok(body);
+    }
+    let detail = vendor_message(&body);
+    Err(match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => FetchError::Auth {
+            status: status.as_u16(),
+            detail,
+        },
+        StatusCode::TOO_MANY_REQUESTS => FetchError::Throttled {
+            status: 429,
+            retry_after,
+        },
+        s if s.is_server_error() => FetchError::Server {
+            status: s.as_u16(),
+            detail,
+        },
+        s => FetchError::Client {
+            status: s.as_u16(),
+            detail,
+        },
+    })
+}
+
+fn classify_transport(err: reqwest::Error) -> FetchError {
+    // The URL may carry a key in its query: never keep it in the message.
+    let err = err.without_url();
+    if err.is_timeout() {
+        FetchError::Timeout
+    } else {
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(inner) = source {
+            message.push_str(": ");
+            message.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        FetchError::Connect(message)
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP-date.
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
+fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"))
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(body.len());
+    let head = &body[start..body.len().min(start + 15)];
+    let lower = head.to_ascii_lowercase();
+    lower.starts_with(b"<!doctype html") || lower.starts_with(b"<html")
+}
+
+fn html_title(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    let lower = text.to_ascii_lowercase();
+    let Some(start) = lower.find("<title>") else {
+        return String::new();
+    };
+    let rest = &text[start + 7..];
+    let end = rest
+        .to_ascii_lowercase()
+        .find("</title>")
+        .unwrap_or(rest.len().min(120));
+    let title: String = rest[..end].trim().chars().take(120).collect();
+    if title.is_empty() {
+        String::new()
+    } else {
+        format!(" (\"{title}\")")
+    }
+}
+
+/// The vendor's own error text from the common JSON envelopes
+/// (`{"error":{"message"}}`, `{"message"}`, `{"errors":[{"message"}]}`),
+/// else the start of the body.
+pub fn vendor_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let candidates = [
+            v.pointer("/error/message"),
+            v.pointer("/message"),
+            v.pointer("/errors/0/message"),
+            v.pointer("/error"),
+            v.pointer("/errors/0"),
+        ];
+        for c in candidates.into_iter().flatten() {
+            if let Some(s) = c.as_str() {
+                return clip(s);
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    if text.trim().is_empty() {
+        "(empty body)".into()
+    } else {
+        clip(&text)
+    }
+}
+
+fn clip(s: &str) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    flat.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_recognised_with_or_without_a_content_type() {
+        assert!(looks_like_html(b"\n  <!DOCTYPE html><html>"));
+        assert!(looks_like_html(b"<HTML><head>"));
+        assert!(!looks_like_html(b"{\"data\":[]}"));
+        assert_eq!(
+            html_title(b"<html><title>502 Bad Gateway</title>"),
+            " (\"502 Bad Gateway\")"
+        );
+    }
+
+    #[test]
+    fn the_vendor_message_is_taken_from_the_common_envelopes() {
+        assert_eq!(
+            vendor_message(br#"{"error":{"code":"UNAUTHORIZED","message":"Missing, invalid, or expired API key."}}"#),
+            "Missing, invalid, or expired API key."
+        );
+        assert_eq!(
+            vendor_message(br#"{"result":"error","message":"bad token"}"#),
+            "bad token"
+        );
+        assert_eq!(vendor_message(b""), "(empty body)");
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        assert!(FetchError::Timeout.is_transient());
+        assert!(
+            FetchError::Server {
+                status: 503,
+                detail: String::new()
+            }
+            .is_transient()
+        );
+        assert!(
+            FetchError::Html {
+                status: 502,
+                title: String::new()
+            }
+            .is_transient()
+        );
+        assert!(
+            !FetchError::Html {
+                status: 404,
+                title: String::new()
+            }
+            .is_transient()
+        );
+        assert!(
+            !FetchError::Auth {
+                status: 401,
+                detail: String::new()
+            }
+            .is_transient()
+        );
+        assert!(
+            !FetchError::Client {
+                status: 400,
+                detail: String::new()
+            }
+            .is_transient()
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! alertd: polls security vendors' alert APIs, normalizes every item into one
+//! event schema, publishes the events to NATS JetStream (deduplicated by
+//! message id) and checkpoints each source's cursor in SQLite only after
+//! NATS acknowledged the events.
+//!
+//! # Layout
+//! - [`config`]: TOML → typed settings, errors with file:line; API keys.
+//! - [`event`]: the normalized event (schema v1) and its deterministic id.
+//! - [`paginate`]: the five pagination schemes and the one page loop.
+//! - [`incremental`]: time-window planning shared by timestamp-filtered APIs.
+//! - [`vendors`]: one folder per vendor (requests, page parsing, normalize) and the registry.
+//! - [`http`]: requests, retries and the classification of what came back.
+//! - [`checkpoint`]: the SQLite store; the only code that touches SQL.
+//! - [`publish`]: JetStream and stdout sinks; the only code that touches NATS.
+//! - [`poller`]: one source's cycle: walk → normalize → publish → acks → commit.
+//! - [`schedule`]: per-source timing, jitter, shutdown.
+//! - [`daemon`]: wiring it together: `run(config, sink, mode, shutdown)`.
+//! - [`sim`]: simulators of the vendor APIs (tests, demo, benchmarks).
+//! - [`demo`]: `alertd demo`.
+//! - [`internal_events`]: one struct per log line.
+//!
+//! See `ARCHITECTURE.md` for the data's path and the invariants.
+
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod event;
+pub mod http;
+pub mod incremental;
+pub mod internal_events;
+pub mod paginate;
+pub mod poller;
+pub mod publish;
+pub mod schedule;
+pub mod sim;
+pub mod vendors;

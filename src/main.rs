@@ -1,0 +1,320 @@
+//! The `alertd` binary: command line, logging, signals. Everything else is
+//! in the library.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use alertd::checkpoint::Store;
+use alertd::config::Config;
+use alertd::daemon::{self, Mode, PollResults};
+use alertd::demo::{self, DemoOptions};
+
+/// Alert ingestion daemon: vendor alert APIs → one event schema → NATS JetStream.
+#[derive(Debug, Parser)]
+#[command(name = "alertd", version, about, propagate_version = true)]
+struct Cli {
+    /// Log format: `auto` is JSON under systemd, human-readable otherwise.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "ALERTD_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `alertd=debug`.
+    #[arg(long, global = true, default_value = "info", env = "ALERTD_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the pollers on their schedules until SIGTERM/SIGINT.
+    Run {
+        /// The configuration file.
+        #[arg(
+            short,
+            long,
+            env = "ALERTD_CONFIG",
+            default_value = "/etc/alertd/alertd.toml"
+        )]
+        config: PathBuf,
+        /// Poll every enabled source once, then exit (non-zero if any failed).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Check a configuration file without running anything.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Show or reset the stored cursors.
+    Cursors {
+        /// The configuration file (for the state path and the sources).
+        #[arg(
+            short,
+            long,
+            env = "ALERTD_CONFIG",
+            default_value = "/etc/alertd/alertd.toml"
+        )]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: CursorAction,
+    },
+    /// Run the pipeline against built-in vendor simulators (no account or server needed).
+    Demo {
+        /// Publish to this NATS server (JetStream) instead of printing to stdout.
+        #[arg(long)]
+        nats: Option<String>,
+        /// Keep polling while the simulators produce new alerts, until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+        /// Alerts each simulator starts with.
+        #[arg(long, default_value_t = 25)]
+        items: usize,
+        /// Seed of the simulated data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Print the event JSON Schema (v1).
+    Schema,
+    /// List the vendors alertd can poll.
+    Vendors,
+}
+
+#[derive(Debug, Subcommand)]
+enum CursorAction {
+    /// List every source's cursor.
+    List,
+    /// Forget a source's cursor: its next poll starts from its initial lookback, or from --since.
+    Reset {
+        /// The source's name.
+        source: String,
+        /// Restart from this time (RFC 3339) instead of the initial lookback.
+        #[arg(long)]
+        since: Option<DateTime<Utc>>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("alertd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("alertd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run { config, once } => {
+            let config = load(&config)?;
+            let shutdown = shutdown_on_signals();
+            let mode = if once { Mode::Once } else { Mode::Forever };
+            let results = daemon::run(&config, None, mode, shutdown).await?;
+            Ok(summarize(&results))
+        }
+        Command::CheckConfig { file } => {
+            let config = load(&file)?;
+            let enabled = config.enabled_sources().count();
+            println!(
+                "{}: OK ({} sources, {} enabled; events to {})",
+                file.display(),
+                config.sources.len(),
+                enabled,
+                config
+                    .nats
+                    .as_ref()
+                    .map_or("stdout".to_owned(), |n| format!(
+                        "NATS {} stream {}",
+                        n.url, n.stream
+                    ))
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cursors { config, action } => cursors(&load(&config)?, action).await,
+        Command::Demo {
+            nats,
+            follow,
+            items,
+            seed,
+        } => {
+            let shutdown = shutdown_on_signals();
+            let results = demo::run(
+                DemoOptions {
+                    nats,
+                    follow,
+                    items,
+                    seed,
+                },
+                shutdown,
+            )
+            .await?;
+            Ok(summarize(&results))
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&alertd::event::json_schema())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vendors => {
+            for v in alertd::vendors::REGISTRY {
+                println!(
+                    "{:<14} {:<28} {}",
+                    v.key,
+                    v.name,
+                    v.default_base_url.unwrap_or("(base_url required)")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config> {
+    Ok(Config::from_file(path)?)
+}
+
+async fn cursors(config: &Config, action: CursorAction) -> Result<ExitCode> {
+    let store = Store::open(&config.state.path)?;
+    match action {
+        CursorAction::List => {
+            println!(
+                "{:<24} {:<14} {:<30} {:<6} {:>6}  updated",
+                "SOURCE", "VENDOR", "WATERMARK", "WALK", "SEEN"
+            );
+            for row in store.list().await? {
+                println!(
+                    "{:<24} {:<14} {:<30} {:<6} {:>6}  {}",
+                    row.source,
+                    row.vendor,
+                    row.watermark.as_deref().unwrap_or("-"),
+                    if row.walk_in_progress { "open" } else { "-" },
+                    row.seen,
+                    row.updated_at
+                );
+            }
+        }
+        CursorAction::Reset { source, since } => {
+            let vendor = config
+                .sources
+                .iter()
+                .find(|s| s.name() == source)
+                .map(|s| s.vendor.clone())
+                .with_context(|| format!("no source named `{source}` in the configuration"))?;
+            let had = store.reset(&source, &vendor, since).await?;
+            match (had, since) {
+                (_, Some(t)) => println!("{source}: cursor set; the next poll starts from {t}"),
+                (true, None) => println!(
+                    "{source}: cursor removed; the next poll starts from its initial lookback"
+                ),
+                (false, None) => println!("{source}: had no cursor"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exit status for `--once` runs: failure if any source failed.
+fn summarize(results: &PollResults) -> ExitCode {
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    for (name, result) in results {
+        match result {
+            Ok(r) => eprintln!(
+                "{name}: {} pages, {} items, {} published, {} duplicates, {} already delivered, {} dead letters",
+                r.pages, r.items, r.published, r.duplicates, r.skipped_seen, r.dead_letters
+            ),
+            Err(e) => eprintln!("{name}: FAILED: {e}"),
+        }
+    }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Cancelled on SIGTERM or SIGINT; a second signal exits at once.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!(message = "Shutting down: finishing the page in flight.");
+        trigger.cancel();
+        wait_for_signal().await;
+        tracing::warn!(message = "Second signal: exiting now.");
+        std::process::exit(130);
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let under_systemd =
+        std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some();
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => under_systemd,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}

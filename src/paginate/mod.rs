@@ -1,0 +1,440 @@
+//! Pagination schemes: the only place where page loops live.
+//!
+//! A vendor turns a response body into a [`Page`]: its items plus a
+//! [`Continuation`], the part of the envelope that says what comes next
+//! (`meta.total`, `links.next`, `cursor.next`, `hasMore`, `total_pages`). A
+//! [`Scheme`] turns the position a page was fetched at plus that continuation
+//! into the next [`Position`], and [`walk`] drives the loop with the guards
+//! every scheme needs: a position seen twice in one walk stops with an error
+//! (a vendor bug would otherwise loop forever), and so does passing the
+//! configured page bound.
+//!
+//! One file per scheme:
+//! - [`page_total`]: `page`/`limit` + a total item count (CanaryGuard);
+//! - [`link_next`]: follow a `links.next` URL, refusing other origins (Red Canary);
+//! - [`cursor`]: an opaque cursor until it is null (Thinkst Canary);
+//! - [`index_pages`]: a zero-based `index`/`size` + `total_pages` or last-index flag (Rapid7);
+//! - [`has_more`]: a page number while `hasMore` is true (Catchpoint).
+
+pub mod cursor;
+pub mod has_more;
+pub mod index_pages;
+pub mod link_next;
+pub mod page_total;
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a request in a walk points. Persisted with an unfinished walk, so a
+/// restarted daemon resumes at the page after the last one it committed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "at", content = "value", rename_all = "snake_case")]
+pub enum Position {
+    /// The first request of a walk (vendor-specific initial query).
+    Start,
+    /// A page number or a zero-based index, as the scheme counts.
+    Page(u64),
+    /// An opaque cursor given by the previous page.
+    Cursor(String),
+    /// An absolute URL given by the previous page.
+    Link(String),
+}
+
+/// What a page's envelope says about the next page. Each scheme reads its own
+/// variant; a vendor handing a scheme the wrong one is a programming error
+/// reported as [`PaginateError::Mismatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Continuation {
+    /// `meta.total` items in all, `limit` per page.
+    PageTotal {
+        /// Items matching the query, across all pages.
+        total: u64,
+        /// Items per page as the server applied it.
+        limit: u64,
+    },
+    /// A `links.next` URL, with the page counters some APIs add beside it.
+    Link {
+        /// The next page's URL, if any.
+        next: Option<String>,
+        /// The page this response says it is (1-based), if it says.
+        page: Option<u64>,
+        /// Items per page, if the envelope says.
+        per_page: Option<u64>,
+        /// Items in all, if the envelope says.
+        total_items: Option<u64>,
+    },
+    /// An opaque cursor for the next page, `None` at the end.
+    Cursor(Option<String>),
+    /// Rapid7-style index metadata.
+    IndexPages {
+        /// Pages in all, if the envelope says.
+        total_pages: Option<u64>,
+        /// The server's own end-of-walk flag, if it gives one.
+        is_last: Option<bool>,
+    },
+    /// A `hasMore` flag.
+    HasMore(bool),
+}
+
+/// One parsed page.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The vendor's items, verbatim.
+    pub items: Vec<serde_json::Value>,
+    /// What the envelope says about the next page.
+    pub continuation: Continuation,
+}
+
+/// A pagination scheme.
+#[derive(Debug, Clone)]
+pub enum Scheme {
+    /// See [`page_total`].
+    PageTotal(page_total::PageTotal),
+    /// See [`link_next`].
+    LinkNext(link_next::LinkNext),
+    /// See [`cursor`].
+    Cursor(cursor::CursorScheme),
+    /// See [`index_pages`].
+    IndexPages(index_pages::IndexPages),
+    /// See [`has_more`].
+    HasMore(has_more::HasMore),
+}
+
+impl Scheme {
+    /// The position of a walk's first request.
+    pub fn first(&self) -> Position {
+        match self {
+            Scheme::PageTotal(_) | Scheme::HasMore(_) => Position::Page(1),
+            Scheme::IndexPages(_) => Position::Page(0),
+            Scheme::LinkNext(_) | Scheme::Cursor(_) => Position::Start,
+        }
+    }
+
+    /// The position after `page`, fetched at `at`; `None` ends the walk.
+    ///
+    /// An empty page always ends a walk: no scheme can make progress past
+    /// it, and vendors that keep answering "more" with no items would
+    /// otherwise spin until the page bound.
+    pub fn next(&self, at: &Position, page: &Page) -> Result<Option<Position>, PaginateError> {
+        if page.items.is_empty() {
+            return Ok(None);
+        }
+        match self {
+            Scheme::PageTotal(s) => s.next(at, &page.continuation),
+            Scheme::LinkNext(s) => s.next(at, &page.continuation),
+            Scheme::Cursor(s) => s.next(at, &page.continuation),
+            Scheme::IndexPages(s) => s.next(at, &page.continuation),
+            Scheme::HasMore(s) => s.next(at, &page.continuation),
+        }
+    }
+}
+
+/// Why a walk stopped early.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PaginateError {
+    /// The vendor led back to a position this walk already fetched.
+    #[error("pagination loop: the server led back to {0} a second time")]
+    Loop(String),
+    /// The walk reached the configured page bound.
+    #[error("pagination stopped after {0} pages (max_pages)")]
+    TooManyPages(u64),
+    /// A `links.next` URL points somewhere the credentials must not go.
+    #[error(
+        "refused to follow a next link to another origin ({0}); the API key is only sent to the configured base URL"
+    )]
+    ForeignLink(String),
+    /// A `links.next` URL is not a URL.
+    #[error("next link is not a valid URL: {0}")]
+    BadLink(String),
+    /// The scheme was given another scheme's continuation.
+    #[error("pagination scheme {scheme} cannot read a {got} continuation")]
+    Mismatch {
+        /// The scheme that was asked.
+        scheme: &'static str,
+        /// What it was given.
+        got: &'static str,
+    },
+    /// The scheme cannot continue from this position.
+    #[error("pagination scheme {scheme} cannot continue from {at}")]
+    BadPosition {
+        /// The scheme that was asked.
+        scheme: &'static str,
+        /// The position it was given.
+        at: String,
+    },
+}
+
+impl Continuation {
+    /// The variant's name, for [`PaginateError::Mismatch`].
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Continuation::PageTotal { .. } => "page_total",
+            Continuation::Link { .. } => "link",
+            Continuation::Cursor(_) => "cursor",
+            Continuation::IndexPages { .. } => "index_pages",
+            Continuation::HasMore(_) => "has_more",
+        }
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::Start => f.write_str("the first page"),
+            Position::Page(n) => write!(f, "page {n}"),
+            Position::Cursor(_) => f.write_str("a cursor"),
+            Position::Link(url) => write!(f, "link {}", redact_query(url)),
+        }
+    }
+}
+
+/// A URL with its query string removed, for messages: a query can carry a
+/// credential (Thinkst's `auth_token`), so none is ever printed.
+pub fn redact_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((path, _)) => format!("{path}?…"),
+        None => url.to_owned(),
+    }
+}
+
+/// The caller's side of a walk: fetch a page, then deliver it.
+///
+/// Delivery gets the position the walk will continue at, so the caller can
+/// commit that position together with the page's events in one transaction.
+pub trait PageHandler {
+    /// The caller's error type; pagination errors convert into it.
+    type Error: From<PaginateError>;
+
+    /// Fetch and parse the page at `at`.
+    fn fetch(&mut self, at: &Position) -> impl Future<Output = Result<Page, Self::Error>> + Send;
+
+    /// Deliver the page fetched at `at`; `next` is where the walk goes next
+    /// (`None` when this was the last page). Returning `Ok(false)` stops the
+    /// walk after this page (e.g. on shutdown) without an error.
+    fn deliver(
+        &mut self,
+        at: &Position,
+        page: Page,
+        next: Option<&Position>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+}
+
+/// How a walk ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkOutcome {
+    /// Pages fetched and delivered.
+    pub pages: u64,
+    /// True when the last page said there was nothing more; false when the
+    /// handler asked to stop early.
+    pub complete: bool,
+}
+
+/// Walk `scheme` from `start`, at most `max_pages` pages.
+pub async fn walk<H: PageHandler + Send>(
+    scheme: &Scheme,
+    start: Position,
+    max_pages: u64,
+    handler: &mut H,
+) -> Result<WalkOutcome, H::Error> {
+    let mut visited = HashSet::new();
+    let mut at = start;
+    let mut pages = 0;
+    loop {
+        if !visited.insert(at.clone()) {
+            return Err(PaginateError::Loop(at.to_string()).into());
+        }
+        if pages >= max_pages {
+            return Err(PaginateError::TooManyPages(pages).into());
+        }
+        let page = handler.fetch(&at).await?;
+        pages += 1;
+        let next = scheme.next(&at, &page)?;
+        let go_on = handler.deliver(&at, page, next.as_ref()).await?;
+        match next {
+            Some(next) if go_on => at = next,
+            Some(_) => {
+                return Ok(WalkOutcome {
+                    pages,
+                    complete: false,
+                });
+            }
+            None => {
+                return Ok(WalkOutcome {
+                    pages,
+                    complete: true,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A server that answers with a fixed list of pages, keyed by position.
+    struct Script {
+        pages: Vec<(Position, Page)>,
+        delivered: Vec<(Position, Option<Position>)>,
+        stop_after: Option<usize>,
+    }
+
+    impl PageHandler for Script {
+        type Error = PaginateError;
+        async fn fetch(&mut self, at: &Position) -> Result<Page, PaginateError> {
+            let found = self.pages.iter().find(|(p, _)| p == at);
+            Ok(found.map(|(_, page)| page.clone()).unwrap_or(Page {
+                items: vec![],
+                continuation: Continuation::HasMore(false),
+            }))
+        }
+        async fn deliver(
+            &mut self,
+            at: &Position,
+            _page: Page,
+            next: Option<&Position>,
+        ) -> Result<bool, PaginateError> {
+            self.delivered.push((at.clone(), next.cloned()));
+            Ok(self.stop_after != Some(self.delivered.len()))
+        }
+    }
+
+    fn page(n: usize, continuation: Continuation) -> Page {
+        Page {
+            items: (0..n).map(|i| json!({ "i": i })).collect(),
+            continuation,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cursor_that_comes_back_stops_the_walk_with_a_loop_error() {
+        let scheme = Scheme::Cursor(cursor::CursorScheme);
+        let mut script = Script {
+            pages: vec![
+                (
+                    Position::Start,
+                    page(2, Continuation::Cursor(Some("a".into()))),
+                ),
+                (
+                    Position::Cursor("a".into()),
+                    page(2, Continuation::Cursor(Some("a".into()))),
+                ),
+            ],
+            delivered: vec![],
+            stop_after: None,
+        };
+        let err = walk(&scheme, Position::Start, 100, &mut script)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PaginateError::Loop(_)), "{err}");
+        assert_eq!(script.delivered.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_page_bound_stops_an_endless_walk() {
+        let scheme = Scheme::HasMore(has_more::HasMore);
+        let mut script = Script {
+            pages: (1..=10)
+                .map(|n| (Position::Page(n), page(1, Continuation::HasMore(true))))
+                .collect(),
+            delivered: vec![],
+            stop_after: None,
+        };
+        let err = walk(&scheme, Position::Page(1), 3, &mut script)
+            .await
+            .unwrap_err();
+        assert_eq!(err, PaginateError::TooManyPages(3));
+    }
+
+    #[tokio::test]
+    async fn a_walk_ends_on_an_empty_page_even_if_the_server_says_more() {
+        let scheme = Scheme::HasMore(has_more::HasMore);
+        let mut script = Script {
+            pages: vec![
+                (Position::Page(1), page(1, Continuation::HasMore(true))),
+                (Position::Page(2), page(0, Continuation::HasMore(true))),
+            ],
+            delivered: vec![],
+            stop_after: None,
+        };
+        let outcome = walk(&scheme, Position::Page(1), 100, &mut script)
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            WalkOutcome {
+                pages: 2,
+                complete: true
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn deliver_is_told_where_the_walk_continues() {
+        let scheme = Scheme::PageTotal(page_total::PageTotal);
+        let cont = Continuation::PageTotal { total: 5, limit: 2 };
+        let mut script = Script {
+            pages: (1..=3)
+                .map(|n| (Position::Page(n), page(2, cont.clone())))
+                .collect(),
+            delivered: vec![],
+            stop_after: None,
+        };
+        walk(&scheme, Position::Page(1), 100, &mut script)
+            .await
+            .unwrap();
+        assert_eq!(
+            script.delivered,
+            vec![
+                (Position::Page(1), Some(Position::Page(2))),
+                (Position::Page(2), Some(Position::Page(3))),
+                (Position::Page(3), None),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handler_can_stop_a_walk_between_pages() {
+        let scheme = Scheme::PageTotal(page_total::PageTotal);
+        let cont = Continuation::PageTotal { total: 6, limit: 2 };
+        let mut script = Script {
+            pages: (1..=3)
+                .map(|n| (Position::Page(n), page(2, cont.clone())))
+                .collect(),
+            delivered: vec![],
+            stop_after: Some(1),
+        };
+        let outcome = walk(&scheme, Position::Page(1), 100, &mut script)
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            WalkOutcome {
+                pages: 1,
+                complete: false
+            }
+        );
+    }
+
+    #[test]
+    fn positions_survive_a_round_trip_through_json() {
+        for p in [
+            Position::Start,
+            Position::Page(7),
+            Position::Cursor("c".into()),
+            Position::Link("https://x/y?page=2".into()),
+        ] {
+            let text = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<Position>(&text).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn a_link_position_never_prints_its_query() {
+        let p = Position::Link("https://h/api?auth_token=SECRET&cursor=1".into());
+        assert!(!p.to_string().contains("SECRET"));
+    }
+}

@@ -1,0 +1,135 @@
+//! Where events go: NATS JetStream, or JSON lines on stdout (the embedded
+//! default). The only code that touches NATS.
+//!
+//! [`Sink::publish`] returns only when every message of the batch is stored:
+//! for JetStream that means a PubAck for each (an ack marked duplicate counts,
+//! since the stream already holds that id). The poller commits its cursor
+//! after this returns, never before.
+
+mod nats;
+mod stdout;
+
+pub use nats::NatsSink;
+pub use stdout::StdoutSink;
+
+use bytes::Bytes;
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Full subject.
+    pub subject: String,
+    /// Deduplication id (`Nats-Msg-Id`): the event id.
+    pub id: String,
+    /// JSON payload.
+    pub payload: Bytes,
+}
+
+/// What a batch publish achieved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    /// Newly stored.
+    pub stored: usize,
+    /// Acknowledged as duplicates of messages already stored.
+    pub duplicates: usize,
+}
+
+/// Why a batch was not (entirely) stored. The caller must not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Could not connect or set up the stream.
+    #[error("NATS: {0}")]
+    Setup(String),
+    /// A publish or its ack failed (server down, timeout, no stream).
+    #[error("NATS publish to {subject} failed: {reason}")]
+    Publish {
+        /// The subject.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+    /// Writing to stdout failed.
+    #[error("writing events to stdout failed: {0}")]
+    Stdout(#[from] std::io::Error),
+}
+
+/// An event destination.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    /// JetStream.
+    Nats(Box<NatsSink>),
+    /// JSON lines on stdout (or any writer, for tests).
+    Stdout(StdoutSink),
+}
+
+impl Sink {
+    /// Publish `batch`, returning once all of it is stored.
+    pub async fn publish(&self, batch: Vec<Message>) -> Result<PublishReport, PublishError> {
+        if batch.is_empty() {
+            return Ok(PublishReport::default());
+        }
+        match self {
+            Sink::Nats(s) => s.publish(batch).await,
+            Sink::Stdout(s) => s.publish(batch).await,
+        }
+    }
+
+    /// The first token of every subject.
+    pub fn subject_prefix(&self) -> &str {
+        match self {
+            Sink::Nats(s) => s.subject_prefix(),
+            Sink::Stdout(_) => "alertd",
+        }
+    }
+}
+
+/// The subject of an event: `<prefix>.<vendor>.<source>.<kind>`.
+pub fn event_subject(prefix: &str, vendor: &str, source: &str, kind: &str) -> String {
+    format!(
+        "{prefix}.{}.{}.{}",
+        token(vendor),
+        token(source),
+        token(kind)
+    )
+}
+
+/// The subject of an item that could not be normalized: `<prefix>.deadletter.<vendor>`.
+pub fn dead_letter_subject(prefix: &str, vendor: &str) -> String {
+    format!("{prefix}.deadletter.{}", token(vendor))
+}
+
+/// A string made safe as one subject token: `.`, `*`, `>` and whitespace
+/// (which would split, wildcard or break the subject) become `_`.
+pub fn token(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .map(|c| {
+            if c == '.' || c == '*' || c == '>' || c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if t.is_empty() { "_".to_owned() } else { t }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_tokens_cannot_split_or_wildcard() {
+        assert_eq!(token("acme.prod"), "acme_prod");
+        assert_eq!(token("a*b>c d\te"), "a_b_c_d_e");
+        assert_eq!(token(""), "_");
+        assert_eq!(
+            event_subject("alertd", "canaryguard", "ac me", "alert"),
+            "alertd.canaryguard.ac_me.alert"
+        );
+        assert_eq!(
+            dead_letter_subject("x.y", "red_canary"),
+            "x.y.deadletter.red_canary"
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! The embedded default sink: one JSON event per line on stdout, so alertd
+//! runs on a machine with nothing else installed (and pipes into `jq`).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use super::{Message, PublishError, PublishReport};
+
+/// Writes each message's payload as a line.
+#[derive(Clone)]
+pub struct StdoutSink {
+    out: Arc<Mutex<Box<dyn Write + Send>>>,
+}
+
+impl std::fmt::Debug for StdoutSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StdoutSink")
+    }
+}
+
+impl Default for StdoutSink {
+    fn default() -> Self {
+        StdoutSink::to_writer(Box::new(std::io::stdout()))
+    }
+}
+
+impl StdoutSink {
+    /// A sink writing to `out` instead of stdout (tests capture with it).
+    pub fn to_writer(out: Box<dyn Write + Send>) -> Self {
+        StdoutSink {
+            out: Arc::new(Mutex::new(out)),
+        }
+    }
+
+    pub(super) async fn publish(&self, batch: Vec<Message>) -> Result<PublishReport, PublishError> {
+        let out = Arc::clone(&self.out);
+        let n = batch.len();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut out = out
+                .lock()
+                .map_err(|_| std::io::Error::other("stdout lock poisoned"))?;
+            for m in &batch {
+                out.write_all(&m.payload)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()
+        })
+        .await
+        .map_err(|e| PublishError::Stdout(std::io::Error::other(e.to_string())))??;
+        Ok(PublishReport {
+            stored: n,
+            duplicates: 0,
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! Timing: each source is its own task on its schedule, with jitter, until
+//! shutdown. A poll in flight at shutdown finishes its page and commits
+//! (the poller checks the token between pages), then the task ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Schedule;
+use crate::poller::{Poll, PollError, PollReport};
+
+/// A poller with its timing.
+pub struct Scheduled {
+    /// The source.
+    pub poller: Arc<dyn Poll>,
+    /// When it polls.
+    pub schedule: Schedule,
+    /// Up to this much random delay per start.
+    pub jitter: Duration,
+}
+
+/// Poll every source on its schedule until `shutdown` is cancelled.
+pub async fn run(sources: Vec<Scheduled>, shutdown: CancellationToken) {
+    let tracker = TaskTracker::new();
+    for source in sources {
+        tracker.spawn(source_loop(source, shutdown.clone()));
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// Poll every source once, concurrently; the results in the sources' order.
+pub async fn run_once(
+    pollers: &[Arc<dyn Poll>],
+    shutdown: &CancellationToken,
+) -> Vec<(String, Result<PollReport, PollError>)> {
+    let polls = pollers
+        .iter()
+        .map(|p| async move { (p.name().to_owned(), p.poll_once(shutdown).await) });
+    futures::future::join_all(polls).await
+}
+
+async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
+    // The first poll starts at once (plus jitter): a restarted daemon
+    // resumes an interrupted walk without waiting a whole interval.
+    let mut next = Utc::now() + jitter(source.jitter);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = sleep_until(next) => {}
+        }
+        // Errors are logged by the poller; the source retries on schedule.
+        let _ = source.poller.poll_once(&shutdown).await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        next = source.schedule.next_after(Utc::now()) + jitter(source.jitter);
+    }
+}
+
+fn jitter(max: Duration) -> chrono::Duration {
+    if max.is_zero() {
+        return chrono::Duration::zero();
+    }
+    let ms = rand::rng().random_range(0..=max.as_millis().min(u128::from(u32::MAX)) as u64);
+    chrono::Duration::milliseconds(ms as i64)
+}
+
+async fn sleep_until(when: DateTime<Utc>) {
+    if let Ok(wait) = (when - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+}

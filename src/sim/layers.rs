@@ -1,0 +1,114 @@
+//! Middleware shared by all vendor simulators: the request log around every
+//! route, and fault injection in front of the data routes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
+use serde_json::Value;
+
+use super::state::Shared;
+use super::{Fault, RequestRecord};
+
+/// What a reverse proxy in front of a vendor shows when the backend dies;
+/// pollers must cope with a non-JSON 500.
+const PROXY_ERROR_PAGE: &str = "<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n\
+<body>\r\n<center><h1>500 Internal Server Error</h1></center>\r\n<hr><center>nginx</center>\r\n\
+</body>\r\n</html>\r\n";
+
+/// Logs every request with the status it was answered with, so tests can
+/// assert on what the poller actually sent (paths, queries, user-agent).
+pub(crate) async fn record(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let received = Instant::now();
+    let at = Utc::now();
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let user_agent = request
+        .headers()
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    shared.record(RequestRecord {
+        method,
+        path,
+        query,
+        user_agent,
+        status: response.status().as_u16(),
+        at,
+        received,
+    });
+    response
+}
+
+/// Replaces the answer of a data request with the next queued fault.
+pub(crate) async fn inject_fault(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(fault) = shared.next_fault() else {
+        return next.run(request).await;
+    };
+    match fault {
+        Fault::RateLimited { retry_after_secs } => shared.vendor().rate_limited(retry_after_secs),
+        Fault::Unauthorized => shared.vendor().unauthorized(),
+        Fault::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+            "Service Unavailable",
+        )
+            .into_response(),
+        Fault::HtmlError => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Html(PROXY_ERROR_PAGE)).into_response()
+        }
+        Fault::Slow(delay) => {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shared.stopped().cancelled() => {}
+            }
+            next.run(request).await
+        }
+        Fault::TruncatedJson => truncate(next.run(request).await).await,
+        Fault::MalformedItem => malform(&shared, next.run(request).await).await,
+    }
+}
+
+/// Cuts the body in half, as when a connection drops mid-transfer behind a
+/// proxy that already sent the headers.
+async fn truncate(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes.slice(..bytes.len() / 2)))
+}
+
+/// Lets the vendor break one item of a successful JSON page.
+async fn malform(shared: &Shared, response: Response) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    shared.vendor().malform(&mut json);
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(json.to_string()))
+}

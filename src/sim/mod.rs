@@ -1,0 +1,296 @@
+//! Vendor API simulators: real HTTP servers on loopback that play a security
+//! vendor's paginated alert API, so alertd's integration tests, `alertd demo`
+//! and benchmarks exercise the same code paths as production without network
+//! access or vendor accounts.
+//!
+//! A simulator serves a data set that is a pure function of
+//! [`SimConfig::seed`] (and the start instant), lets new alerts arrive while
+//! it runs, checks the API key, answers with the vendor's documented error
+//! envelopes, and can be told to misbehave ([`Fault`]) so retry and
+//! resilience logic is testable.
+//!
+//! # Adding a vendor
+//!
+//! The framework in this module and its private submodules owns everything
+//! that is not vendor-specific: the alert store (kept oldest first), the
+//! seeded RNG, the clock, the fault queue, the request log, the arrival task
+//! and the server lifecycle. A vendor is one file next to `canaryguard.rs`
+//! that implements the crate-private `VendorApi` trait:
+//!
+//! - `generate` makes one alert at a given time from the shared RNG;
+//! - `rate_limited` / `unauthorized` render the vendor's error envelopes, used
+//!   when the matching [`Fault`] is injected;
+//! - `malform` breaks one item of a list body for [`Fault::MalformedItem`];
+//! - `routes` returns its `open` routes (health, fallback) and its `data`
+//!   routes; handlers get the shared state, read the store through
+//!   `Shared::with_items` and do their own auth, filtering and paging.
+//!
+//! Then add a [`SimVendor`] variant and one arm in `vendor_api`. The framework
+//! wraps the data routes in fault injection and every route in the request
+//! log. Its tests go in `tests/<vendor>.rs`, reusing the helpers in
+//! `tests/mod.rs`.
+
+pub mod canaryguard;
+mod layers;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::middleware::from_fn_with_state;
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub use canaryguard::CANARYGUARD_DEMO_KEY;
+
+use state::{Seeding, Shared, VendorApi};
+
+/// Which vendor API a simulator plays, so one framework can stand in for
+/// every integration alertd supports.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimVendor {
+    /// CanaryGuard's `/api/v1/alerts`, served newest first.
+    CanaryGuard,
+}
+
+/// Settings of a simulator; defaults give a realistic demo data set.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Makes runs reproducible: the data set is a pure function of the seed
+    /// and the start instant.
+    pub seed: u64,
+    /// Alerts that already exist at start, so a first poll has a backlog.
+    pub initial_items: usize,
+    /// How far before start the initial alerts are spread.
+    pub history: Duration,
+    /// Lets a new alert arrive every interval while running, to exercise
+    /// incremental polling; `None` keeps the data set static.
+    pub arrival_every: Option<Duration>,
+    /// The only key accepted, so auth handling is tested for real.
+    pub api_key: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            initial_items: 250,
+            history: Duration::from_secs(48 * 3600),
+            arrival_every: None,
+            api_key: CANARYGUARD_DEMO_KEY.to_owned(),
+        }
+    }
+}
+
+/// A misbehaviour the next data request(s) get instead of a normal answer,
+/// modelled on failures seen from real vendors and the proxies before them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with the vendor's RATE_LIMITED envelope and `Retry-After`.
+    RateLimited {
+        /// Value of the `Retry-After` header, in seconds.
+        retry_after_secs: u64,
+    },
+    /// 503 with a short plain-text body.
+    Unavailable,
+    /// 500 with an HTML proxy error page (text/html).
+    HtmlError,
+    /// 200 whose JSON body is cut in half.
+    TruncatedJson,
+    /// The normal answer, after this delay.
+    Slow(Duration),
+    /// 200 with a normal page in which one item is broken.
+    MalformedItem,
+    /// 401 envelope even though the key is right.
+    Unauthorized,
+}
+
+/// One request the simulator answered, so tests can check what the poller
+/// sent and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// Path without the query, e.g. `/api/v1/alerts`.
+    pub path: String,
+    /// Raw (still percent-encoded) query string, if any.
+    pub query: Option<String>,
+    /// The `User-Agent` header, if sent and valid UTF-8.
+    pub user_agent: Option<String>,
+    /// Status the simulator answered with, after any fault.
+    pub status: u16,
+    /// Wall-clock time the request arrived.
+    pub at: DateTime<Utc>,
+    /// Monotonic arrival time, for measuring spacing between retries.
+    pub received: Instant,
+}
+
+/// Reasons a [`SimConfig`] cannot be served.
+#[derive(Debug, thiserror::Error)]
+enum ConfigError {
+    #[error("arrival_every must be longer than zero")]
+    ZeroArrival,
+    #[error("history is too long to represent as a date")]
+    History,
+}
+
+/// A running simulator; dropping it or calling [`Simulator::shutdown`] stops
+/// the server and the arrival task.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+    stop: DropGuard,
+}
+
+impl Simulator {
+    /// Starts serving on `127.0.0.1` at a free port, with the initial data set
+    /// laid out before the current time.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if the config cannot be served (zero arrival interval,
+    /// history beyond the calendar), or the bind error if loopback is unusable.
+    pub async fn start(vendor: SimVendor, config: SimConfig) -> std::io::Result<Simulator> {
+        Self::start_at(vendor, config, Utc::now()).await
+    }
+
+    /// Like [`Simulator::start`], but lays the initial data set out before
+    /// `anchor` instead of now, so two runs can produce identical data.
+    ///
+    /// # Errors
+    ///
+    /// As [`Simulator::start`].
+    pub async fn start_at(
+        vendor: SimVendor,
+        config: SimConfig,
+        anchor: DateTime<Utc>,
+    ) -> std::io::Result<Simulator> {
+        let invalid = |e: ConfigError| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        if config.arrival_every == Some(Duration::ZERO) {
+            return Err(invalid(ConfigError::ZeroArrival));
+        }
+        let history = TimeDelta::from_std(config.history)
+            .ok()
+            .filter(|h| anchor.checked_sub_signed(*h).is_some())
+            .ok_or_else(|| invalid(ConfigError::History))?;
+
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let api = vendor_api(vendor, &mut rng);
+        let routes = api.routes();
+        let seeding = Seeding {
+            initial_items: config.initial_items,
+            history,
+            anchor: anchor.trunc_subsecs(0),
+        };
+        let token = CancellationToken::new();
+        let shared = Arc::new(Shared::new(
+            api,
+            rng,
+            config.api_key,
+            seeding,
+            token.clone(),
+        ));
+
+        let app = routes
+            .open
+            .merge(
+                routes
+                    .data
+                    .route_layer(from_fn_with_state(shared.clone(), layers::inject_fault)),
+            )
+            .layer(from_fn_with_state(shared.clone(), layers::record))
+            .with_state(shared.clone());
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let serve_stop = token.clone();
+        let mut tasks = vec![tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(serve_stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::warn!(%error, "simulator server failed");
+            }
+        })];
+        if let Some(every) = config.arrival_every {
+            tasks.push(tokio::spawn(arrivals(shared.clone(), every, token.clone())));
+        }
+        Ok(Simulator {
+            shared,
+            addr,
+            tasks,
+            stop: token.drop_guard(),
+        })
+    }
+
+    /// Where clients point their vendor base URL (no trailing slash, no API
+    /// prefix), as an operator would configure it.
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues `fault` for the next `times` data requests, first in first out
+    /// after anything already queued.
+    pub fn inject(&self, fault: Fault, times: usize) {
+        self.shared.inject(fault, times);
+    }
+
+    /// Makes `n` alerts arrive now, for tests that need new data on demand.
+    pub fn add_items(&self, n: usize) {
+        self.shared.add_items(n, state::now());
+    }
+
+    /// Every alert that exists, oldest first and exactly as served, to
+    /// compare against what alertd ingested.
+    #[must_use]
+    pub fn ground_truth(&self) -> Vec<serde_json::Value> {
+        self.shared.ground_truth()
+    }
+
+    /// Every request answered so far, in the order answers were sent.
+    #[must_use]
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.requests()
+    }
+
+    /// Stops the simulator and waits for its server and arrival task, so the
+    /// port is released when this returns.
+    pub async fn shutdown(self) {
+        let Simulator { tasks, stop, .. } = self;
+        stop.disarm().cancel();
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "simulator task failed");
+            }
+        }
+    }
+}
+
+/// Builds the vendor hooks, drawing its fixed pool (tokens, sensors, ...)
+/// from the seeded RNG before the alerts.
+fn vendor_api(vendor: SimVendor, rng: &mut StdRng) -> Box<dyn VendorApi> {
+    match vendor {
+        SimVendor::CanaryGuard => Box::new(canaryguard::CanaryGuard::new(rng)),
+    }
+}
+
+/// Lets one alert arrive every `every` until the simulator stops.
+async fn arrivals(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => shared.add_items(1, state::now()),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! CanaryGuard (REST API v1): canary-token alerts.
+//!
+//! `GET {base}/api/v1/alerts?page&limit&after&before`, `Authorization: Bearer
+//! cg_live_…`, pages of `{"data":[…],"meta":{"page","limit","total"}}`
+//! walked by [`crate::paginate::page_total`]. Incremental by time window on
+//! `triggered_at` ([`crate::incremental`]); the sort order is undocumented, so
+//! the window end is fixed for the walk and the watermark moves only when the
+//! walk completes. See `docs/vendors/canaryguard.md`.
+
+mod normalize;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Client, RequestBuilder};
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::config::{Credential, SourceConfig};
+use crate::event::Kind;
+use crate::incremental::{TimeWindow, WindowSettings, format_time};
+use crate::paginate::{Continuation, Page, Position, Scheme, page_total::PageTotal};
+
+use super::{Finish, NormalizeContext, NormalizeError, Normalized, PageError, Vendor};
+
+/// A CanaryGuard account.
+#[derive(Debug)]
+pub struct CanaryGuard {
+    alerts_url: Url,
+    page_size: u32,
+    window: WindowSettings,
+    token_id: Option<String>,
+}
+
+/// `[source.options]` for CanaryGuard.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Only alerts of this token (`tok_…`); default all tokens.
+    #[serde(default)]
+    pub token_id: Option<String>,
+}
+
+impl Vendor for CanaryGuard {
+    const KEY: &'static str = "canaryguard";
+    const NAME: &'static str = "CanaryGuard";
+    const DEFAULT_BASE_URL: Option<&'static str> = Some("https://canaryguard.app");
+    const MAX_PAGE_SIZE: u32 = 100;
+
+    type Options = Options;
+    type Plan = TimeWindow;
+
+    fn new(source: &SourceConfig, base_url: Url, options: Options) -> Result<Self, String> {
+        Ok(CanaryGuard {
+            alerts_url: super::endpoint(&base_url, "/api/v1/alerts"),
+            page_size: super::page_size::<Self>(source),
+            window: WindowSettings::of(source),
+            token_id: options.token_id,
+        })
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Alert
+    }
+
+    fn scheme(&self) -> Scheme {
+        Scheme::PageTotal(PageTotal)
+    }
+
+    fn plan(&self, watermark: Option<&str>, now: DateTime<Utc>) -> Result<TimeWindow, PageError> {
+        TimeWindow::plan(watermark, now, self.window).map_err(|e| PageError::State(e.to_string()))
+    }
+
+    fn request(
+        &self,
+        client: &Client,
+        plan: &TimeWindow,
+        at: &Position,
+        key: &Credential,
+    ) -> RequestBuilder {
+        let page = match at {
+            Position::Page(n) => *n,
+            _ => 1,
+        };
+        let mut query = vec![
+            ("page", page.to_string()),
+            ("limit", self.page_size.to_string()),
+            ("after", format_time(plan.after)),
+            ("before", format_time(plan.before)),
+        ];
+        if let Some(token) = &self.token_id {
+            query.push(("token_id", token.clone()));
+        }
+        key.bearer(client.get(self.alerts_url.clone()).query(&query))
+    }
+
+    fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
+        let envelope: Value =
+            serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+        if let Some(error) = envelope.get("error") {
+            let code = error
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or("UNKNOWN");
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+            return Err(PageError::Vendor(format!("{code}: {message}")));
+        }
+        let Some(Value::Array(items)) = envelope.get("data") else {
+            return Err(PageError::Shape("`data` is missing or not an array".into()));
+        };
+        let total = envelope
+            .pointer("/meta/total")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| PageError::Shape("`meta.total` is missing or not a number".into()))?;
+        let limit = envelope
+            .pointer("/meta/limit")
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::from(self.page_size));
+        Ok(Page {
+            items: items.clone(),
+            continuation: Continuation::PageTotal { total, limit },
+        })
+    }
+
+    fn normalize(
+        &self,
+        item: &Value,
+        ctx: &NormalizeContext<'_>,
+    ) -> Result<Normalized, NormalizeError> {
+        normalize::normalize(item, ctx)
+    }
+
+    fn finish(&self, plan: &TimeWindow, _max_mark: Option<i64>) -> Finish {
+        Finish {
+            watermark: plan.watermark(),
+            prune_before: Some(plan.prune_before()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn vendor() -> CanaryGuard {
+        let config = Config::from_toml(
+            "[[source]]\nvendor = \"canaryguard\"\nname = \"t\"\ncredential = { env = \"X\" }\npage_size = 500\n",
+            "t.toml",
+        )
+        .unwrap();
+        super::super::instantiate::<CanaryGuard>(&config.sources[0]).unwrap()
+    }
+
+    #[test]
+    fn the_page_size_is_capped_at_the_documented_maximum() {
+        assert_eq!(vendor().page_size, 100);
+    }
+
+    #[test]
+    fn a_documented_page_parses() {
+        let body = br#"{"data":[{"id":"alt_1"}],"meta":{"page":1,"limit":10,"total":3}}"#;
+        let page = vendor().parse_page(body).unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(
+            page.continuation,
+            Continuation::PageTotal {
+                total: 3,
+                limit: 10
+            }
+        );
+    }
+
+    #[test]
+    fn an_error_envelope_is_a_vendor_error_with_its_code() {
+        let body = br#"{"error":{"code":"RATE_LIMITED","message":"Too many requests."}}"#;
+        assert_eq!(
+            vendor().parse_page(body).unwrap_err(),
+            PageError::Vendor("RATE_LIMITED: Too many requests.".into())
+        );
+    }
+
+    #[test]
+    fn truncated_json_and_a_missing_total_are_clear_errors() {
+        assert!(matches!(
+            vendor().parse_page(br#"{"data":[{"id":"al"#),
+            Err(PageError::Json(_))
+        ));
+        assert!(matches!(
+            vendor().parse_page(br#"{"data":[]}"#),
+            Err(PageError::Shape(_))
+        ));
+        assert!(matches!(
+            vendor().parse_page(br#"{"data":{}}"#),
+            Err(PageError::Shape(_))
+        ));
+    }
+}

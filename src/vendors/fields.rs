@@ -1,0 +1,167 @@
+//! Lenient field access shared by the normalizers.
+//!
+//! Vendors' JSON is patchy: numbers as strings, several timestamp formats,
+//! fields that are null, absent or empty. These helpers read what is there and
+//! say precisely which field is missing or unreadable when a required one is.
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde_json::Value;
+
+use super::NormalizeError;
+
+/// The value at `pointer` (`/a/b`), if present and not null.
+pub fn get<'a>(item: &'a Value, pointer: &str) -> Option<&'a Value> {
+    item.pointer(pointer).filter(|v| !v.is_null())
+}
+
+/// A non-empty string (numbers and booleans are rendered as text).
+pub fn text(item: &Value, pointer: &str) -> Option<String> {
+    match get(item, pointer)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A required non-empty string.
+pub fn required_text(item: &Value, pointer: &str) -> Result<String, NormalizeError> {
+    text(item, pointer).ok_or_else(|| {
+        NormalizeError(format!(
+            "required field `{}` is missing or empty",
+            display(pointer)
+        ))
+    })
+}
+
+/// A float, from a number or numeric string.
+pub fn float(item: &Value, pointer: &str) -> Option<f64> {
+    match get(item, pointer)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A boolean, from `true`, `"True"`, `"true"`, `1`, `"1"` and their negations.
+pub fn boolean(item: &Value, pointer: &str) -> Option<bool> {
+    match get(item, pointer)? {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|i| i != 0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A time: RFC 3339 / ISO 8601 with or without offset (no offset means
+/// UTC), `YYYY-MM-DD HH:MM:SS`, or epoch seconds/milliseconds as a number
+/// or string.
+pub fn time(item: &Value, pointer: &str) -> Option<DateTime<Utc>> {
+    match get(item, pointer)? {
+        Value::String(s) => parse_lenient_time(s),
+        Value::Number(n) => n.as_f64().and_then(from_epoch),
+        _ => None,
+    }
+}
+
+/// A required time.
+pub fn required_time(item: &Value, pointer: &str) -> Result<DateTime<Utc>, NormalizeError> {
+    match get(item, pointer) {
+        None => Err(NormalizeError(format!(
+            "required time `{}` is missing",
+            display(pointer)
+        ))),
+        Some(_) => time(item, pointer).ok_or_else(|| {
+            NormalizeError(format!(
+                "time `{}` is not a recognised timestamp",
+                display(pointer)
+            ))
+        }),
+    }
+}
+
+/// Parse the timestamp forms vendors use.
+pub fn parse_lenient_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f %z",
+        "%Y-%m-%d %H:%M:%S %z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(s, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    s.parse::<f64>().ok().and_then(from_epoch)
+}
+
+/// Epoch seconds, or milliseconds when the number is too large to be seconds.
+fn from_epoch(n: f64) -> Option<DateTime<Utc>> {
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let secs = if n > 1e11 { n / 1000.0 } else { n };
+    let whole = secs.trunc() as i64;
+    let nanos = ((secs - secs.trunc()) * 1e9).round() as u32;
+    Utc.timestamp_opt(whole, nanos.min(999_999_999)).single()
+}
+
+fn display(pointer: &str) -> String {
+    pointer.trim_start_matches('/').replace('/', ".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn times_in_every_vendor_form_parse_to_the_same_instant() {
+        let want = Utc.with_ymd_and_hms(2026, 3, 27, 8, 15, 42).unwrap();
+        for v in [
+            json!("2026-03-27T08:15:42Z"),
+            json!("2026-03-27T10:15:42+02:00"),
+            json!("2026-03-27T08:15:42"),
+            json!("2026-03-27 08:15:42"),
+            json!("2026-03-27 08:15:42 +0000"),
+            json!(1774599342),
+            json!("1774599342"),
+            json!(1774599342000_i64),
+        ] {
+            assert_eq!(time(&json!({ "t": v }), "/t"), Some(want), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_missing_required_field_is_named() {
+        let err = required_text(&json!({ "a": {} }), "/a/id").unwrap_err();
+        assert!(err.0.contains("a.id"), "{err}");
+        let err = required_time(&json!({ "t": "soon" }), "/t").unwrap_err();
+        assert!(err.0.contains("not a recognised"), "{err}");
+    }
+
+    #[test]
+    fn stringly_booleans_are_read() {
+        assert_eq!(boolean(&json!({ "b": "True" }), "/b"), Some(true));
+        assert_eq!(boolean(&json!({ "b": "false" }), "/b"), Some(false));
+        assert_eq!(boolean(&json!({ "b": 1 }), "/b"), Some(true));
+        assert_eq!(boolean(&json!({ "b": "maybe" }), "/b"), None);
+    }
+}

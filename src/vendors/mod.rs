@@ -1,0 +1,286 @@
+//! The vendors: one folder each, registered by one line in [`REGISTRY`].
+//!
+//! A vendor knows its API and nothing else: how to build a request for a
+//! position in a walk, how to parse a page into items and a continuation, how
+//! to map an item to an [`Event`]. It never talks to NATS or SQLite, and it
+//! never loops over pages: [`crate::paginate`] walks, [`crate::poller`]
+//! delivers and commits.
+//!
+//! Adding a vendor: a folder with a type implementing [`Vendor`], and one
+//! `entry::<newvendor::NewVendor>()` line below.
+
+pub mod canaryguard;
+pub mod fields;
+
+use std::fmt::Debug;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Client, RequestBuilder};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::config::{Credential, SourceConfig};
+use crate::event::{Event, Kind, SourceRef, event_id};
+use crate::paginate::{Page, Position, Scheme};
+
+/// Every vendor alertd can poll. One line per vendor.
+pub static REGISTRY: &[VendorEntry] = &[entry::<canaryguard::CanaryGuard>()];
+
+/// One vendor's API, as alertd uses it.
+pub trait Vendor: Sized + Send + Sync + 'static {
+    /// Config key (`vendor = "…"`), event `source.vendor` and subject token.
+    const KEY: &'static str;
+    /// Human name for messages.
+    const NAME: &'static str;
+    /// The public API endpoint, when there is one for every customer.
+    const DEFAULT_BASE_URL: Option<&'static str>;
+    /// The largest page the API serves.
+    const MAX_PAGE_SIZE: u32;
+
+    /// Vendor settings from `[source.options]`.
+    type Options: DeserializeOwned + Default + Send + Sync;
+    /// What a walk must remember to resume after a restart (its window or
+    /// starting id), stored as JSON with the walk's position.
+    type Plan: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
+
+    /// Build from a source's settings.
+    fn new(source: &SourceConfig, base_url: Url, options: Self::Options) -> Result<Self, String>;
+
+    /// What its items are.
+    fn kind(&self) -> Kind;
+
+    /// How its pages chain.
+    fn scheme(&self) -> Scheme;
+
+    /// Plan a new walk after `watermark` (what the last complete walk left).
+    fn plan(&self, watermark: Option<&str>, now: DateTime<Utc>) -> Result<Self::Plan, PageError>;
+
+    /// The request for the page at `at`, authenticated with `key`.
+    fn request(
+        &self,
+        client: &Client,
+        plan: &Self::Plan,
+        at: &Position,
+        key: &Credential,
+    ) -> RequestBuilder;
+
+    /// Parse a 2xx body into a page.
+    fn parse_page(&self, body: &[u8]) -> Result<Page, PageError>;
+
+    /// Map one item to an event.
+    fn normalize(
+        &self,
+        item: &serde_json::Value,
+        ctx: &NormalizeContext<'_>,
+    ) -> Result<Normalized, NormalizeError>;
+
+    /// What a fully delivered walk leaves behind: the next watermark, and
+    /// the time before which seen ids can be forgotten. `max_mark` is the
+    /// largest [`Normalized::mark`] of the walk.
+    fn finish(&self, plan: &Self::Plan, max_mark: Option<i64>) -> Finish;
+}
+
+/// The end of a complete walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    /// The watermark the next walk starts from.
+    pub watermark: String,
+    /// Seen ids of items older than this are dropped.
+    pub prune_before: Option<DateTime<Utc>>,
+}
+
+/// What normalizing needs to know beyond the item.
+#[derive(Debug, Clone)]
+pub struct NormalizeContext<'a> {
+    /// The configured source's name (the tenant).
+    pub source: &'a str,
+    /// When the page was fetched.
+    pub ingested_at: DateTime<Utc>,
+}
+
+impl NormalizeContext<'_> {
+    /// The `source` block of an event of vendor `V`.
+    pub fn source_ref<V: Vendor>(&self, kind: Kind) -> SourceRef {
+        SourceRef {
+            vendor: V::KEY.to_owned(),
+            name: self.source.to_owned(),
+            kind,
+        }
+    }
+
+    /// The deterministic id of `native_id` at `revision` from vendor `V`.
+    pub fn id<V: Vendor>(&self, native_id: &str, revision: &str) -> uuid::Uuid {
+        event_id(V::KEY, self.source, native_id, revision)
+    }
+}
+
+/// A normalized item.
+#[derive(Debug, Clone)]
+pub struct Normalized {
+    /// The event.
+    pub event: Event,
+    /// The time the vendor's incremental filter compares (for pruning seen ids).
+    pub item_time: DateTime<Utc>,
+    /// A monotonic position for id-based checkpoints (Thinkst's `updated_id`).
+    pub mark: Option<i64>,
+}
+
+/// Why a body is not a page.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PageError {
+    /// Not JSON (truncated, garbled).
+    #[error("response is not valid JSON ({0})")]
+    Json(String),
+    /// JSON, but not the documented envelope.
+    #[error("response is not the documented page envelope: {0}")]
+    Shape(String),
+    /// The vendor answered 2xx with an error envelope.
+    #[error("vendor reported an error: {0}")]
+    Vendor(String),
+    /// The stored state cannot seed a walk.
+    #[error("{0}")]
+    State(String),
+}
+
+impl PageError {
+    /// A bounded label for metrics and structured logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PageError::Json(_) => "invalid_json",
+            PageError::Shape(_) => "invalid_envelope",
+            PageError::Vendor(_) => "vendor_error",
+            PageError::State(_) => "bad_state",
+        }
+    }
+}
+
+/// Why one item could not be normalized; the item goes to the dead-letter subject.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct NormalizeError(pub String);
+
+/// Builds a source's poller (see [`crate::poller::build`]).
+pub(crate) type BuildFn =
+    fn(&SourceConfig, crate::poller::PollerDeps) -> Result<Box<dyn crate::poller::Poll>, String>;
+
+/// A registered vendor, type-erased for the registry.
+pub struct VendorEntry {
+    /// Config key.
+    pub key: &'static str,
+    /// Human name.
+    pub name: &'static str,
+    /// Public endpoint, if any.
+    pub default_base_url: Option<&'static str>,
+    check: fn(&SourceConfig) -> Result<(), String>,
+    pub(crate) build: BuildFn,
+}
+
+/// The registry entry of `V`.
+pub const fn entry<V: Vendor>() -> VendorEntry {
+    VendorEntry {
+        key: V::KEY,
+        name: V::NAME,
+        default_base_url: V::DEFAULT_BASE_URL,
+        check: check::<V>,
+        build: crate::poller::build::<V>,
+    }
+}
+
+/// The vendor registered as `key`.
+pub fn lookup(key: &str) -> Option<&'static VendorEntry> {
+    REGISTRY.iter().find(|e| e.key == key)
+}
+
+/// All vendor keys.
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|e| e.key)
+}
+
+/// Check a source's vendor-specific settings without building anything.
+pub fn check_source(source: &SourceConfig) -> Result<(), String> {
+    let entry =
+        lookup(&source.vendor).ok_or_else(|| format!("unknown vendor `{}`", source.vendor))?;
+    (entry.check)(source)
+}
+
+fn check<V: Vendor>(source: &SourceConfig) -> Result<(), String> {
+    instantiate::<V>(source).map(drop)
+}
+
+/// Build `V` for `source`: options parsed, base URL defaulted and checked.
+pub(crate) fn instantiate<V: Vendor>(source: &SourceConfig) -> Result<V, String> {
+    let options: V::Options = match &source.options {
+        Some(table) => table
+            .get_ref()
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("options: {}", e.message().trim()))?,
+        None => V::Options::default(),
+    };
+    let base_url = match (&source.base_url, V::DEFAULT_BASE_URL) {
+        (Some(url), _) => url.clone(),
+        (None, Some(default)) => {
+            Url::parse(default).map_err(|e| format!("default base_url: {e}"))?
+        }
+        (None, None) => {
+            return Err(format!(
+                "base_url is required for {} (each tenant has its own)",
+                V::NAME
+            ));
+        }
+    };
+    if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
+        return Err(format!(
+            "base_url `{base_url}` must be an http(s) URL with a host"
+        ));
+    }
+    V::new(source, base_url, options)
+}
+
+/// The page size to ask for: the configured one, capped at the vendor's maximum.
+pub fn page_size<V: Vendor>(source: &SourceConfig) -> u32 {
+    source.page_size.clamp(1, V::MAX_PAGE_SIZE)
+}
+
+/// Append `path` to `base`, keeping any path prefix the base URL has (for
+/// on-prem installs and simulators under a sub-path).
+pub fn endpoint(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    url.set_path(&joined);
+    url.set_query(None);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_keeps_a_base_path_prefix() {
+        let base = Url::parse("https://h.example/proxy/").unwrap();
+        assert_eq!(
+            endpoint(&base, "/api/v1/alerts").as_str(),
+            "https://h.example/proxy/api/v1/alerts"
+        );
+        let bare = Url::parse("https://h.example").unwrap();
+        assert_eq!(
+            endpoint(&bare, "api/v1/alerts").as_str(),
+            "https://h.example/api/v1/alerts"
+        );
+    }
+
+    #[test]
+    fn registry_keys_are_unique_subject_tokens() {
+        let keys: Vec<_> = keys().collect();
+        for k in &keys {
+            assert!(k.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{k}");
+            assert_eq!(keys.iter().filter(|o| o == &k).count(), 1, "{k}");
+        }
+    }
+}
