@@ -196,6 +196,7 @@ pub struct Poller<V: Vendor> {
     credential: CredentialSource,
     max_pages: u64,
     timeout: Duration,
+    retry: RetryPolicy,
     deps: PollerDeps,
 }
 
@@ -208,6 +209,10 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
         credential: source.credential.clone(),
         max_pages: source.max_pages,
         timeout: source.timeout,
+        retry: RetryPolicy {
+            retries: source.retries,
+            ..deps.retry
+        },
         deps,
     }))
 }
@@ -351,7 +356,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                 .request(&p.deps.client, &self.walk.plan, at, &self.key)
                 .timeout(p.timeout)
         };
-        let body = crate::http::fetch(make, p.deps.retry)
+        let body = crate::http::fetch(make, p.retry)
             .await
             .map_err(|error| PollError::Fetch {
                 vendor: V::KEY,

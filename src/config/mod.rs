@@ -142,6 +142,10 @@ pub struct SourceConfig {
     /// The most pages one poll may walk (a guard against vendor loops).
     #[serde(default = "default_max_pages")]
     pub max_pages: u64,
+    /// Retries of a failed request (connection error, timeout, 5xx, 429)
+    /// before the poll gives up until its next scheduled start.
+    #[serde(default = "default_retries")]
+    pub retries: usize,
     /// Per-request timeout.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -382,6 +386,9 @@ fn default_lag() -> Duration {
 }
 fn default_max_pages() -> u64 {
     10_000
+}
+fn default_retries() -> usize {
+    4
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
