@@ -22,6 +22,15 @@ struct Cli {
     /// Log format: `auto` is JSON under systemd, human-readable otherwise.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "ALERTD_LOG_FORMAT")]
     log_format: LogFormat,
+    /// The configuration file (for `run` and `cursors`).
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "ALERTD_CONFIG",
+        default_value = "/etc/alertd/alertd.toml"
+    )]
+    config: PathBuf,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `alertd=debug`.
     #[arg(long, global = true, default_value = "info", env = "ALERTD_LOG")]
     log: String,
@@ -40,14 +49,6 @@ enum LogFormat {
 enum Command {
     /// Run the pollers on their schedules until SIGTERM/SIGINT.
     Run {
-        /// The configuration file.
-        #[arg(
-            short,
-            long,
-            env = "ALERTD_CONFIG",
-            default_value = "/etc/alertd/alertd.toml"
-        )]
-        config: PathBuf,
         /// Poll every enabled source once, then exit (non-zero if any failed).
         #[arg(long)]
         once: bool,
@@ -59,14 +60,6 @@ enum Command {
     },
     /// Show or reset the stored cursors.
     Cursors {
-        /// The configuration file (for the state path and the sources).
-        #[arg(
-            short,
-            long,
-            env = "ALERTD_CONFIG",
-            default_value = "/etc/alertd/alertd.toml"
-        )]
-        config: PathBuf,
         #[command(subcommand)]
         action: CursorAction,
     },
@@ -118,7 +111,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.command, &cli.config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("alertd: {e:#}");
@@ -127,10 +120,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<ExitCode> {
+async fn dispatch(command: Command, config: &Path) -> Result<ExitCode> {
     match command {
-        Command::Run { config, once } => {
-            let config = load(&config)?;
+        Command::Run { once } => {
+            let config = load(config)?;
             let shutdown = shutdown_on_signals();
             let mode = if once { Mode::Once } else { Mode::Forever };
             let results = daemon::run(&config, None, mode, shutdown).await?;
@@ -154,7 +147,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Cursors { config, action } => cursors(&load(&config)?, action).await,
+        Command::Cursors { action } => cursors(&load(config)?, action).await,
         Command::Demo {
             nats,
             follow,

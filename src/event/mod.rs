@@ -17,6 +17,11 @@ use uuid::Uuid;
 /// The schema version every event carries, so consumers can route on it.
 pub const SCHEMA_VERSION: &str = "alertd.event.v1";
 
+/// Every timestamp in an event is RFC 3339 in UTC (`Z`), so consumers can
+/// compare them as text; the schema enforces it with this pattern.
+pub const UTC_RFC3339: &str =
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$";
+
 /// One vendor item (at one revision), normalized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,14 +50,18 @@ pub struct Event {
     /// Normalized triage status plus the vendor's own value.
     pub status: Status,
     /// When the vendor created the item (UTC, RFC 3339).
+    #[schemars(regex(pattern = UTC_RFC3339))]
     pub created_at: DateTime<Utc>,
     /// When the vendor last changed the item, if it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = UTC_RFC3339))]
     pub updated_at: Option<DateTime<Utc>>,
     /// When the activity behind the item happened, if the vendor says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = UTC_RFC3339))]
     pub observed_at: Option<DateTime<Utc>>,
     /// When alertd fetched the item.
+    #[schemars(regex(pattern = UTC_RFC3339))]
     pub ingested_at: DateTime<Utc>,
     /// Hosts, users, addresses and the like named by the item.
     pub entities: Entities,
