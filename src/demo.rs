@@ -66,6 +66,7 @@ pub async fn run(
             token: None,
             user: None,
             password: None,
+            tls_ca_file: None,
             storage: StorageKind::File,
             replicas: 1,
         }),

@@ -326,3 +326,94 @@ async fn an_existing_stream_is_reused_and_a_restarted_daemon_publishes_nothing_t
     );
     assert_exactly_once(&ids_in_stream(&nats).await, &truth_ids(&sim));
 }
+
+/// async-nats and reqwest must agree on one TLS crypto provider, or the
+/// first `tls://` connection panics; plain loopback tests never get there.
+#[tokio::test]
+async fn events_are_published_over_tls_with_a_private_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::test_certificates(certs.path());
+    let nats = NatsServer::start_tls(&cert, &key);
+    let sim = canaryguard(8).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tls_url = nats.url().replace("nats://", "tls://");
+    let mut cfg = config(
+        dir.path(),
+        Some(&tls_url),
+        "canaryguard",
+        &sim.base_url(),
+        CANARYGUARD_DEMO_KEY,
+        "",
+    );
+    if let Some(n) = cfg.nats.as_mut() {
+        n.tls_ca_file = Some(ca.clone());
+    }
+    let report = run_once(&cfg).await.expect("poll over TLS");
+    assert_eq!(report.published, 8);
+
+    let client = async_nats::ConnectOptions::new()
+        .add_root_certificates(ca)
+        .connect(tls_url.as_str())
+        .await
+        .expect("test client connects over TLS");
+    let js = async_nats::jetstream::new(client);
+    let info = js
+        .get_stream("ALERTD")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.state.messages, 8);
+}
+
+#[tokio::test]
+async fn an_existing_stream_with_a_short_duplicate_window_is_used_with_a_warning() {
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "ALERTD".into(),
+        subjects: vec!["alertd.>".into()],
+        duplicate_window: Duration::from_secs(60),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        Some(&nats.url()),
+        "canaryguard",
+        "http://127.0.0.1:9",
+        "k",
+        "",
+    );
+    let nats_cfg = cfg.nats.as_ref().unwrap();
+    let sink = alertd::publish::NatsSink::connect(nats_cfg, "test")
+        .await
+        .unwrap();
+    let warning = sink
+        .ensure_stream(nats_cfg)
+        .await
+        .unwrap()
+        .expect("a warning");
+    assert!(
+        warning.contains("1m") && warning.contains("2h"),
+        "{warning}"
+    );
+    let info = js
+        .get_stream("ALERTD")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(
+        info.config.duplicate_window,
+        Duration::from_secs(60),
+        "an existing stream is not changed"
+    );
+}

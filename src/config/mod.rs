@@ -67,6 +67,10 @@ pub struct NatsConfig {
     /// Password, from the same places as API keys.
     #[serde(default)]
     pub password: Option<CredentialSource>,
+    /// A PEM file of CA certificates to trust for `tls://` servers (in
+    /// addition to the system's roots); for private CAs.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     /// Stream storage when alertd creates the stream.
     #[serde(default)]
     pub storage: StorageKind,

@@ -45,6 +45,9 @@ impl NatsSink {
                 PublishError::Setup(format!("credentials_file {}: {e}", path.display()))
             })?;
         }
+        if let Some(ca) = &config.tls_ca_file {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
         if let Some(token) = &config.token {
             let token = Credential::resolve(token).map_err(|e| setup(&e))?;
             options = token.nats_token(options);

@@ -187,3 +187,113 @@ pub fn config(
 pub fn alertd_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_alertd"))
 }
+
+/// A throw-away CA and a server certificate for 127.0.0.1, made with the
+/// `openssl` command: (ca.pem, server-cert.pem, server-key.pem).
+pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("the openssl command is needed for the TLS test");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=alertd test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server-key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server-cert.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server-cert.pem"),
+        dir.join("server-key.pem"),
+    )
+}
+
+impl NatsServer {
+    /// Start a JetStream server that requires TLS with the given certificate.
+    pub fn start_tls(cert: &Path, key: &Path) -> NatsServer {
+        let port = free_port();
+        let store = tempfile::tempdir().expect("temp dir for JetStream");
+        let bin = nats_server_bin();
+        let child = Command::new(&bin)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "--tls",
+                "--tlscert",
+            ])
+            .arg(cert)
+            .arg("--tlskey")
+            .arg(key)
+            .arg("-sd")
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server (TLS) did not listen within 10s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        NatsServer {
+            child: Some(child),
+            port,
+            store,
+        }
+    }
+}
