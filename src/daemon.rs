@@ -17,6 +17,8 @@ use crate::internal_events::SinkUnavailable;
 use crate::poller::{Poll, PollError, PollReport, PollerDeps, build_all};
 use crate::publish::{NatsSink, PublishError, Sink, StdoutSink};
 use crate::schedule::{self, Scheduled};
+use crate::service;
+use crate::telemetry::Telemetry;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,9 @@ pub enum DaemonError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(String),
+    /// The metrics listener could not bind.
+    #[error(transparent)]
+    Listen(#[from] std::io::Error),
     /// Shutdown came before the daemon was ready.
     #[error("shut down before NATS was reachable")]
     Cancelled,
@@ -64,45 +69,68 @@ pub async fn run(
         Some(sink) => sink,
         None => connect_sink(config, &shutdown).await?,
     };
-    let deps = PollerDeps {
-        store,
-        sink,
-        client: http_client()?,
-        retry: RetryPolicy::default(),
-    };
+    let telemetry = Arc::new(Telemetry::default());
+    let retry = RetryPolicy::default();
+    let deps = PollerDeps { store, sink, client: http_client()?, retry, telemetry: Arc::clone(&telemetry) };
     let pollers = build_all(&config.sources, &deps).map_err(DaemonError::Source)?;
-    tracing::info!(message = "alertd started.", sources = pollers.len(), state = %config.state.path.display());
+    let scheduled = schedule_all(config, pollers, &telemetry, retry);
+    tracing::info!(message = "alertd started.", sources = scheduled.len(), state = %config.state.path.display());
     match mode {
-        Mode::Once => Ok(schedule::run_once(&pollers, &shutdown).await),
+        Mode::Once => {
+            let pollers: Vec<_> = scheduled.into_iter().map(|s| s.poller).collect();
+            Ok(schedule::run_once(&pollers, &shutdown).await)
+        }
         Mode::Forever => {
-            let scheduled = schedule_all(config, pollers);
-            schedule::run(scheduled, shutdown).await;
+            let server = match config.service.listen {
+                Some(addr) => {
+                    let listener = service::bind(addr).await?;
+                    let local = listener.local_addr()?;
+                    tracing::info!(message = "Serving /metrics and /healthz.", listen = %local);
+                    Some(tokio::spawn(service::serve(listener, Arc::clone(&telemetry), shutdown.clone())))
+                }
+                None => None,
+            };
+            let watchdog = tokio::spawn(service::watchdog(Arc::clone(&telemetry), shutdown.clone()));
+            service::notify_ready();
+            schedule::run(scheduled, shutdown.clone()).await;
+            service::notify_stopping();
+            shutdown.cancel();
+            let _ = watchdog.await;
+            if let Some(server) = server {
+                let _ = server.await;
+            }
             tracing::info!(message = "alertd stopped.");
             Ok(Vec::new())
         }
     }
 }
 
-fn schedule_all(config: &Config, pollers: Vec<Arc<dyn Poll>>) -> Vec<Scheduled> {
+/// Each poller with its timing, registered for health tracking.
+fn schedule_all(
+    config: &Config,
+    pollers: Vec<Arc<dyn Poll>>,
+    telemetry: &Telemetry,
+    retry: RetryPolicy,
+) -> Vec<Scheduled> {
+    let now = chrono::Utc::now();
     pollers
         .into_iter()
         .filter_map(|poller| {
             let source = config.sources.iter().find(|s| s.name() == poller.name())?;
-            Some(Scheduled {
-                poller,
-                schedule: source.schedule.clone(),
-                jitter: source.jitter,
-            })
+            // A poll is stuck when no request has been answered for longer
+            // than every retry of one request could take.
+            let attempts = u32::try_from(source.retries).unwrap_or(u32::MAX).saturating_add(1);
+            let stall_after =
+                (source.timeout + retry.max_delay).saturating_mul(attempts) + Duration::from_secs(60);
+            let interval = source.schedule.nominal_interval(now);
+            telemetry.health.register(poller.name(), poller.vendor(), interval, stall_after);
+            Some(Scheduled { poller, schedule: source.schedule.clone(), jitter: source.jitter })
         })
         .collect()
 }
-
 /// The configured sink: JetStream if `[nats]` is set, else stdout.
 /// Waits (with backoff, until `shutdown`) for NATS to be reachable.
-pub async fn connect_sink(
-    config: &Config,
-    shutdown: &CancellationToken,
-) -> Result<Sink, DaemonError> {
+pub async fn connect_sink(config: &Config, shutdown: &CancellationToken) -> Result<Sink, DaemonError> {
     let Some(nats) = &config.nats else {
         return Ok(Sink::Stdout(StdoutSink::default()));
     };
@@ -112,11 +140,7 @@ pub async fn connect_sink(
         match ensure_stream(&sink, nats).await {
             Ok(()) => return Ok(Sink::Nats(Box::new(sink))),
             Err(error) => {
-                SinkUnavailable {
-                    error: &error,
-                    retry_in: wait,
-                }
-                .emit();
+                SinkUnavailable { error: &error, retry_in: wait }.emit();
                 tokio::select! {
                     () = shutdown.cancelled() => return Err(DaemonError::Cancelled),
                     () = tokio::time::sleep(wait) => {}

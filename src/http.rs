@@ -27,11 +27,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            retries: 4,
-            min_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(60),
-        }
+        RetryPolicy { retries: 4, min_delay: Duration::from_millis(500), max_delay: Duration::from_secs(60) }
     }
 }
 
@@ -101,6 +97,18 @@ impl FetchError {
         ) || matches!(self, FetchError::Html { status, .. } if *status >= 500)
     }
 
+    /// The HTTP status, when there was an answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Auth { status, .. }
+            | FetchError::Throttled { status, .. }
+            | FetchError::Server { status, .. }
+            | FetchError::Html { status, .. }
+            | FetchError::Client { status, .. } => Some(*status),
+            FetchError::Timeout | FetchError::Connect(_) => None,
+        }
+    }
+
     /// A bounded label for metrics and structured logs.
     pub fn code(&self) -> &'static str {
         match self {
@@ -115,9 +123,18 @@ impl FetchError {
     }
 }
 
+/// Who wants to know about each attempt (the poller counts answers and
+/// logs retries through it).
+pub trait FetchObserver: Sync {
+    /// An attempt ended with this status code, or failure kind.
+    fn answered(&self, status: &str);
+    /// A transient failure; the next attempt follows after `delay`.
+    fn retrying(&self, error: &FetchError, delay: Duration);
+}
+
 /// Send the request built by `make` (called again for each attempt) and
 /// return the body of a 2xx answer, retrying transient failures.
-pub async fn fetch<F>(make: F, policy: RetryPolicy) -> Result<Bytes, FetchError>
+pub async fn fetch<F>(make: F, policy: RetryPolicy, observer: &dyn FetchObserver) -> Result<Bytes, FetchError>
 where
     F: Fn() -> RequestBuilder,
 {
@@ -127,53 +144,45 @@ where
         .with_max_times(policy.retries)
         .with_jitter();
     let max = policy.max_delay;
-    (|| async { fetch_once(make()).await })
-        .retry(backoff)
-        .when(FetchError::is_transient)
-        .adjust(move |err, delay| match err {
-            FetchError::Throttled { retry_after: Some(wait), .. } => Some((*wait).min(max)),
-            _ => delay,
-        })
-        .notify(|err, delay| {
-            tracing::warn!(message = "Request failed; retrying.", error = %err, error_code = err.code(), delay_ms = delay.as_millis() as u64);
-        })
-        .await
+    (|| async {
+        let result = fetch_once(make()).await;
+        observer.answered(&match &result {
+            Ok((status, _)) => status.as_u16().to_string(),
+            Err(e) => e.status().map_or_else(|| e.code().to_owned(), |s| s.to_string()),
+        });
+        result.map(|(_, body)| body)
+    })
+    .retry(backoff)
+    .when(FetchError::is_transient)
+    .adjust(move |err, delay| match err {
+        FetchError::Throttled { retry_after: Some(wait), .. } => Some((*wait).min(max)),
+        _ => delay,
+    })
+    .notify(|err, delay| observer.retrying(err, delay))
+    .await
 }
 
-/// One attempt.
-pub async fn fetch_once(req: RequestBuilder) -> Result<Bytes, FetchError> {
+/// One attempt: the status and body of a 2xx answer.
+pub async fn fetch_once(req: RequestBuilder) -> Result<(StatusCode, Bytes), FetchError> {
     let response = req.send().await.map_err(classify_transport)?;
     let status = response.status();
     let retry_after = retry_after(&response);
     let html = is_html(&response);
     let body = response.bytes().await.map_err(classify_transport)?;
     if html || looks_like_html(&body) {
-        return Err(FetchError::Html {
-            status: status.as_u16(),
-            title: html_title(&body),
-        });
+        return Err(FetchError::Html { status: status.as_u16(), title: html_title(&body) });
     }
     if status.is_success() {
-        return Ok(body);
+        return Ok((status, body));
     }
     let detail = vendor_message(&body);
     Err(match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => FetchError::Auth {
-            status: status.as_u16(),
-            detail,
-        },
-        StatusCode::TOO_MANY_REQUESTS => FetchError::Throttled {
-            status: 429,
-            retry_after,
-        },
-        s if s.is_server_error() => FetchError::Server {
-            status: s.as_u16(),
-            detail,
-        },
-        s => FetchError::Client {
-            status: s.as_u16(),
-            detail,
-        },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            FetchError::Auth { status: status.as_u16(), detail }
+        }
+        StatusCode::TOO_MANY_REQUESTS => FetchError::Throttled { status: 429, retry_after },
+        s if s.is_server_error() => FetchError::Server { status: s.as_u16(), detail },
+        s => FetchError::Client { status: s.as_u16(), detail },
     })
 }
 
@@ -196,19 +205,12 @@ fn classify_transport(err: reqwest::Error) -> FetchError {
 
 /// `Retry-After` as delta-seconds or an HTTP-date.
 fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
 }
 
 fn is_html(response: &Response) -> bool {
@@ -220,10 +222,7 @@ fn is_html(response: &Response) -> bool {
 }
 
 fn looks_like_html(body: &[u8]) -> bool {
-    let start = body
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(body.len());
+    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
     let head = &body[start..body.len().min(start + 15)];
     let lower = head.to_ascii_lowercase();
     lower.starts_with(b"<!doctype html") || lower.starts_with(b"<html")
@@ -236,16 +235,9 @@ fn html_title(body: &[u8]) -> String {
         return String::new();
     };
     let rest = &text[start + 7..];
-    let end = rest
-        .to_ascii_lowercase()
-        .find("</title>")
-        .unwrap_or(rest.len().min(120));
+    let end = rest.to_ascii_lowercase().find("</title>").unwrap_or(rest.len().min(120));
     let title: String = rest[..end].trim().chars().take(120).collect();
-    if title.is_empty() {
-        String::new()
-    } else {
-        format!(" (\"{title}\")")
-    }
+    if title.is_empty() { String::new() } else { format!(" (\"{title}\")") }
 }
 
 /// The vendor's own error text from the common JSON envelopes
@@ -267,19 +259,11 @@ pub fn vendor_message(body: &[u8]) -> String {
         }
     }
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    if text.trim().is_empty() {
-        "(empty body)".into()
-    } else {
-        clip(&text)
-    }
+    if text.trim().is_empty() { "(empty body)".into() } else { clip(&text) }
 }
 
 fn clip(s: &str) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
+    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
     flat.trim().to_owned()
 }
 
@@ -292,62 +276,28 @@ mod tests {
         assert!(looks_like_html(b"\n  <!DOCTYPE html><html>"));
         assert!(looks_like_html(b"<HTML><head>"));
         assert!(!looks_like_html(b"{\"data\":[]}"));
-        assert_eq!(
-            html_title(b"<html><title>502 Bad Gateway</title>"),
-            " (\"502 Bad Gateway\")"
-        );
+        assert_eq!(html_title(b"<html><title>502 Bad Gateway</title>"), " (\"502 Bad Gateway\")");
     }
 
     #[test]
     fn the_vendor_message_is_taken_from_the_common_envelopes() {
         assert_eq!(
-            vendor_message(br#"{"error":{"code":"UNAUTHORIZED","message":"Missing, invalid, or expired API key."}}"#),
+            vendor_message(
+                br#"{"error":{"code":"UNAUTHORIZED","message":"Missing, invalid, or expired API key."}}"#
+            ),
             "Missing, invalid, or expired API key."
         );
-        assert_eq!(
-            vendor_message(br#"{"result":"error","message":"bad token"}"#),
-            "bad token"
-        );
+        assert_eq!(vendor_message(br#"{"result":"error","message":"bad token"}"#), "bad token");
         assert_eq!(vendor_message(b""), "(empty body)");
     }
 
     #[test]
     fn only_transient_errors_are_retried() {
         assert!(FetchError::Timeout.is_transient());
-        assert!(
-            FetchError::Server {
-                status: 503,
-                detail: String::new()
-            }
-            .is_transient()
-        );
-        assert!(
-            FetchError::Html {
-                status: 502,
-                title: String::new()
-            }
-            .is_transient()
-        );
-        assert!(
-            !FetchError::Html {
-                status: 404,
-                title: String::new()
-            }
-            .is_transient()
-        );
-        assert!(
-            !FetchError::Auth {
-                status: 401,
-                detail: String::new()
-            }
-            .is_transient()
-        );
-        assert!(
-            !FetchError::Client {
-                status: 400,
-                detail: String::new()
-            }
-            .is_transient()
-        );
+        assert!(FetchError::Server { status: 503, detail: String::new() }.is_transient());
+        assert!(FetchError::Html { status: 502, title: String::new() }.is_transient());
+        assert!(!FetchError::Html { status: 404, title: String::new() }.is_transient());
+        assert!(!FetchError::Auth { status: 401, detail: String::new() }.is_transient());
+        assert!(!FetchError::Client { status: 400, detail: String::new() }.is_transient());
     }
 }

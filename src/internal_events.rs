@@ -7,10 +7,16 @@
 
 use std::time::Duration;
 
+use crate::http::FetchError;
 use crate::paginate::Position;
 use crate::poller::{PollError, PollReport};
 use crate::publish::PublishReport;
+use crate::telemetry::{SourceLabels, StatusLabels, Telemetry};
 use crate::vendors::NormalizeError;
+
+fn labels(source: &str, vendor: &str) -> SourceLabels {
+    SourceLabels { source: source.to_owned(), vendor: vendor.to_owned() }
+}
 
 /// A poll walked to its end or stopped cleanly: the one line per poll.
 pub struct PollFinished<'a> {
@@ -25,9 +31,13 @@ pub struct PollFinished<'a> {
 }
 
 impl PollFinished<'_> {
-    /// Log it.
-    pub fn emit(&self) {
+    /// Log it, count it, and mark the source healthy.
+    pub fn emit(&self, telemetry: &Telemetry) {
         let r = self.report;
+        let m = &telemetry.metrics;
+        m.polls.get_or_create(&result_labels(self.source, self.vendor, "ok")).inc();
+        m.poll_duration.get_or_create(&labels(self.source, self.vendor)).observe(self.elapsed.as_secs_f64());
+        telemetry.health.success(self.source, r.watermark.as_deref());
         tracing::info!(
             message = "Poll finished.",
             source = self.source,
@@ -39,6 +49,7 @@ impl PollFinished<'_> {
             skipped_seen = r.skipped_seen,
             dead_letters = r.dead_letters,
             complete = r.complete,
+            watermark = r.watermark.as_deref().unwrap_or("-"),
             duration_ms = self.elapsed.as_millis() as u64,
         );
     }
@@ -57,8 +68,11 @@ pub struct PollFailed<'a> {
 }
 
 impl PollFailed<'_> {
-    /// Log it.
-    pub fn emit(&self) {
+    /// Log it, count it, and record it in the source's health.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        let code = self.error.code();
+        telemetry.metrics.polls.get_or_create(&result_labels(self.source, self.vendor, code)).inc();
+        telemetry.health.failure(self.source, code);
         tracing::error!(
             message = "Poll failed; the cursor stays at the last committed page.",
             source = self.source,
@@ -82,11 +96,22 @@ pub struct PageDelivered<'a> {
     pub items: usize,
     /// What the sink acknowledged.
     pub published: &'a PublishReport,
+    /// Events not re-sent because they were already delivered.
+    pub skipped: u64,
+    /// From sending the events to the last PubAck.
+    pub ack_latency: Duration,
 }
 
 impl PageDelivered<'_> {
-    /// Log it.
-    pub fn emit(&self) {
+    /// Log it and count it.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        let m = &telemetry.metrics;
+        let l = labels(self.source, self.vendor);
+        m.pages.get_or_create(&l).inc();
+        m.events_published.get_or_create(&l).inc_by(self.published.stored as u64);
+        m.events_duplicate.get_or_create(&l).inc_by(self.published.duplicates as u64);
+        m.events_skipped.get_or_create(&l).inc_by(self.skipped);
+        m.puback_latency.get_or_create(&l).observe(self.ack_latency.as_secs_f64());
         tracing::debug!(
             message = "Page committed.",
             source = self.source,
@@ -110,8 +135,9 @@ pub struct DeadLettered<'a> {
 }
 
 impl DeadLettered<'_> {
-    /// Log it.
-    pub fn emit(&self) {
+    /// Log it and count it.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        telemetry.metrics.dead_letters.get_or_create(&labels(self.source, self.vendor)).inc();
         tracing::warn!(
             message = "Item could not be normalized; sent to the dead-letter subject.",
             source = self.source,
@@ -119,6 +145,69 @@ impl DeadLettered<'_> {
             error = %self.error,
             error_code = "normalize",
         );
+    }
+}
+
+/// A vendor answered (or did not): counted by status.
+pub struct HttpAnswered<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// The status code, or the failure kind when there was no answer.
+    pub status: &'a str,
+}
+
+impl HttpAnswered<'_> {
+    /// Count it.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        let l = StatusLabels {
+            source: self.source.to_owned(),
+            vendor: self.vendor.to_owned(),
+            status: self.status.to_owned(),
+        };
+        telemetry.metrics.http_responses.get_or_create(&l).inc();
+    }
+}
+
+/// A request failed transiently; the source waits before retrying.
+pub struct RetryScheduled<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// Why.
+    pub error: &'a FetchError,
+    /// How long.
+    pub delay: Duration,
+}
+
+impl RetryScheduled<'_> {
+    /// Log it; time spent throttled is counted.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        if matches!(self.error, FetchError::Throttled { .. }) {
+            telemetry
+                .metrics
+                .throttled_seconds
+                .get_or_create(&labels(self.source, self.vendor))
+                .inc_by(self.delay.as_secs_f64());
+        }
+        tracing::warn!(
+            message = "Request failed; retrying.",
+            source = self.source,
+            vendor = self.vendor,
+            error = %self.error,
+            error_code = self.error.code(),
+            delay_ms = self.delay.as_millis() as u64,
+        );
+    }
+}
+
+fn result_labels(source: &str, vendor: &str, result: &str) -> crate::telemetry::ResultLabels {
+    crate::telemetry::ResultLabels {
+        source: source.to_owned(),
+        vendor: vendor.to_owned(),
+        result: result.to_owned(),
     }
 }
 

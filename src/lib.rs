@@ -17,12 +17,16 @@
 //! - [`daemon`]: wiring it together: `run(config, sink, mode, shutdown)`.
 //! - [`sim`]: simulators of the vendor APIs (tests, demo, benchmarks).
 //! - [`demo`]: `alertd demo`.
-//! - [`internal_events`]: one struct per log line.
+//! - [`check`]: `alertd check`: config, credentials, NATS.
+//! - [`internal_events`]: one struct per log line and metric.
+//! - [`telemetry`]: Prometheus metrics and per-source health.
+//! - [`service`]: the `/metrics` + `/healthz` listener and systemd notifications.
 //!
 //! See `ARCHITECTURE.md` for the data's path and the invariants.
 
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod daemon;
@@ -35,5 +39,7 @@ pub mod paginate;
 pub mod poller;
 pub mod publish;
 pub mod schedule;
+pub mod service;
 pub mod sim;
+pub mod telemetry;
 pub mod vendors;

@@ -23,13 +23,7 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "ALERTD_LOG_FORMAT")]
     log_format: LogFormat,
     /// The configuration file (for `run` and `cursors`).
-    #[arg(
-        short,
-        long,
-        global = true,
-        env = "ALERTD_CONFIG",
-        default_value = "/etc/alertd/alertd.toml"
-    )]
+    #[arg(short, long, global = true, env = "ALERTD_CONFIG", default_value = "/etc/alertd/alertd.toml")]
     config: PathBuf,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `alertd=debug`.
     #[arg(long, global = true, default_value = "info", env = "ALERTD_LOG")]
@@ -52,6 +46,12 @@ enum Command {
         /// Poll every enabled source once, then exit (non-zero if any failed).
         #[arg(long)]
         once: bool,
+    },
+    /// Check config, each source's credentials (one cheap authenticated
+    /// request) and NATS connectivity; prints a table, exits non-zero on failure.
+    Check {
+        /// Only this source.
+        source: Option<String>,
     },
     /// Check a configuration file without running anything.
     CheckConfig {
@@ -101,10 +101,7 @@ enum CursorAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("alertd: cannot start the async runtime: {e}");
@@ -129,6 +126,12 @@ async fn dispatch(command: Command, config: &Path) -> Result<ExitCode> {
             let results = daemon::run(&config, None, mode, shutdown).await?;
             Ok(summarize(&results))
         }
+        Command::Check { source } => {
+            let config = load(config)?;
+            let rows = alertd::check::run(&config, source.as_deref()).await;
+            print!("{}", alertd::check::table(&rows));
+            Ok(if rows.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::CheckConfig { file } => {
             let config = load(&file)?;
             let enabled = config.enabled_sources().count();
@@ -140,38 +143,18 @@ async fn dispatch(command: Command, config: &Path) -> Result<ExitCode> {
                 config
                     .nats
                     .as_ref()
-                    .map_or("stdout".to_owned(), |n| format!(
-                        "NATS {} stream {}",
-                        n.url, n.stream
-                    ))
+                    .map_or("stdout".to_owned(), |n| format!("NATS {} stream {}", n.url, n.stream))
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Cursors { action } => cursors(&load(config)?, action).await,
-        Command::Demo {
-            nats,
-            follow,
-            items,
-            seed,
-        } => {
+        Command::Demo { nats, follow, items, seed } => {
             let shutdown = shutdown_on_signals();
-            let results = demo::run(
-                DemoOptions {
-                    nats,
-                    follow,
-                    items,
-                    seed,
-                },
-                shutdown,
-            )
-            .await?;
+            let results = demo::run(DemoOptions { nats, follow, items, seed }, shutdown).await?;
             Ok(summarize(&results))
         }
         Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&alertd::event::json_schema())?
-            );
+            println!("{}", serde_json::to_string_pretty(&alertd::event::json_schema())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Vendors => {
@@ -222,9 +205,9 @@ async fn cursors(config: &Config, action: CursorAction) -> Result<ExitCode> {
             let had = store.reset(&source, &vendor, since).await?;
             match (had, since) {
                 (_, Some(t)) => println!("{source}: cursor set; the next poll starts from {t}"),
-                (true, None) => println!(
-                    "{source}: cursor removed; the next poll starts from its initial lookback"
-                ),
+                (true, None) => {
+                    println!("{source}: cursor removed; the next poll starts from its initial lookback")
+                }
                 (false, None) => println!("{source}: had no cursor"),
             }
         }
@@ -244,11 +227,7 @@ fn summarize(results: &PollResults) -> ExitCode {
             Err(e) => eprintln!("{name}: FAILED: {e}"),
         }
     }
-    if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 /// Cancelled on SIGTERM or SIGINT; a second signal exits at once.
@@ -298,15 +277,9 @@ fn init_logging(format: LogFormat, filter: &str) {
         LogFormat::Text => false,
         LogFormat::Auto => under_systemd,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
+        builder.json().flatten_event(true).with_current_span(false).init();
     } else {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
     }

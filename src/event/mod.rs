@@ -19,8 +19,7 @@ pub const SCHEMA_VERSION: &str = "alertd.event.v1";
 
 /// Every timestamp in an event is RFC 3339 in UTC (`Z`), so consumers can
 /// compare them as text; the schema enforces it with this pattern.
-pub const UTC_RFC3339: &str =
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$";
+pub const UTC_RFC3339: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$";
 
 /// One vendor item (at one revision), normalized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -128,9 +127,7 @@ pub struct Severity {
 }
 
 /// alertd's severity scale (OCSF-compatible names).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SeverityLevel {
     /// The vendor gave nothing we can map.

@@ -28,34 +28,18 @@ impl LinkNext {
         _at: &Position,
         cont: &Continuation,
     ) -> Result<Option<Position>, PaginateError> {
-        let Continuation::Link {
-            next,
-            page,
-            per_page,
-            total_items,
-        } = cont
-        else {
-            return Err(PaginateError::Mismatch {
-                scheme: "link_next",
-                got: cont.name(),
-            });
+        let Continuation::Link { next, page, per_page, total_items } = cont else {
+            return Err(PaginateError::Mismatch { scheme: "link_next", got: cont.name() });
         };
         if let Some(link) = next.as_deref().filter(|l| !l.is_empty()) {
-            let url = self
-                .base
-                .join(link)
-                .map_err(|_| PaginateError::BadLink(super::redact_query(link)))?;
+            let url = self.base.join(link).map_err(|_| PaginateError::BadLink(super::redact_query(link)))?;
             if url.origin() != self.base.origin() {
-                return Err(PaginateError::ForeignLink(
-                    url.origin().ascii_serialization(),
-                ));
+                return Err(PaginateError::ForeignLink(url.origin().ascii_serialization()));
             }
             return Ok(Some(Position::Link(url.into())));
         }
         match (page, per_page, total_items) {
-            (Some(page), Some(per), Some(total))
-                if *per > 0 && page.saturating_mul(*per) < *total =>
-            {
+            (Some(page), Some(per), Some(total)) if *per > 0 && page.saturating_mul(*per) < *total => {
                 Ok(Some(Position::Page(page + 1)))
             }
             _ => Ok(None),
@@ -72,40 +56,26 @@ mod tests {
     }
 
     fn link(next: &str) -> Continuation {
-        Continuation::Link {
-            next: Some(next.into()),
-            page: None,
-            per_page: None,
-            total_items: None,
-        }
+        Continuation::Link { next: Some(next.into()), page: None, per_page: None, total_items: None }
     }
 
     #[test]
     fn follows_a_link_on_the_same_origin() {
         let next = scheme()
-            .next(
-                &Position::Start,
-                &link("https://acme.my.redcanary.co/openapi/v3/detections?page=2"),
-            )
+            .next(&Position::Start, &link("https://acme.my.redcanary.co/openapi/v3/detections?page=2"))
             .unwrap();
         assert_eq!(
             next,
-            Some(Position::Link(
-                "https://acme.my.redcanary.co/openapi/v3/detections?page=2".into()
-            ))
+            Some(Position::Link("https://acme.my.redcanary.co/openapi/v3/detections?page=2".into()))
         );
     }
 
     #[test]
     fn resolves_a_relative_link_against_the_base() {
-        let next = scheme()
-            .next(&Position::Start, &link("/openapi/v3/detections?page=3"))
-            .unwrap();
+        let next = scheme().next(&Position::Start, &link("/openapi/v3/detections?page=3")).unwrap();
         assert_eq!(
             next,
-            Some(Position::Link(
-                "https://acme.my.redcanary.co/openapi/v3/detections?page=3".into()
-            ))
+            Some(Position::Link("https://acme.my.redcanary.co/openapi/v3/detections?page=3".into()))
         );
     }
 
@@ -117,10 +87,7 @@ mod tests {
             "https://acme.my.redcanary.co:8443/openapi/v3/detections?page=2",
         ] {
             let err = scheme().next(&Position::Start, &link(foreign)).unwrap_err();
-            assert!(
-                matches!(err, PaginateError::ForeignLink(_)),
-                "{foreign}: {err}"
-            );
+            assert!(matches!(err, PaginateError::ForeignLink(_)), "{foreign}: {err}");
         }
     }
 
@@ -132,21 +99,13 @@ mod tests {
             per_page: Some(10),
             total_items: Some(25),
         };
-        assert_eq!(
-            scheme().next(&Position::Start, &cont(2)).unwrap(),
-            Some(Position::Page(3))
-        );
+        assert_eq!(scheme().next(&Position::Start, &cont(2)).unwrap(), Some(Position::Page(3)));
         assert_eq!(scheme().next(&Position::Start, &cont(3)).unwrap(), None);
     }
 
     #[test]
     fn no_link_and_no_counters_ends_the_walk() {
-        let cont = Continuation::Link {
-            next: None,
-            page: None,
-            per_page: None,
-            total_items: None,
-        };
+        let cont = Continuation::Link { next: None, page: None, per_page: None, total_items: None };
         assert_eq!(scheme().next(&Position::Start, &cont).unwrap(), None);
     }
 }

@@ -255,16 +255,10 @@ pub async fn walk<H: PageHandler + Send>(
         match next {
             Some(next) if go_on => at = next,
             Some(_) => {
-                return Ok(WalkOutcome {
-                    pages,
-                    complete: false,
-                });
+                return Ok(WalkOutcome { pages, complete: false });
             }
             None => {
-                return Ok(WalkOutcome {
-                    pages,
-                    complete: true,
-                });
+                return Ok(WalkOutcome { pages, complete: true });
             }
         }
     }
@@ -286,10 +280,9 @@ mod tests {
         type Error = PaginateError;
         async fn fetch(&mut self, at: &Position) -> Result<Page, PaginateError> {
             let found = self.pages.iter().find(|(p, _)| p == at);
-            Ok(found.map(|(_, page)| page.clone()).unwrap_or(Page {
-                items: vec![],
-                continuation: Continuation::HasMore(false),
-            }))
+            Ok(found
+                .map(|(_, page)| page.clone())
+                .unwrap_or(Page { items: vec![], continuation: Continuation::HasMore(false) }))
         }
         async fn deliver(
             &mut self,
@@ -303,10 +296,7 @@ mod tests {
     }
 
     fn page(n: usize, continuation: Continuation) -> Page {
-        Page {
-            items: (0..n).map(|i| json!({ "i": i })).collect(),
-            continuation,
-        }
+        Page { items: (0..n).map(|i| json!({ "i": i })).collect(), continuation }
     }
 
     #[tokio::test]
@@ -314,21 +304,13 @@ mod tests {
         let scheme = Scheme::Cursor(cursor::CursorScheme);
         let mut script = Script {
             pages: vec![
-                (
-                    Position::Start,
-                    page(2, Continuation::Cursor(Some("a".into()))),
-                ),
-                (
-                    Position::Cursor("a".into()),
-                    page(2, Continuation::Cursor(Some("a".into()))),
-                ),
+                (Position::Start, page(2, Continuation::Cursor(Some("a".into())))),
+                (Position::Cursor("a".into()), page(2, Continuation::Cursor(Some("a".into())))),
             ],
             delivered: vec![],
             stop_after: None,
         };
-        let err = walk(&scheme, Position::Start, 100, &mut script)
-            .await
-            .unwrap_err();
+        let err = walk(&scheme, Position::Start, 100, &mut script).await.unwrap_err();
         assert!(matches!(err, PaginateError::Loop(_)), "{err}");
         assert_eq!(script.delivered.len(), 2);
     }
@@ -337,15 +319,11 @@ mod tests {
     async fn the_page_bound_stops_an_endless_walk() {
         let scheme = Scheme::HasMore(has_more::HasMore);
         let mut script = Script {
-            pages: (1..=10)
-                .map(|n| (Position::Page(n), page(1, Continuation::HasMore(true))))
-                .collect(),
+            pages: (1..=10).map(|n| (Position::Page(n), page(1, Continuation::HasMore(true)))).collect(),
             delivered: vec![],
             stop_after: None,
         };
-        let err = walk(&scheme, Position::Page(1), 3, &mut script)
-            .await
-            .unwrap_err();
+        let err = walk(&scheme, Position::Page(1), 3, &mut script).await.unwrap_err();
         assert_eq!(err, PaginateError::TooManyPages(3));
     }
 
@@ -360,16 +338,8 @@ mod tests {
             delivered: vec![],
             stop_after: None,
         };
-        let outcome = walk(&scheme, Position::Page(1), 100, &mut script)
-            .await
-            .unwrap();
-        assert_eq!(
-            outcome,
-            WalkOutcome {
-                pages: 2,
-                complete: true
-            }
-        );
+        let outcome = walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
+        assert_eq!(outcome, WalkOutcome { pages: 2, complete: true });
     }
 
     #[tokio::test]
@@ -377,15 +347,11 @@ mod tests {
         let scheme = Scheme::PageTotal(page_total::PageTotal);
         let cont = Continuation::PageTotal { total: 5, limit: 2 };
         let mut script = Script {
-            pages: (1..=3)
-                .map(|n| (Position::Page(n), page(2, cont.clone())))
-                .collect(),
+            pages: (1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect(),
             delivered: vec![],
             stop_after: None,
         };
-        walk(&scheme, Position::Page(1), 100, &mut script)
-            .await
-            .unwrap();
+        walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
         assert_eq!(
             script.delivered,
             vec![
@@ -401,22 +367,12 @@ mod tests {
         let scheme = Scheme::PageTotal(page_total::PageTotal);
         let cont = Continuation::PageTotal { total: 6, limit: 2 };
         let mut script = Script {
-            pages: (1..=3)
-                .map(|n| (Position::Page(n), page(2, cont.clone())))
-                .collect(),
+            pages: (1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect(),
             delivered: vec![],
             stop_after: Some(1),
         };
-        let outcome = walk(&scheme, Position::Page(1), 100, &mut script)
-            .await
-            .unwrap();
-        assert_eq!(
-            outcome,
-            WalkOutcome {
-                pages: 1,
-                complete: false
-            }
-        );
+        let outcome = walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
+        assert_eq!(outcome, WalkOutcome { pages: 1, complete: false });
     }
 
     #[test]

@@ -24,21 +24,13 @@ const PROXY_ERROR_PAGE: &str = "<html>\r\n<head><title>500 Internal Server Error
 
 /// Logs every request with the status it was answered with, so tests can
 /// assert on what the poller actually sent (paths, queries, user-agent).
-pub(crate) async fn record(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn record(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let received = Instant::now();
     let at = Utc::now();
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
-    let user_agent = request
-        .headers()
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let user_agent = request.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let response = next.run(request).await;
     shared.record(RequestRecord {
         method,
@@ -70,9 +62,7 @@ pub(crate) async fn inject_fault(
             "Service Unavailable",
         )
             .into_response(),
-        Fault::HtmlError => {
-            (StatusCode::INTERNAL_SERVER_ERROR, Html(PROXY_ERROR_PAGE)).into_response()
-        }
+        Fault::HtmlError => (StatusCode::INTERNAL_SERVER_ERROR, Html(PROXY_ERROR_PAGE)).into_response(),
         Fault::Slow(delay) => {
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}

@@ -186,36 +186,22 @@ impl Simulator {
         let mut rng = StdRng::seed_from_u64(config.seed);
         let api = vendor_api(vendor, &mut rng);
         let routes = api.routes();
-        let seeding = Seeding {
-            initial_items: config.initial_items,
-            history,
-            anchor: anchor.trunc_subsecs(0),
-        };
+        let seeding =
+            Seeding { initial_items: config.initial_items, history, anchor: anchor.trunc_subsecs(0) };
         let token = CancellationToken::new();
-        let shared = Arc::new(Shared::new(
-            api,
-            rng,
-            config.api_key,
-            seeding,
-            token.clone(),
-        ));
+        let shared = Arc::new(Shared::new(api, rng, config.api_key, seeding, token.clone()));
 
         let app = routes
             .open
-            .merge(
-                routes
-                    .data
-                    .route_layer(from_fn_with_state(shared.clone(), layers::inject_fault)),
-            )
+            .merge(routes.data.route_layer(from_fn_with_state(shared.clone(), layers::inject_fault)))
             .layer(from_fn_with_state(shared.clone(), layers::record))
             .with_state(shared.clone());
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let serve_stop = token.clone();
         let mut tasks = vec![tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(serve_stop.cancelled_owned())
-                .await;
+            let served =
+                axum::serve(listener, app).with_graceful_shutdown(serve_stop.cancelled_owned()).await;
             if let Err(error) = served {
                 tracing::warn!(%error, "simulator server failed");
             }
@@ -223,12 +209,7 @@ impl Simulator {
         if let Some(every) = config.arrival_every {
             tasks.push(tokio::spawn(arrivals(shared.clone(), every, token.clone())));
         }
-        Ok(Simulator {
-            shared,
-            addr,
-            tasks,
-            stop: token.drop_guard(),
-        })
+        Ok(Simulator { shared, addr, tasks, stop: token.drop_guard() })
     }
 
     /// Where clients point their vendor base URL (no trailing slash, no API

@@ -96,19 +96,8 @@ impl Shared {
             })
             .collect();
         items.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-        let data = Data {
-            items,
-            ids,
-            rng,
-            faults: VecDeque::new(),
-            log: Vec::new(),
-        };
-        Self {
-            api_key,
-            vendor,
-            stop,
-            data: Mutex::new(data),
-        }
+        let data = Data { items, ids, rng, faults: VecDeque::new(), log: Vec::new() };
+        Self { api_key, vendor, stop, data: Mutex::new(data) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Data> {
@@ -143,9 +132,7 @@ impl Shared {
         let data = &mut *guard;
         for _ in 0..n {
             let item = unique_item(self.vendor.as_ref(), &mut data.rng, &mut data.ids, at);
-            let pos = data
-                .items
-                .partition_point(|i| (i.at, &i.id) <= (item.at, &item.id));
+            let pos = data.items.partition_point(|i| (i.at, &i.id) <= (item.at, &item.id));
             data.items.insert(pos, item);
         }
     }

@@ -28,11 +28,7 @@ impl NatsServer {
     pub fn start() -> NatsServer {
         let port = free_port();
         let store = tempfile::tempdir().expect("temp dir for JetStream");
-        let mut server = NatsServer {
-            child: None,
-            port,
-            store,
-        };
+        let mut server = NatsServer { child: None, port, store };
         server.spawn();
         server
     }
@@ -59,14 +55,7 @@ impl NatsServer {
     fn spawn(&mut self) {
         let bin = nats_server_bin();
         let child = Command::new(&bin)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -75,11 +64,7 @@ impl NatsServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on {} within 10s",
-                self.port
-            );
+            assert!(Instant::now() < deadline, "nats-server did not listen on {} within 10s", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -144,11 +129,8 @@ pub async fn stream_messages(url: &str, stream: &str) -> Vec<Stored> {
             .expect("stream read timed out")
             .expect("stream ended")
             .expect("message");
-        let msg_id = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.as_str().to_owned());
+        let msg_id =
+            message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
         out.push(Stored {
             subject: message.subject.to_string(),
             msg_id,
@@ -173,10 +155,10 @@ pub fn config(
         .map(|url| format!("[nats]\nurl = \"{url}\"\nstream = \"ALERTD\"\nack_timeout = \"2s\"\n"))
         .unwrap_or_default();
     let text = format!(
-        "{nats}\n[state]\npath = \"{state}\"\n\n[[source]]\nvendor = \"{vendor}\"\nname = \"test-{vendor}\"\n\
+        "{nats}\n[state]\npath = \"{state}\"\n\n[service]\nlisten = \"off\"\n\n[[source]]\nvendor = \"{vendor}\"\nname = \"test-{vendor}\"\n\
          base_url = \"{base_url}\"\ncredential = {{ env = \"UNUSED\" }}\nschedule = \"every 1s\"\njitter = \"0s\"\n\
          lag = \"0s\"\ninitial_lookback = \"72h\"\nretries = 0\n{extra}\n",
-        state = dir.join("state.sqlite").display()
+        state = dir.join("state.sqlite").display(),
     );
     let mut config = Config::from_toml(&text, "test.toml").expect("test config is valid");
     config.sources[0].credential = CredentialSource::Inline(SecretString::from(api_key.to_owned()));
@@ -228,11 +210,7 @@ pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         "-out",
         "server.csr",
     ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
     run(&[
         "x509",
         "-req",
@@ -250,11 +228,7 @@ pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         "-out",
         "server-cert.pem",
     ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("server-cert.pem"),
-        dir.join("server-key.pem"),
-    )
+    (dir.join("ca.pem"), dir.join("server-cert.pem"), dir.join("server-key.pem"))
 }
 
 impl NatsServer {
@@ -264,15 +238,7 @@ impl NatsServer {
         let store = tempfile::tempdir().expect("temp dir for JetStream");
         let bin = nats_server_bin();
         let child = Command::new(&bin)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "--tls",
-                "--tlscert",
-            ])
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "--tls", "--tlscert"])
             .arg(cert)
             .arg("--tlskey")
             .arg(key)
@@ -284,16 +250,9 @@ impl NatsServer {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server (TLS) did not listen within 10s"
-            );
+            assert!(Instant::now() < deadline, "nats-server (TLS) did not listen within 10s");
             std::thread::sleep(Duration::from_millis(20));
         }
-        NatsServer {
-            child: Some(child),
-            port,
-            store,
-        }
+        NatsServer { child: Some(child), port, store }
     }
 }

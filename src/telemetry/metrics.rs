@@ -1,0 +1,156 @@
+//! The Prometheus metrics, named by Prometheus conventions (`_total` for
+//! counters, base units in the name).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// Labels of every per-source metric.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// Source name.
+    pub source: String,
+    /// Vendor key.
+    pub vendor: String,
+}
+
+/// Labels of HTTP answers: the status code, or the failure kind when there
+/// was no answer (`timeout`, `connect`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// Source name.
+    pub source: String,
+    /// Vendor key.
+    pub vendor: String,
+    /// `200`, `429`, `timeout`…
+    pub status: String,
+}
+
+/// Labels of poll outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// Source name.
+    pub source: String,
+    /// Vendor key.
+    pub vendor: String,
+    /// `ok`, or the error's bounded code.
+    pub result: String,
+}
+
+type F64Gauge = Gauge<f64, AtomicU64>;
+type F64Counter = Counter<f64, AtomicU64>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 14))
+}
+
+/// Every metric alertd exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Polls by outcome.
+    pub polls: Family<ResultLabels, Counter>,
+    /// Pages committed.
+    pub pages: Family<SourceLabels, Counter>,
+    /// Events newly stored by the sink.
+    pub events_published: Family<SourceLabels, Counter>,
+    /// Events the stream already had (acked as duplicates).
+    pub events_duplicate: Family<SourceLabels, Counter>,
+    /// Events not re-sent because they were delivered in the overlap window.
+    pub events_skipped: Family<SourceLabels, Counter>,
+    /// Items sent to the dead-letter subject.
+    pub dead_letters: Family<SourceLabels, Counter>,
+    /// Vendor HTTP answers by status.
+    pub http_responses: Family<StatusLabels, Counter>,
+    /// Seconds spent waiting because a vendor throttled.
+    pub throttled_seconds: Family<SourceLabels, F64Counter>,
+    /// Seconds since the source's last successful poll.
+    pub seconds_since_success: Family<SourceLabels, F64Gauge>,
+    /// Seconds between now and the source's watermark (time-based cursors).
+    pub watermark_lag: Family<SourceLabels, F64Gauge>,
+    /// Time from sending a page's events to the last PubAck.
+    pub puback_latency: Family<SourceLabels, Histogram, fn() -> Histogram>,
+    /// Poll durations.
+    pub poll_duration: Family<SourceLabels, Histogram, fn() -> Histogram>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("alertd");
+        let m = Metrics {
+            polls: Family::default(),
+            pages: Family::default(),
+            events_published: Family::default(),
+            events_duplicate: Family::default(),
+            events_skipped: Family::default(),
+            dead_letters: Family::default(),
+            http_responses: Family::default(),
+            throttled_seconds: Family::default(),
+            seconds_since_success: Family::default(),
+            watermark_lag: Family::default(),
+            puback_latency: Family::new_with_constructor(latency_histogram),
+            poll_duration: Family::new_with_constructor(latency_histogram),
+            registry: Registry::default(),
+        };
+        registry.register("polls", "Polls by outcome", m.polls.clone());
+        registry.register("pages", "Pages fetched, published and committed", m.pages.clone());
+        registry.register(
+            "events_published",
+            "Events newly stored in the stream",
+            m.events_published.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Events acknowledged as duplicates of events already in the stream",
+            m.events_duplicate.clone(),
+        );
+        registry.register(
+            "events_skipped_seen",
+            "Events not re-sent because they were delivered in the overlap window",
+            m.events_skipped.clone(),
+        );
+        registry.register("dead_letters", "Items that could not be normalized", m.dead_letters.clone());
+        registry.register("http_responses", "Vendor HTTP answers by status", m.http_responses.clone());
+        registry.register(
+            "throttled_seconds",
+            "Seconds spent waiting because the vendor throttled",
+            m.throttled_seconds.clone(),
+        );
+        registry.register(
+            "seconds_since_last_success",
+            "Seconds since the source's last successful poll",
+            m.seconds_since_success.clone(),
+        );
+        registry.register(
+            "watermark_lag_seconds",
+            "Seconds between now and the source's watermark",
+            m.watermark_lag.clone(),
+        );
+        registry.register(
+            "puback_latency_seconds",
+            "Seconds from sending a page's events to its last PubAck",
+            m.puback_latency.clone(),
+        );
+        registry.register("poll_duration_seconds", "Poll durations", m.poll_duration.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,266 @@
+//! alertd as a service: `/metrics`, `/healthz`, systemd notifications and
+//! the unit file.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alertd::daemon::{self, Mode};
+use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault, SimConfig, SimVendor, Simulator};
+use tokio_util::sync::CancellationToken;
+
+use common::{NatsServer, config, free_port};
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("listener answers");
+    (response.status().as_u16(), response.text().await.unwrap_or_default())
+}
+
+/// The value of the sample line starting with `prefix` (metric name and labels).
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_healthz_report_what_the_pollers_did() {
+    let nats = NatsServer::start();
+    let sim =
+        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 23, ..SimConfig::default() })
+            .await
+            .unwrap();
+    sim.inject(Fault::Unavailable, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        dir.path(),
+        Some(&nats.url()),
+        "canaryguard",
+        &sim.base_url(),
+        CANARYGUARD_DEMO_KEY,
+        "page_size = 10",
+    );
+    cfg.sources[0].retries = 2;
+    cfg.sources[0].schedule = "every 1h".parse().unwrap();
+    let port = free_port();
+    cfg.service.listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn({
+        let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
+        async move { daemon::run(&cfg, None, Mode::Forever, shutdown).await }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        if let Ok(r) = reqwest::get(format!("{base}/metrics")).await {
+            let text = r.text().await.unwrap_or_default();
+            if text.contains("alertd_polls_total{") {
+                break text;
+            }
+        }
+        assert!(Instant::now() < deadline, "no poll was counted within 20s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let l = r#"source="test-canaryguard",vendor="canaryguard""#;
+    assert_eq!(sample(&metrics, &format!("alertd_polls_total{{{l},result=\"ok\"}}")), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, &format!("alertd_pages_total{{{l}}}")), Some(3.0));
+    assert_eq!(sample(&metrics, &format!("alertd_events_published_total{{{l}}}")), Some(23.0));
+    assert_eq!(sample(&metrics, &format!("alertd_http_responses_total{{{l},status=\"503\"}}")), Some(1.0));
+    assert_eq!(sample(&metrics, &format!("alertd_http_responses_total{{{l},status=\"200\"}}")), Some(3.0));
+    assert_eq!(sample(&metrics, &format!("alertd_puback_latency_seconds_count{{{l}}}")), Some(3.0));
+    let since = sample(&metrics, &format!("alertd_seconds_since_last_success{{{l}}}")).expect("gauge");
+    assert!((0.0..10.0).contains(&since), "{since}");
+    let lag = sample(&metrics, &format!("alertd_watermark_lag_seconds{{{l}}}")).expect("lag gauge");
+    assert!((0.0..30.0).contains(&lag), "{lag}");
+
+    let (status, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["sources"]["test-canaryguard"]["healthy"], true);
+
+    shutdown.cancel();
+    daemon.await.unwrap().expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_503_when_a_source_has_not_succeeded_within_its_interval() {
+    let sim = Simulator::start(SimVendor::CanaryGuard, SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A wrong key: every poll fails. The schedule is 1s, so after ~62s the
+    // source would be late; instead of waiting, check the per-source detail
+    // and the failure counter, then the status once the gap has passed.
+    let mut cfg = config(dir.path(), None, "canaryguard", &sim.base_url(), "cg_live_wrong", "");
+    let port = free_port();
+    cfg.service.listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn({
+        let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
+        async move { daemon::run(&cfg, None, Mode::Forever, shutdown).await }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(75);
+    loop {
+        let (status, body) = match reqwest::get(format!("{base}/healthz")).await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        };
+        if status == 503 {
+            let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let source = &health["sources"]["test-canaryguard"];
+            assert_eq!(source["healthy"], false);
+            assert_eq!(source["last_error"], "auth", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "healthz never turned 503: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (_, metrics) = get(&format!("{base}/metrics")).await;
+    let failed = sample(
+        &metrics,
+        r#"alertd_polls_total{source="test-canaryguard",vendor="canaryguard",result="auth"}"#,
+    );
+    assert!(failed.is_some_and(|n| n >= 2.0), "{metrics}");
+    shutdown.cancel();
+    daemon.await.unwrap().expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_gets_ready_watchdog_and_stopping_notifications() {
+    let sim =
+        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 3, ..SimConfig::default() })
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let config_path = dir.path().join("alertd.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[state]\npath = \"{}\"\n[service]\nlisten = \"off\"\n[[source]]\nvendor = \"canaryguard\"\n\
+             name = \"acme\"\nbase_url = \"{}\"\ncredential = {{ env = \"CG_KEY\" }}\njitter = \"0s\"\n",
+            dir.path().join("s.sqlite").display(),
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(common::alertd_bin())
+        .args(["run", "-c"])
+        .arg(&config_path)
+        .env("CG_KEY", CANARYGUARD_DEMO_KEY)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 512];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && received.iter().filter(|m: &&String| m.contains("WATCHDOG=1")).count() < 2
+    {
+        if let Ok(n) = socket.recv(&mut buf) {
+            received.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !received.iter().any(|m| m.contains("STOPPING=1")) {
+        if let Ok(n) = socket.recv(&mut buf) {
+            received.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let ready = received.iter().position(|m| m.contains("READY=1")).expect("READY=1 sent");
+    let watchdog = received.iter().position(|m| m.contains("WATCHDOG=1")).expect("WATCHDOG=1 sent");
+    let stopping = received.iter().position(|m| m.contains("STOPPING=1")).expect("STOPPING=1 sent");
+    assert!(ready < watchdog && watchdog < stopping, "order: {received:?}");
+}
+
+/// The unit file parses and its hardening scores 2.0 or lower on
+/// `systemd-analyze security` (lower is better).
+#[test]
+fn the_unit_file_verifies_and_is_hardened() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have systemd-analyze");
+        eprintln!("SKIP: systemd-analyze is not installed; the unit file was not checked");
+        return;
+    }
+    let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/alertd.service");
+    let out = Command::new("systemd-analyze").args(["security", "--offline=true", unit]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for alertd.service:").nth(1))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {text}"));
+    assert!(score <= 2.0, "exposure {score} > 2.0:\n{text}");
+
+    // verify needs the ExecStart binary to exist: point it at the built one.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(unit)
+        .unwrap()
+        .replace("/usr/bin/alertd", common::alertd_bin().to_str().unwrap());
+    let copy = dir.path().join("alertd.service");
+    std::fs::write(&copy, text).unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg(&copy).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let problems: Vec<&str> = stderr.lines().filter(|l| l.contains("alertd.service")).collect();
+    assert!(out.status.success() && problems.is_empty(), "systemd-analyze verify: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_what_works_and_what_does_not() {
+    let nats = NatsServer::start();
+    let sim =
+        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 5, ..SimConfig::default() })
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alertd.toml");
+    let source = |name: &str, var: &str| {
+        format!(
+            "[[source]]\nvendor = \"canaryguard\"\nname = \"{name}\"\nbase_url = \"{}\"\ncredential = {{ env = \"{var}\" }}\n",
+            sim.base_url()
+        )
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "[nats]\nurl = \"{}\"\n[state]\npath = \"{}\"\n{}{}",
+            nats.url(),
+            dir.path().join("s.sqlite").display(),
+            source("good", "GOOD_KEY"),
+            source("bad", "BAD_KEY")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(common::alertd_bin())
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("GOOD_KEY", CANARYGUARD_DEMO_KEY)
+        .env("BAD_KEY", "cg_live_0000000000000000000000000000000000000000")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "a failing source fails the check:\n{table}");
+    let line =
+        |what: &str| table.lines().find(|l| l.starts_with(what)).unwrap_or_else(|| panic!("{what}: {table}"));
+    assert!(line("config").contains(" ok "), "{table}");
+    // The stream does not exist until the daemon first runs.
+    assert!(line("nats").contains("FAIL") && line("nats").contains("ALERTD"), "{table}");
+    assert!(line("source good").contains(" ok "), "{table}");
+    assert!(line("source bad").contains("FAIL") && line("source bad").contains("401"), "{table}");
+    assert!(!table.contains("cg_live_0000"), "no key in the report");
+
+    let only = Command::new(common::alertd_bin())
+        .args(["check", "good", "-c"])
+        .arg(&path)
+        .env("GOOD_KEY", CANARYGUARD_DEMO_KEY)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&only.stdout);
+    assert!(!table.contains("source bad"), "{table}");
+}
