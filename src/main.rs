@@ -82,6 +82,9 @@ enum Command {
     Schema,
     /// List the vendors alertd can poll.
     Vendors,
+    /// Print the man page (roff) generated from this help.
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +158,13 @@ async fn dispatch(command: Command, config: &Path) -> Result<ExitCode> {
         }
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&alertd::event::json_schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &page)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Vendors => {
