@@ -14,6 +14,8 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use reqwest::{RequestBuilder, Response, StatusCode};
 
+use crate::throttle::Throttle;
+
 /// How a source retries transient failures.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -130,14 +132,41 @@ pub trait FetchObserver: Sync {
     fn answered(&self, status: &str);
     /// A transient failure; the next attempt follows after `delay`.
     fn retrying(&self, error: &FetchError, delay: Duration);
+    /// The vendor's budget is running low; the next request waits `delay`.
+    fn paced(&self, delay: Duration);
+}
+
+/// Everything a source's requests share.
+pub struct FetchContext<'a> {
+    /// Retries.
+    pub policy: RetryPolicy,
+    /// The source's pacing; every attempt waits for it.
+    pub throttle: &'a Throttle,
+    /// Counts and logs attempts.
+    pub observer: &'a dyn FetchObserver,
+    /// Statuses the vendor uses for throttling besides 429 (Red Canary: 406).
+    pub throttle_statuses: &'a [u16],
+}
+
+/// A 2xx answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: Bytes,
+    /// How long to hold the next request, from `RateLimit-*` headers.
+    pub pace: Option<Duration>,
 }
 
 /// Send the request built by `make` (called again for each attempt) and
 /// return the body of a 2xx answer, retrying transient failures.
-pub async fn fetch<F>(make: F, policy: RetryPolicy, observer: &dyn FetchObserver) -> Result<Bytes, FetchError>
+pub async fn fetch<F>(make: F, ctx: &FetchContext<'_>) -> Result<Bytes, FetchError>
 where
     F: Fn() -> RequestBuilder,
 {
+    let policy = ctx.policy;
+    let observer = ctx.observer;
     let backoff = ExponentialBuilder::default()
         .with_min_delay(policy.min_delay)
         .with_max_delay(policy.max_delay)
@@ -145,42 +174,59 @@ where
         .with_jitter();
     let max = policy.max_delay;
     (|| async {
-        let result = fetch_once(make()).await;
+        ctx.throttle.acquire().await;
+        let result = fetch_once(make(), ctx.throttle_statuses).await;
         observer.answered(&match &result {
-            Ok((status, _)) => status.as_u16().to_string(),
+            Ok(answer) => answer.status.as_u16().to_string(),
             Err(e) => e.status().map_or_else(|| e.code().to_owned(), |s| s.to_string()),
         });
-        result.map(|(_, body)| body)
+        let answer = result?;
+        if let Some(pace) = answer.pace {
+            let pace = pace.min(max);
+            ctx.throttle.pause(pace);
+            observer.paced(pace);
+        }
+        Ok(answer.body)
     })
     .retry(backoff)
     .when(FetchError::is_transient)
-    .adjust(move |err, delay| match err {
-        FetchError::Throttled { retry_after: Some(wait), .. } => Some((*wait).min(max)),
-        _ => delay,
+    // `delay` is `None` once the retries are used up; keep it so: a server's
+    // Retry-After replaces the wait, never the retry budget.
+    .adjust(move |err, delay| match (err, delay) {
+        (FetchError::Throttled { retry_after: Some(wait), .. }, Some(_)) => Some((*wait).min(max)),
+        (_, delay) => delay,
     })
     .notify(|err, delay| observer.retrying(err, delay))
     .await
 }
 
-/// One attempt: the status and body of a 2xx answer.
-pub async fn fetch_once(req: RequestBuilder) -> Result<(StatusCode, Bytes), FetchError> {
+/// One attempt. `throttle_statuses` are read like 429.
+pub async fn fetch_once(req: RequestBuilder, throttle_statuses: &[u16]) -> Result<Answer, FetchError> {
     let response = req.send().await.map_err(classify_transport)?;
     let status = response.status();
     let retry_after = retry_after(&response);
+    let now_epoch =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let pace = crate::throttle::hint(response.headers(), now_epoch);
     let html = is_html(&response);
     let body = response.bytes().await.map_err(classify_transport)?;
     if html || looks_like_html(&body) {
         return Err(FetchError::Html { status: status.as_u16(), title: html_title(&body) });
     }
     if status.is_success() {
-        return Ok((status, body));
+        return Ok(Answer { status, body, pace });
     }
     let detail = vendor_message(&body);
+    if throttle_statuses.contains(&status.as_u16()) {
+        return Err(FetchError::Throttled { status: status.as_u16(), retry_after: retry_after.or(pace) });
+    }
     Err(match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
             FetchError::Auth { status: status.as_u16(), detail }
         }
-        StatusCode::TOO_MANY_REQUESTS => FetchError::Throttled { status: 429, retry_after },
+        StatusCode::TOO_MANY_REQUESTS => {
+            FetchError::Throttled { status: 429, retry_after: retry_after.or(pace) }
+        }
         s if s.is_server_error() => FetchError::Server { status: s.as_u16(), detail },
         s => FetchError::Client { status: s.as_u16(), detail },
     })

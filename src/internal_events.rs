@@ -203,6 +203,33 @@ impl RetryScheduled<'_> {
     }
 }
 
+/// The vendor's budget runs low (`RateLimit-Remaining`): the source slows down.
+pub struct Paced<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// How long the next request waits.
+    pub delay: Duration,
+}
+
+impl Paced<'_> {
+    /// Log it; the wait counts as throttled time.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        telemetry
+            .metrics
+            .throttled_seconds
+            .get_or_create(&labels(self.source, self.vendor))
+            .inc_by(self.delay.as_secs_f64());
+        tracing::info!(
+            message = "Vendor rate budget is running low; slowing down.",
+            source = self.source,
+            vendor = self.vendor,
+            delay_ms = self.delay.as_millis() as u64,
+        );
+    }
+}
+
 fn result_labels(source: &str, vendor: &str, result: &str) -> crate::telemetry::ResultLabels {
     crate::telemetry::ResultLabels {
         source: source.to_owned(),

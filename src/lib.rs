@@ -10,6 +10,7 @@
 //! - [`incremental`]: time-window planning shared by timestamp-filtered APIs.
 //! - [`vendors`]: one folder per vendor (requests, page parsing, normalize) and the registry.
 //! - [`http`]: requests, retries and the classification of what came back.
+//! - [`throttle`]: per-source rate limits (governor) and `RateLimit-*` pacing.
 //! - [`checkpoint`]: the SQLite store; the only code that touches SQL.
 //! - [`publish`]: JetStream and stdout sinks; the only code that touches NATS.
 //! - [`poller`]: one source's cycle: walk → normalize → publish → acks → commit.
@@ -42,4 +43,5 @@ pub mod schedule;
 pub mod service;
 pub mod sim;
 pub mod telemetry;
+pub mod throttle;
 pub mod vendors;

@@ -20,13 +20,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{Seen, Store, StoreError};
 use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig};
-use crate::http::{FetchError, FetchObserver, RetryPolicy};
+use crate::http::{FetchContext, FetchError, FetchObserver, RetryPolicy};
 use crate::internal_events::{
-    DeadLettered, HttpAnswered, PageDelivered, PollFailed, PollFinished, RetryScheduled,
+    DeadLettered, HttpAnswered, Paced, PageDelivered, PollFailed, PollFinished, RetryScheduled,
 };
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
 use crate::publish::{Message, PublishError, Sink, dead_letter_subject, event_subject};
 use crate::telemetry::Telemetry;
+use crate::throttle::Throttle;
 use crate::vendors::{NormalizeContext, PageError, Vendor, instantiate};
 
 /// What every poller shares.
@@ -203,6 +204,7 @@ pub struct Poller<V: Vendor> {
     max_pages: u64,
     timeout: Duration,
     retry: RetryPolicy,
+    throttle: Throttle,
     deps: PollerDeps,
 }
 
@@ -216,6 +218,7 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
         max_pages: source.max_pages,
         timeout: source.timeout,
         retry: RetryPolicy { retries: source.retries, ..deps.retry },
+        throttle: Throttle::new(source.rate_limits.as_deref().unwrap_or(V::RATE_LIMITS)),
         deps,
     }))
 }
@@ -269,13 +272,15 @@ impl<V: Vendor> Poller<V> {
             .probe(&self.deps.client, &key, Utc::now())
             .map_err(|error| self.page_err(&at, error))?
             .timeout(self.timeout);
-        let (_, body) = crate::http::fetch_once(request).await.map_err(|error| PollError::Fetch {
-            vendor: V::KEY,
-            source_name: self.name.clone(),
-            at: "the check request".into(),
-            error,
+        let answer = crate::http::fetch_once(request, V::THROTTLE_STATUSES).await.map_err(|error| {
+            PollError::Fetch {
+                vendor: V::KEY,
+                source_name: self.name.clone(),
+                at: "the check request".into(),
+                error,
+            }
         })?;
-        let page = self.vendor.parse_page(&body).map_err(|error| self.page_err(&at, error))?;
+        let page = self.vendor.parse_page(&answer.body).map_err(|error| self.page_err(&at, error))?;
         Ok(page.items.len())
     }
 
@@ -339,6 +344,10 @@ impl<V: Vendor> FetchObserver for Poller<V> {
     fn retrying(&self, error: &FetchError, delay: Duration) {
         RetryScheduled { source: &self.name, vendor: V::KEY, error, delay }.emit(&self.deps.telemetry);
     }
+
+    fn paced(&self, delay: Duration) {
+        Paced { source: &self.name, vendor: V::KEY, delay }.emit(&self.deps.telemetry);
+    }
 }
 
 /// The poller's side of one walk.
@@ -356,7 +365,13 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
     async fn fetch(&mut self, at: &Position) -> Result<Page, PollError> {
         let p = self.poller;
         let make = || p.vendor.request(&p.deps.client, &self.walk.plan, at, &self.key).timeout(p.timeout);
-        let body = crate::http::fetch(make, p.retry, p).await.map_err(|error| PollError::Fetch {
+        let ctx = FetchContext {
+            policy: p.retry,
+            throttle: &p.throttle,
+            observer: p,
+            throttle_statuses: V::THROTTLE_STATUSES,
+        };
+        let body = crate::http::fetch(make, &ctx).await.map_err(|error| PollError::Fetch {
             vendor: V::KEY,
             source_name: p.name.clone(),
             at: at.to_string(),

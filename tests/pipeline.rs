@@ -43,8 +43,9 @@ fn assert_exactly_once(stream: &HashMap<String, usize>, truth: &HashSet<String>)
 }
 
 async fn run_once(config: &alertd::config::Config) -> Result<alertd::poller::PollReport, PollError> {
-    let mut results =
-        daemon::run(config, None, Mode::Once, CancellationToken::new()).await.expect("daemon starts");
+    let mut results = daemon::run(config, common::quiet_sink(config), Mode::Once, CancellationToken::new())
+        .await
+        .expect("daemon starts");
     results.remove(0).1
 }
 

@@ -163,6 +163,10 @@ pub struct SourceConfig {
     /// The most pages one poll may walk (a guard against vendor loops).
     #[serde(default = "default_max_pages")]
     pub max_pages: u64,
+    /// Rate limits to stay inside, e.g. `["10/s", "20/min"]`; default: the
+    /// vendor's documented limits. `[]` turns pacing off.
+    #[serde(default)]
+    pub rate_limits: Option<Vec<crate::throttle::RateLimit>>,
     /// Retries of a failed request (connection error, timeout, 5xx, 429)
     /// before the poll gives up until its next scheduled start.
     #[serde(default = "default_retries")]

@@ -23,6 +23,7 @@ use url::Url;
 use crate::config::{Credential, SourceConfig};
 use crate::event::{Event, Kind, SourceRef, event_id};
 use crate::paginate::{Page, Position, Scheme};
+use crate::throttle::RateLimit;
 
 /// Every vendor alertd can poll. One line per vendor.
 pub static REGISTRY: &[VendorEntry] = &[entry::<canaryguard::CanaryGuard>()];
@@ -37,6 +38,11 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     const DEFAULT_BASE_URL: Option<&'static str>;
     /// The largest page the API serves.
     const MAX_PAGE_SIZE: u32;
+    /// The vendor's documented rate limits, enforced unless the source's
+    /// `rate_limits` overrides them.
+    const RATE_LIMITS: &'static [RateLimit] = &[];
+    /// Statuses the vendor throttles with besides 429.
+    const THROTTLE_STATUSES: &'static [u16] = &[];
 
     /// Vendor settings from `[source.options]`.
     type Options: DeserializeOwned + Default + Send + Sync;

@@ -256,3 +256,11 @@ impl NatsServer {
         NatsServer { child: Some(child), port, store }
     }
 }
+
+/// With no `[nats]`, a sink that discards events (instead of flooding the
+/// test output with them); with NATS, `None` so the daemon connects.
+pub fn quiet_sink(config: &Config) -> Option<alertd::publish::Sink> {
+    config.nats.is_none().then(|| {
+        alertd::publish::Sink::Stdout(alertd::publish::StdoutSink::to_writer(Box::new(std::io::sink())))
+    })
+}
