@@ -242,6 +242,7 @@ fn summarize(results: &PollResults) -> ExitCode {
 
 /// Cancelled on SIGTERM or SIGINT; a second signal exits at once.
 fn shutdown_on_signals() -> CancellationToken {
+    acknowledge_reloads();
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
@@ -253,6 +254,25 @@ fn shutdown_on_signals() -> CancellationToken {
         std::process::exit(130);
     });
     token
+}
+
+/// SIGHUP (`systemctl reload`) must not end the daemon (its default action).
+/// Nothing needs reloading: API keys are read afresh at every poll, so a
+/// rotated key file or systemd credential is used from the next poll on.
+fn acknowledge_reloads() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!(
+                        message = "SIGHUP: API keys are re-read at every poll; the next poll uses the current ones."
+                    );
+                }
+            });
+        }
+    }
 }
 
 async fn wait_for_signal() {
