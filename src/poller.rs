@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{Seen, Store, StoreError};
 use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig};
 use crate::http::{FetchError, RetryPolicy};
-use crate::internal_events::{DeadLettered, PageDelivered, PollFailed, PollFinished};
+use crate::internal_events::{
+    DeadLettered, ErrorAnsweredAsEmpty, PageDelivered, PollFailed, PollFinished,
+};
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
 use crate::publish::{Message, PublishError, Sink, dead_letter_subject, event_subject};
 use crate::vendors::{NormalizeContext, PageError, Vendor, instantiate};
@@ -356,14 +358,27 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                 .request(&p.deps.client, &self.walk.plan, at, &self.key)
                 .timeout(p.timeout)
         };
-        let body = crate::http::fetch(make, p.retry)
-            .await
-            .map_err(|error| PollError::Fetch {
-                vendor: V::KEY,
-                source_name: p.name.clone(),
-                at: at.to_string(),
-                error,
-            })?;
+        let body = match crate::http::fetch(make, p.retry).await {
+            Ok(body) => body,
+            Err(error) => {
+                if let Some(page) = p.vendor.empty_page_for(&error) {
+                    ErrorAnsweredAsEmpty {
+                        source: &p.name,
+                        vendor: V::KEY,
+                        at,
+                        error: &error,
+                    }
+                    .emit();
+                    return Ok(page);
+                }
+                return Err(PollError::Fetch {
+                    vendor: V::KEY,
+                    source_name: p.name.clone(),
+                    at: at.to_string(),
+                    error,
+                });
+            }
+        };
         p.vendor
             .parse_page(&body)
             .map_err(|error| p.page_err(at, error))
