@@ -49,73 +49,21 @@ const LEVELS: &[(Enum, u32)] = &[
     ((3, "Improved"), 25),
 ];
 
-/// A coherent alert condition: `ReportAlertType`, `ReportAlertSubtype`,
-/// `AlertTriggerType`, `OperatorType` and the two thresholds.
-struct Condition {
-    alert_type: Enum,
-    subtype: Enum,
-    trigger: Enum,
-    operation: Enum,
-    thresholds: Option<(f64, f64)>,
-}
+/// Coherent alert conditions, one per row: `ReportAlertType`,
+/// `ReportAlertSubtype`, `AlertTriggerType` and `OperatorType` pairs, then
+/// the (warning, critical) thresholds.
+type Condition = (Enum, Enum, Enum, Enum, Option<(f64, f64)>);
 
+#[rustfmt::skip]
 const CONDITIONS: &[Condition] = &[
-    Condition {
-        alert_type: (15, "Availability"),
-        subtype: (9, "Test Failure"),
-        trigger: (1, "SpecificValue"),
-        operation: (4, "LessThan"),
-        thresholds: Some((99.0, 95.0)),
-    },
-    Condition {
-        alert_type: (7, "ResponseTime"),
-        subtype: (59, "Test Time"),
-        trigger: (2, "TrailingValue"),
-        operation: (2, "GreaterThan"),
-        thresholds: Some((2000.0, 5000.0)),
-    },
-    Condition {
-        alert_type: (7, "ResponseTime"),
-        subtype: (55, "TTFB"),
-        trigger: (1, "SpecificValue"),
-        operation: (2, "GreaterThan"),
-        thresholds: Some((500.0, 1500.0)),
-    },
-    Condition {
-        alert_type: (3, "ContentMatch"),
-        subtype: (10, "Regular Expression"),
-        trigger: (0, "None"),
-        operation: (0, "NotEquals"),
-        thresholds: None,
-    },
-    Condition {
-        alert_type: (17, "Dns"),
-        subtype: (21, "DNS"),
-        trigger: (0, "None"),
-        operation: (1, "Equals"),
-        thresholds: None,
-    },
-    Condition {
-        alert_type: (12, "Ping"),
-        subtype: (101, "Ping Packet Loss"),
-        trigger: (2, "TrailingValue"),
-        operation: (2, "GreaterThan"),
-        thresholds: Some((5.0, 20.0)),
-    },
-    Condition {
-        alert_type: (2, "ByteLength"),
-        subtype: (1, "Byte Length"),
-        trigger: (3, "TrendShift"),
-        operation: (2, "GreaterThan"),
-        thresholds: Some((10.0, 25.0)),
-    },
-    Condition {
-        alert_type: (4, "HostFailure"),
-        subtype: (20, "Any"),
-        trigger: (0, "None"),
-        operation: (1, "Equals"),
-        thresholds: None,
-    },
+    ((15, "Availability"), (9, "Test Failure"), (1, "SpecificValue"), (4, "LessThan"), Some((99.0, 95.0))),
+    ((7, "ResponseTime"), (59, "Test Time"), (2, "TrailingValue"), (2, "GreaterThan"), Some((2000.0, 5000.0))),
+    ((7, "ResponseTime"), (55, "TTFB"), (1, "SpecificValue"), (2, "GreaterThan"), Some((500.0, 1500.0))),
+    ((3, "ContentMatch"), (10, "Regular Expression"), (0, "None"), (0, "NotEquals"), None),
+    ((17, "Dns"), (21, "DNS"), (0, "None"), (1, "Equals"), None),
+    ((12, "Ping"), (101, "Ping Packet Loss"), (2, "TrailingValue"), (2, "GreaterThan"), Some((5.0, 20.0))),
+    ((2, "ByteLength"), (1, "Byte Length"), (3, "TrendShift"), (2, "GreaterThan"), Some((10.0, 25.0))),
+    ((4, "HostFailure"), (20, "Any"), (0, "None"), (1, "Equals"), None),
 ];
 
 /// Tests: name, `DisplayTestType`, folder path, and the conditions that fit.
@@ -251,7 +199,8 @@ fn stamp(t: DateTime<Utc>) -> String {
 impl VendorApi for Catchpoint {
     fn generate(&self, rng: &mut StdRng, at: DateTime<Utc>) -> Item {
         let test = pick(rng, &self.tests);
-        let condition = &CONDITIONS[*pick(rng, test.conditions)];
+        let (alert_type, subtype, trigger, operation, thresholds) =
+            CONDITIONS[*pick(rng, test.conditions)];
         let roll = rng.random_range(0..100);
         let mut level = LEVELS[0].0;
         let mut bound = 0;
@@ -300,11 +249,11 @@ impl VendorApi for Catchpoint {
             );
         }
         alert.insert("testType".into(), pair(test.test_type));
-        alert.insert("alertType".into(), pair(condition.alert_type));
-        alert.insert("alertSubtype".into(), pair(condition.subtype));
-        alert.insert("triggerType".into(), pair(condition.trigger));
-        alert.insert("operationType".into(), pair(condition.operation));
-        let (warning, critical) = condition.thresholds.unzip();
+        alert.insert("alertType".into(), pair(alert_type));
+        alert.insert("alertSubtype".into(), pair(subtype));
+        alert.insert("triggerType".into(), pair(trigger));
+        alert.insert("operationType".into(), pair(operation));
+        let (warning, critical) = thresholds.unzip();
         alert.insert("warningTrigger".into(), json!(warning));
         alert.insert("criticalTrigger".into(), json!(critical));
         alert.insert("durationInSecond".into(), json!(duration));

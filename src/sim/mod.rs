@@ -21,11 +21,14 @@
 //! - `rate_limited` / `unauthorized` render the vendor's error envelopes, used
 //!   when the matching [`Fault`] is injected;
 //! - `malform` breaks one item of a list body for [`Fault::MalformedItem`];
+//! - `update` (optional) changes an existing alert for
+//!   [`Simulator::update_items`], for vendors whose items have revisions;
 //! - `routes` returns its `open` routes (health, fallback) and its `data`
 //!   routes; handlers get the shared state, read the store through
 //!   `Shared::with_items` and do their own auth, filtering and paging.
 //!
-//! Then add a [`SimVendor`] variant and one arm in `vendor_api`. The framework
+//! Then add a [`SimVendor`] variant, one arm in `vendor_api` and its demo
+//! key in [`SimVendor::default_api_key`]. The framework
 //! wraps the data routes in fault injection and every route in the request
 //! log. Its tests go in `tests/<vendor>.rs`, reusing the helpers in
 //! `tests/mod.rs`.

@@ -38,43 +38,19 @@ const BUDGET_WINDOW: TimeDelta = TimeDelta::minutes(15);
 
 /// Detections: title, MITRE codes as Rapid7 lists them (tactic names and
 /// technique ids mixed), the keys of interest they carry, and priority.
+#[rustfmt::skip]
 const DETECTIONS: &[(&str, &[&str], &[&str], &str)] = &[
-    (
-        "Suspicious Authentication - Ingress from New Country",
-        &["Initial Access", "T1078"],
-        &["result", "account", "geoip_country_code", "source_ip"],
-        "MEDIUM",
-    ),
-    (
-        "Brute Force - Against Domain Account",
-        &["Credential Access", "T1110"],
-        &["account", "source_ip"],
-        "HIGH",
-    ),
-    (
-        "Attacker Technique - PowerShell Download Cradles",
-        &["Execution", "T1059.001"],
-        &["hostname", "account"],
-        "CRITICAL",
-    ),
-    (
-        "Suspicious Process - Execution From Root of ProgramData",
-        &["Execution", "Defense Evasion", "T1204", "T1036"],
-        &["hostname", "account"],
-        "HIGH",
-    ),
-    (
-        "Network Access for Threat - Known Malicious Domain",
-        &[],
-        &["hostname", "source_ip", "destination_ip"],
-        "LOW",
-    ),
-    (
-        "MVD Verification",
-        &[],
-        &["result", "account", "geoip_country_code", "source_ip"],
-        "LOW",
-    ),
+    ("Suspicious Authentication - Ingress from New Country", &["Initial Access", "T1078"],
+        &["result", "account", "geoip_country_code", "source_ip"], "MEDIUM"),
+    ("Brute Force - Against Domain Account", &["Credential Access", "T1110"],
+        &["account", "source_ip"], "HIGH"),
+    ("Attacker Technique - PowerShell Download Cradles", &["Execution", "T1059.001"],
+        &["hostname", "account"], "CRITICAL"),
+    ("Suspicious Process - Execution From Root of ProgramData",
+        &["Execution", "Defense Evasion", "T1204", "T1036"], &["hostname", "account"], "HIGH"),
+    ("Network Access for Threat - Known Malicious Domain", &[],
+        &["hostname", "source_ip", "destination_ip"], "LOW"),
+    ("MVD Verification", &[], &["result", "account", "geoip_country_code", "source_ip"], "LOW"),
 ];
 
 const SOURCES: &[&str] = &["IDR ABA", "IDR UBA", "IDR"];
@@ -330,24 +306,24 @@ fn admit(
     budget: &Mutex<Budget>,
     headers: &HeaderMap,
     version: &str,
-) -> Result<(u64, DateTime<Utc>), Response> {
+) -> Result<(u64, DateTime<Utc>), Box<Response>> {
     if !authorized(shared, headers) {
-        return Err(message(StatusCode::UNAUTHORIZED, "Unauthorized"));
+        return Err(Box::new(message(StatusCode::UNAUTHORIZED, "Unauthorized")));
     }
     let now = super::state::now();
     let mut budget = budget.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(remaining) = budget.spend(now) else {
         let mut response = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
         rate_headers(response.headers_mut(), 0, budget.resets_at);
-        return Err(response);
+        return Err(Box::new(response));
     };
     if headers.get("accept-version").and_then(|v| v.to_str().ok()) != Some(version) {
-        return Err(message(
+        return Err(Box::new(message(
             StatusCode::BAD_REQUEST,
             &format!(
                 "Unsupported or missing Accept-version header; this API requires `{version}`."
             ),
-        ));
+        )));
     }
     Ok((remaining, budget.resets_at))
 }
@@ -391,14 +367,13 @@ fn window_page(
     (after, before): (DateTime<Utc>, DateTime<Utc>),
     ascending: bool,
     (index, size): (u64, u64),
-    keep: impl Fn(&Item) -> bool,
 ) -> (Vec<Value>, usize) {
     let skip = usize::try_from(index.saturating_mul(size)).unwrap_or(usize::MAX);
     let take = usize::try_from(size).unwrap_or(usize::MAX);
     shared.with_items(|items| {
         let matching: Vec<&Item> = items
             .iter()
-            .filter(|i| i.at > after && i.at < before && keep(i))
+            .filter(|i| i.at > after && i.at < before)
             .collect();
         let ordered: Box<dyn Iterator<Item = &&Item>> = if ascending {
             Box::new(matching.iter())
@@ -423,7 +398,7 @@ async fn search_alerts(
 ) -> Response {
     let (remaining, reset) = match admit(&shared, &budget, &headers, "strong-force-preview") {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let parsed = (|| {
         let paging = index_size(raw.as_deref())?;
@@ -445,7 +420,7 @@ async fn search_alerts(
         Ok(parsed) => parsed,
         Err(e) => return message(StatusCode::BAD_REQUEST, &e),
     };
-    let (alerts, total) = window_page(&shared, window, ascending, paging, |_| true);
+    let (alerts, total) = window_page(&shared, window, ascending, paging);
     let (index, size) = paging;
     let mut response = Json(json!({
         "rrns": [],
@@ -473,11 +448,11 @@ async fn investigations(
 ) -> Response {
     let (remaining, reset) = match admit(&shared, &budget, &headers, "investigations-preview") {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let parsed = (|| {
         let paging = index_size(raw.as_deref())?;
-        let (mut start, mut end, mut ascending, mut statuses) = (None, None, false, None);
+        let (mut start, mut end, mut ascending) = (None, None, false);
         for (key, value) in
             url::form_urlencoded::parse(raw.as_deref().unwrap_or_default().as_bytes())
         {
@@ -486,11 +461,6 @@ async fn investigations(
                 "start_time" => start = time_param(Some(&value), "start_time")?,
                 "end_time" => end = time_param(Some(&value), "end_time")?,
                 "sort" => ascending = value.as_str() == Some("created_time,ASC"),
-                "statuses" => {
-                    statuses = value
-                        .as_str()
-                        .map(|s| s.split(',').map(str::to_owned).collect::<Vec<_>>());
-                }
                 _ => {}
             }
         }
@@ -498,20 +468,13 @@ async fn investigations(
             start.unwrap_or(DateTime::<Utc>::MIN_UTC),
             end.unwrap_or_else(super::state::now),
         );
-        Ok::<_, String>((paging, window, ascending, statuses))
+        Ok::<_, String>((paging, window, ascending))
     })();
-    let (paging, window, ascending, statuses) = match parsed {
+    let (paging, window, ascending) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => return message(StatusCode::BAD_REQUEST, &e),
     };
-    let keep = |item: &Item| {
-        statuses.as_ref().is_none_or(|wanted| {
-            item.json["status"]
-                .as_str()
-                .is_some_and(|s| wanted.iter().any(|w| w == s))
-        })
-    };
-    let (alerts, total) = window_page(&shared, window, ascending, paging, keep);
+    let (alerts, total) = window_page(&shared, window, ascending, paging);
     let (index, size) = paging;
     let data: Vec<Value> = alerts.iter().map(investigation_of).collect();
     let mut response = Json(json!({

@@ -19,6 +19,7 @@
 //! `options.region` unless `base_url` is set. See `docs/vendors/rapid7.md`.
 
 mod normalize;
+mod rule;
 
 use chrono::{DateTime, Utc};
 use reqwest::{Client, RequestBuilder};

@@ -10,19 +10,16 @@
 //! state (status, priority, disposition, assignee), so a triage change is a
 //! new event and re-reading an unchanged investigation is not.
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
-
 use serde_json::Value;
 
 use crate::event::{
-    AttackTechnique, Entities, Event, Geo, Host, IpEntity, Kind, Role, SCHEMA_VERSION, Severity,
-    SeverityLevel, Status, StatusState, UrlEntity, User,
+    Entities, Event, Kind, SCHEMA_VERSION, Severity, SeverityLevel, Status, StatusState,
 };
 use crate::vendors::fields::{get, required_time, strings, text, time};
 use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
 
 use super::Rapid7;
+use super::rule::{attack, entities};
 
 pub(super) fn alert(
     item: &Value,
@@ -258,126 +255,10 @@ fn organization_tags(item: &Value, tags: &mut Vec<String>) {
     }
 }
 
-/// `rule.mitre_tcodes` mixes technique ids (`T1110`, `T1059.001`) and tactic
-/// names (`Credential Access`). Techniques become ATT&CK entries; tactics go
-/// to tags, and onto the techniques when there is exactly one of them.
-fn attack(item: &Value) -> (Vec<AttackTechnique>, Vec<String>) {
-    let (ids, tactics): (Vec<String>, Vec<String>) = strings(item, "/rule/mitre_tcodes")
-        .into_iter()
-        .partition(|code| is_technique_id(code));
-    let tactic = match tactics.as_slice() {
-        [one] => Some(one.clone()),
-        _ => None,
-    };
-    let techniques = ids
-        .into_iter()
-        .map(|id| AttackTechnique {
-            id: id.to_ascii_uppercase(),
-            name: None,
-            tactic: tactic.clone(),
-        })
-        .collect();
-    (techniques, tactics)
-}
-
-/// `T` + four digits, optionally `.` + three digits.
-fn is_technique_id(code: &str) -> bool {
-    let code = code.as_bytes();
-    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
-    match code {
-        [b'T' | b't', rest @ ..] if rest.len() == 4 => digits(rest),
-        [b'T' | b't', rest @ ..] if rest.len() == 8 && rest[4] == b'.' => {
-            digits(&rest[..4]) && digits(&rest[5..])
-        }
-        _ => false,
-    }
-}
-
-/// Entities from the keys the rule matched on and the keys it marks as of
-/// interest (`[{key, values[]}]`); keys alertd has no entity for stay in `raw`.
-fn entities(item: &Value) -> Entities {
-    let mut values: Vec<(String, String)> = Vec::new();
-    for list in ["/rule_keys_of_interest", "/rule_matching_keys"] {
-        if let Some(Value::Array(keys)) = get(item, list) {
-            for entry in keys {
-                let Some(key) = text(entry, "/key") else {
-                    continue;
-                };
-                for value in strings(entry, "/values") {
-                    let pair = (key.to_ascii_lowercase(), value);
-                    if !values.contains(&pair) {
-                        values.push(pair);
-                    }
-                }
-            }
-        }
-    }
-    let first = |keys: &[&str]| {
-        values
-            .iter()
-            .find(|(k, _)| keys.contains(&k.as_str()))
-            .map(|(_, v)| v.clone())
-    };
-    let mut entities = Entities::default();
-    let mut users = BTreeSet::new();
-    for (key, value) in &values {
-        match key.as_str() {
-            "source_ip" | "src_ip" | "source_address" => {
-                push_ip(&mut entities, value, Role::Source)
-            }
-            "destination_ip" | "dest_ip" | "dst_ip" | "destination_address" => {
-                push_ip(&mut entities, value, Role::Target);
-            }
-            "account" | "user" | "username" | "source_account" => {
-                if users.insert(value.clone()) {
-                    entities.users.push(User {
-                        name: value.clone(),
-                        role: Role::Related,
-                    });
-                }
-            }
-            "hostname" | "host" | "asset" | "source_asset" => entities.hosts.push(Host {
-                hostname: Some(value.clone()),
-                id: None,
-                ips: Vec::new(),
-                role: Role::Related,
-            }),
-            "url" | "destination_url" => entities.urls.push(UrlEntity {
-                url: value.clone(),
-                role: Role::Target,
-            }),
-            _ => {}
-        }
-    }
-    let geo = Geo {
-        ip: first(&["source_ip", "src_ip", "source_address"])
-            .and_then(|ip| ip.parse::<IpAddr>().ok()),
-        city: first(&["geoip_city"]),
-        region: first(&["geoip_region"]),
-        country: first(&["geoip_country_code", "geoip_country_name"]),
-        lat: None,
-        lon: None,
-    };
-    if geo.city.is_some() || geo.region.is_some() || geo.country.is_some() {
-        entities.geo.push(geo);
-    }
-    entities
-}
-
-fn push_ip(entities: &mut Entities, value: &str, role: Role) {
-    if let Ok(address) = value.parse::<IpAddr>()
-        && !entities
-            .ips
-            .iter()
-            .any(|ip| ip.address == address && ip.role == role)
-    {
-        entities.ips.push(IpEntity { address, role });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{AttackTechnique, Role};
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
@@ -468,24 +349,6 @@ mod tests {
         let bumped = alert(&item, &ctx()).unwrap().event;
         assert_ne!(a.id, bumped.id);
         assert_eq!(bumped.status.state, StatusState::Resolved);
-    }
-
-    #[test]
-    fn several_tactics_are_tags_not_guesses() {
-        let mut item = search_alert();
-        item["rule"]["mitre_tcodes"] = json!(["Execution", "Persistence", "t1059.001", "T1053"]);
-        let e = alert(&item, &ctx()).unwrap().event;
-        assert_eq!(
-            e.attack
-                .iter()
-                .map(|a| (a.id.as_str(), a.tactic.is_none()))
-                .collect::<Vec<_>>(),
-            vec![("T1059.001", true), ("T1053", true)]
-        );
-        assert!(e.tags.contains(&"tactic:Persistence".to_owned()));
-        assert!(
-            !is_technique_id("T10") && !is_technique_id("T1059.1") && !is_technique_id("Tx059")
-        );
     }
 
     #[test]
