@@ -25,11 +25,7 @@ pub(super) fn alert(
     item: &Value,
     ctx: &NormalizeContext<'_>,
 ) -> Result<Normalized, NormalizeError> {
-    let id = text(item, "/rrn")
-        .or_else(|| text(item, "/id"))
-        .ok_or_else(|| {
-            NormalizeError("required field `rrn` (or `id`) is missing or empty".into())
-        })?;
+    let id = native_id(item)?;
     let created = match get(item, "/created_at") {
         Some(_) => required_time(item, "/created_at")?,
         None => required_time(item, "/created_time")?,
@@ -120,11 +116,7 @@ pub(super) fn investigation(
     item: &Value,
     ctx: &NormalizeContext<'_>,
 ) -> Result<Normalized, NormalizeError> {
-    let id = text(item, "/rrn")
-        .or_else(|| text(item, "/id"))
-        .ok_or_else(|| {
-            NormalizeError("required field `rrn` (or `id`) is missing or empty".into())
-        })?;
+    let id = native_id(item)?;
     let created = required_time(item, "/created_time")?;
     let title = text(item, "/title").unwrap_or_else(|| "InsightIDR investigation".to_owned());
     let assignee = text(item, "/assignee/email").or_else(|| text(item, "/assignee/name"));
@@ -205,6 +197,14 @@ pub(super) fn investigation(
         item_time: created,
         mark: None,
     })
+}
+
+/// The `rrn`; items of the older APIs (v1 investigations, v2
+/// investigation alerts) have an `id` instead.
+fn native_id(item: &Value) -> Result<String, NormalizeError> {
+    text(item, "/rrn")
+        .or_else(|| text(item, "/id"))
+        .ok_or_else(|| NormalizeError("required field `rrn` (or `id`) is missing or empty".into()))
 }
 
 /// `priority` names alertd's levels, plus `UNMAPPED`/`UNSPECIFIED` for none.
