@@ -30,7 +30,11 @@ pub struct DemoOptions {
 }
 
 /// The simulators the demo runs, with the vendor key of the source polling each.
-const DEMO_VENDORS: &[(SimVendor, &str)] = &[(SimVendor::CanaryGuard, "canaryguard")];
+const DEMO_VENDORS: &[(SimVendor, &str)] = &[
+    (SimVendor::CanaryGuard, "canaryguard"),
+    (SimVendor::Catchpoint, "catchpoint"),
+    (SimVendor::Rapid7, "rapid7"),
+];
 
 /// Run the demo until done (or `shutdown`, with `follow`).
 pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<PollResults, DaemonError> {
@@ -43,6 +47,7 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<Po
             seed: options.seed,
             initial_items: options.items,
             arrival_every: options.follow.then_some(Duration::from_secs(2)),
+            api_key: vendor.default_api_key().to_owned(),
             ..SimConfig::default()
         };
         let api_key = config.api_key.clone();

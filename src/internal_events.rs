@@ -257,3 +257,63 @@ impl SinkUnavailable<'_> {
         );
     }
 }
+
+/// A vendor answered a page with an error status that, for that vendor,
+/// means "nothing here" (Catchpoint's 404 for an empty window); the walk
+/// goes on as if an empty page had come back.
+pub struct ErrorAnsweredAsEmpty<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// Where in the walk.
+    pub at: &'a Position,
+    /// The answer that was read as an empty page.
+    pub error: &'a FetchError,
+}
+
+impl ErrorAnsweredAsEmpty<'_> {
+    /// Log it.
+    pub fn emit(&self) {
+        tracing::debug!(
+            message = "Error answer read as an empty page.",
+            source = self.source,
+            vendor = self.vendor,
+            at = %self.at,
+            error = %self.error,
+            error_code = self.error.code(),
+        );
+    }
+}
+
+/// The API budget a vendor reported in a response body (Catchpoint's
+/// `usageLimits`): allowed calls and calls made per minute, hour and day.
+/// Logged at debug level for now; the values are the ones a metrics
+/// exporter will publish as gauges.
+pub struct ApiUsageReported<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// What the vendor reported.
+    pub usage: &'a crate::vendors::catchpoint::UsageLimits,
+}
+
+impl ApiUsageReported<'_> {
+    /// Log it.
+    pub fn emit(&self) {
+        let u = self.usage;
+        tracing::debug!(
+            message = "Vendor reported API usage.",
+            source = self.source,
+            vendor = self.vendor,
+            limit_minute = u.limits.minute,
+            limit_hour = u.limits.hour,
+            limit_day = u.limits.day,
+            runs_minute = u.runs.minute,
+            runs_hour = u.runs.hour,
+            runs_day = u.runs.day,
+            exceeded = u.exceeded_message.as_deref(),
+        );
+    }
+}

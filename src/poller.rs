@@ -22,7 +22,8 @@ use crate::checkpoint::{Seen, Store, StoreError};
 use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig};
 use crate::http::{FetchContext, FetchError, FetchObserver, RetryPolicy};
 use crate::internal_events::{
-    DeadLettered, HttpAnswered, Paced, PageDelivered, PollFailed, PollFinished, RetryScheduled,
+    DeadLettered, ErrorAnsweredAsEmpty, HttpAnswered, Paced, PageDelivered, PollFailed, PollFinished,
+    RetryScheduled,
 };
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
 use crate::publish::{Message, PublishError, Sink, dead_letter_subject, event_subject};
@@ -58,8 +59,9 @@ pub trait Poll: Send + Sync {
         shutdown: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<PollReport, PollError>>;
     /// One cheap authenticated request (no retries, nothing published or
-    /// committed), for `alertd check`: how many items its page held.
-    fn probe(&self) -> BoxFuture<'_, Result<usize, PollError>>;
+    /// committed), for `alertd check`: how many items its page held, if it
+    /// was a page.
+    fn probe(&self) -> BoxFuture<'_, Result<Option<usize>, PollError>>;
 }
 
 /// What a poll did.
@@ -254,34 +256,41 @@ impl<V: Vendor> Poll for Poller<V> {
         })
     }
 
-    fn probe(&self) -> BoxFuture<'_, Result<usize, PollError>> {
+    fn probe(&self) -> BoxFuture<'_, Result<Option<usize>, PollError>> {
         Box::pin(self.probe_once())
     }
 }
 
 impl<V: Vendor> Poller<V> {
-    async fn probe_once(&self) -> Result<usize, PollError> {
+    /// The check behind `alertd check`: the vendor's own credential check
+    /// if it has one (`None` items), else the first page of a short window.
+    async fn probe_once(&self) -> Result<Option<usize>, PollError> {
         let key = Credential::resolve(&self.credential).map_err(|error| PollError::Credential {
             vendor: V::KEY,
             source_name: self.name.clone(),
             error,
         })?;
         let at = Position::Start;
-        let request = self
-            .vendor
-            .probe(&self.deps.client, &key, Utc::now())
-            .map_err(|error| self.page_err(&at, error))?
-            .timeout(self.timeout);
-        let answer = crate::http::fetch_once(request, V::THROTTLE_STATUSES).await.map_err(|error| {
-            PollError::Fetch {
+        let (request, is_page) = match self.vendor.validate_request(&self.deps.client, &key) {
+            Some(request) => (request, false),
+            None => (
+                self.vendor.probe(&self.deps.client, &key, Utc::now()).map_err(|e| self.page_err(&at, e))?,
+                true,
+            ),
+        };
+        let answer = crate::http::fetch_once(request.timeout(self.timeout), V::THROTTLE_STATUSES)
+            .await
+            .map_err(|error| PollError::Fetch {
                 vendor: V::KEY,
                 source_name: self.name.clone(),
                 at: "the check request".into(),
                 error,
-            }
-        })?;
+            })?;
+        if !is_page {
+            return Ok(None);
+        }
         let page = self.vendor.parse_page(&answer.body).map_err(|error| self.page_err(&at, error))?;
-        Ok(page.items.len())
+        Ok(Some(page.items.len()))
     }
 
     async fn poll(&self, shutdown: &CancellationToken) -> Result<PollReport, PollError> {
@@ -371,12 +380,21 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             observer: p,
             throttle_statuses: V::THROTTLE_STATUSES,
         };
-        let body = crate::http::fetch(make, &ctx).await.map_err(|error| PollError::Fetch {
-            vendor: V::KEY,
-            source_name: p.name.clone(),
-            at: at.to_string(),
-            error,
-        })?;
+        let body = match crate::http::fetch(make, &ctx).await {
+            Ok(body) => body,
+            Err(error) => {
+                if let Some(page) = p.vendor.empty_page_for(&error) {
+                    ErrorAnsweredAsEmpty { source: &p.name, vendor: V::KEY, at, error: &error }.emit();
+                    return Ok(page);
+                }
+                return Err(PollError::Fetch {
+                    vendor: V::KEY,
+                    source_name: p.name.clone(),
+                    at: at.to_string(),
+                    error,
+                });
+            }
+        };
         p.vendor.parse_page(&body).map_err(|error| p.page_err(at, error))
     }
 

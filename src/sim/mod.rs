@@ -21,17 +21,22 @@
 //! - `rate_limited` / `unauthorized` render the vendor's error envelopes, used
 //!   when the matching [`Fault`] is injected;
 //! - `malform` breaks one item of a list body for [`Fault::MalformedItem`];
+//! - `update` (optional) changes an existing alert for
+//!   [`Simulator::update_items`], for vendors whose items have revisions;
 //! - `routes` returns its `open` routes (health, fallback) and its `data`
 //!   routes; handlers get the shared state, read the store through
 //!   `Shared::with_items` and do their own auth, filtering and paging.
 //!
-//! Then add a [`SimVendor`] variant and one arm in `vendor_api`. The framework
+//! Then add a [`SimVendor`] variant, one arm in `vendor_api` and its demo
+//! key in [`SimVendor::default_api_key`]. The framework
 //! wraps the data routes in fault injection and every route in the request
 //! log. Its tests go in `tests/<vendor>.rs`, reusing the helpers in
 //! `tests/mod.rs`.
 
 pub mod canaryguard;
+pub mod catchpoint;
 mod layers;
+pub mod rapid7;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -49,6 +54,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use canaryguard::CANARYGUARD_DEMO_KEY;
+pub use catchpoint::CATCHPOINT_DEMO_KEY;
+pub use rapid7::RAPID7_DEMO_KEY;
 
 use state::{Seeding, Shared, VendorApi};
 
@@ -59,6 +66,25 @@ use state::{Seeding, Shared, VendorApi};
 pub enum SimVendor {
     /// CanaryGuard's `/api/v1/alerts`, served newest first.
     CanaryGuard,
+    /// Catchpoint's `/api/v2/tests/alerts`, `hasMore` paged, 404 when a
+    /// query matches nothing.
+    Catchpoint,
+    /// Rapid7 InsightIDR's alerts search and v2 investigations, index paged,
+    /// with `RateLimit-*` headers and alerts that change version.
+    Rapid7,
+}
+
+impl SimVendor {
+    /// The key the simulator accepts by default, shaped like the vendor's
+    /// real keys, so demos and tests need no configuration.
+    #[must_use]
+    pub fn default_api_key(self) -> &'static str {
+        match self {
+            SimVendor::CanaryGuard => CANARYGUARD_DEMO_KEY,
+            SimVendor::Catchpoint => CATCHPOINT_DEMO_KEY,
+            SimVendor::Rapid7 => RAPID7_DEMO_KEY,
+        }
+    }
 }
 
 /// Settings of a simulator; defaults give a realistic demo data set.
@@ -230,6 +256,13 @@ impl Simulator {
         self.shared.add_items(n, state::now());
     }
 
+    /// Lets the vendor change its `n` newest alerts now (a triage action on
+    /// its side), for tests of items that come back at a new revision.
+    /// Returns how many changed: 0 for vendors whose items never change.
+    pub fn update_items(&self, n: usize) -> usize {
+        self.shared.update_items(n, state::now())
+    }
+
     /// Every alert that exists, oldest first and exactly as served, to
     /// compare against what alertd ingested.
     #[must_use]
@@ -261,6 +294,8 @@ impl Simulator {
 fn vendor_api(vendor: SimVendor, rng: &mut StdRng) -> Box<dyn VendorApi> {
     match vendor {
         SimVendor::CanaryGuard => Box::new(canaryguard::CanaryGuard::new(rng)),
+        SimVendor::Catchpoint => Box::new(catchpoint::Catchpoint::new(rng)),
+        SimVendor::Rapid7 => Box::new(rapid7::Rapid7::new(rng)),
     }
 }
 

@@ -54,6 +54,14 @@ pub(crate) trait VendorApi: Send + Sync + 'static {
     fn unauthorized(&self) -> Response;
     /// Breaks one item of a successful list body the way real data breaks.
     fn malform(&self, body: &mut Value);
+    /// Changes an existing alert at `at` as a triage action on the vendor's
+    /// side would (Rapid7 bumps `version`), for vendors whose items have
+    /// revisions. Must keep `item.at` and `item.id`, which order the store.
+    /// Returns false for vendors whose items never change.
+    fn update(&self, rng: &mut StdRng, item: &mut Item, at: DateTime<Utc>) -> bool {
+        let _ = (rng, item, at);
+        false
+    }
     /// The vendor's HTTP surface.
     fn routes(&self) -> Routes;
 }
@@ -135,6 +143,20 @@ impl Shared {
             let pos = data.items.partition_point(|i| (i.at, &i.id) <= (item.at, &item.id));
             data.items.insert(pos, item);
         }
+    }
+
+    /// Lets the vendor change its `n` newest alerts at `at`; returns how
+    /// many changed.
+    pub(crate) fn update_items(&self, n: usize, at: DateTime<Utc>) -> usize {
+        let mut guard = self.lock();
+        let data = &mut *guard;
+        let mut changed = 0;
+        for item in data.items.iter_mut().rev().take(n) {
+            if self.vendor.update(&mut data.rng, item, at) {
+                changed += 1;
+            }
+        }
+        changed
     }
 
     /// Every alert as served, oldest first.

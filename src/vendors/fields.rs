@@ -93,6 +93,45 @@ pub fn parse_lenient_time(s: &str) -> Option<DateTime<Utc>> {
     s.parse::<f64>().ok().and_then(from_epoch)
 }
 
+/// Every non-empty string of the array at `pointer` (numbers rendered as
+/// text); nothing when it is absent or not an array.
+pub fn strings(item: &Value, pointer: &str) -> Vec<String> {
+    let Some(Value::Array(values)) = get(item, pointer) else {
+        return Vec::new();
+    };
+    values
+        .iter()
+        .filter_map(|v| match v {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An enumeration or lookup value, which APIs serialize as an `{id, name}`
+/// object (Catchpoint's enums, nodes, tests) or as a bare id or name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdName {
+    /// The id, as text.
+    pub id: Option<String>,
+    /// The name.
+    pub name: Option<String>,
+}
+
+/// The `{id, name}` value at `pointer`: an object's `id`/`name`, a number as
+/// the id, a string as the name. `None` when absent or both parts are empty.
+pub fn id_name(item: &Value, pointer: &str) -> Option<IdName> {
+    let value = get(item, pointer)?;
+    let found = match value {
+        Value::Object(_) => IdName { id: text(value, "/id"), name: text(value, "/name") },
+        Value::Number(n) => IdName { id: Some(n.to_string()), name: None },
+        Value::String(s) if !s.trim().is_empty() => IdName { id: None, name: Some(s.trim().to_owned()) },
+        _ => return None,
+    };
+    (found != IdName::default()).then_some(found)
+}
+
 /// Epoch seconds, or milliseconds when the number is too large to be seconds.
 fn from_epoch(n: f64) -> Option<DateTime<Utc>> {
     if !n.is_finite() || n < 0.0 {
@@ -144,5 +183,30 @@ mod tests {
         assert_eq!(boolean(&json!({ "b": "false" }), "/b"), Some(false));
         assert_eq!(boolean(&json!({ "b": 1 }), "/b"), Some(true));
         assert_eq!(boolean(&json!({ "b": "maybe" }), "/b"), None);
+    }
+
+    #[test]
+    fn id_name_values_are_read_from_objects_and_bare_values() {
+        let item = json!({
+            "level": { "id": 1, "name": "Critical" },
+            "bare": 3,
+            "named": "Warning",
+            "empty": { "id": null, "name": null },
+        });
+        assert_eq!(
+            id_name(&item, "/level"),
+            Some(IdName { id: Some("1".into()), name: Some("Critical".into()) })
+        );
+        assert_eq!(id_name(&item, "/bare").unwrap().id.as_deref(), Some("3"));
+        assert_eq!(id_name(&item, "/named").unwrap().name.as_deref(), Some("Warning"));
+        assert_eq!(id_name(&item, "/empty"), None);
+        assert_eq!(id_name(&item, "/missing"), None);
+    }
+
+    #[test]
+    fn string_arrays_skip_empty_and_non_text_entries() {
+        let item = json!({ "a": ["T1110", " ", null, 7, {"x": 1}], "b": "not an array" });
+        assert_eq!(strings(&item, "/a"), vec!["T1110", "7"]);
+        assert!(strings(&item, "/b").is_empty());
     }
 }

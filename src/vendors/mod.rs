@@ -10,7 +10,9 @@
 //! `entry::<newvendor::NewVendor>()` line below.
 
 pub mod canaryguard;
+pub mod catchpoint;
 pub mod fields;
+pub mod rapid7;
 
 use std::fmt::Debug;
 
@@ -22,11 +24,13 @@ use url::Url;
 
 use crate::config::{Credential, SourceConfig};
 use crate::event::{Event, Kind, SourceRef, event_id};
+use crate::http::FetchError;
 use crate::paginate::{Page, Position, Scheme};
 use crate::throttle::RateLimit;
 
 /// Every vendor alertd can poll. One line per vendor.
-pub static REGISTRY: &[VendorEntry] = &[entry::<canaryguard::CanaryGuard>()];
+pub static REGISTRY: &[VendorEntry] =
+    &[entry::<canaryguard::CanaryGuard>(), entry::<catchpoint::Catchpoint>(), entry::<rapid7::Rapid7>()];
 
 /// One vendor's API, as alertd uses it.
 pub trait Vendor: Sized + Send + Sync + 'static {
@@ -50,6 +54,14 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// starting id), stored as JSON with the walk's position.
     type Plan: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
 
+    /// The base URL of a source that sets none. Vendors whose endpoint
+    /// depends on a setting (Rapid7's region) compute it from their options;
+    /// `Err` says which setting is missing. Default: [`Vendor::DEFAULT_BASE_URL`].
+    fn default_base_url(options: &Self::Options) -> Result<Option<String>, String> {
+        let _ = options;
+        Ok(Self::DEFAULT_BASE_URL.map(str::to_owned))
+    }
+
     /// Build from a source's settings.
     fn new(source: &SourceConfig, base_url: Url, options: Self::Options) -> Result<Self, String>;
 
@@ -67,6 +79,23 @@ pub trait Vendor: Sized + Send + Sync + 'static {
 
     /// Parse a 2xx body into a page.
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError>;
+
+    /// The page an error answer stands for, when the vendor answers an
+    /// empty result with an error status (Catchpoint: 404 for a time window
+    /// without alerts). The poller delivers that page like any other, so the
+    /// walk ends normally and the watermark moves. Default: every error is
+    /// an error.
+    fn empty_page_for(&self, error: &FetchError) -> Option<Page> {
+        let _ = error;
+        None
+    }
+
+    /// A cheap request that only checks the key (Rapid7's `GET /validate`),
+    /// for a credential check before the first poll. Default: none.
+    fn validate_request(&self, client: &Client, key: &Credential) -> Option<RequestBuilder> {
+        let _ = (client, key);
+        None
+    }
 
     /// Map one item to an event.
     fn normalize(
@@ -226,9 +255,13 @@ pub(crate) fn instantiate<V: Vendor>(source: &SourceConfig) -> Result<V, String>
             .map_err(|e: toml::de::Error| format!("options: {}", e.message().trim()))?,
         None => V::Options::default(),
     };
-    let base_url = match (&source.base_url, V::DEFAULT_BASE_URL) {
+    let default = match &source.base_url {
+        Some(_) => None,
+        None => V::default_base_url(&options)?,
+    };
+    let base_url = match (&source.base_url, default) {
         (Some(url), _) => url.clone(),
-        (None, Some(default)) => Url::parse(default).map_err(|e| format!("default base_url: {e}"))?,
+        (None, Some(default)) => Url::parse(&default).map_err(|e| format!("default base_url: {e}"))?,
         (None, None) => {
             return Err(format!("base_url is required for {} (each tenant has its own)", V::NAME));
         }
@@ -270,7 +303,11 @@ mod tests {
     fn registry_keys_are_unique_subject_tokens() {
         let keys: Vec<_> = keys().collect();
         for k in &keys {
-            assert!(k.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{k}");
+            assert!(
+                k.starts_with(|c: char| c.is_ascii_lowercase())
+                    && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{k}"
+            );
             assert_eq!(keys.iter().filter(|o| o == &k).count(), 1, "{k}");
         }
     }

@@ -142,7 +142,8 @@ pub async fn stream_messages(url: &str, stream: &str) -> Vec<Stored> {
 
 /// A config with one source of `vendor` at `base_url`, state under `dir`,
 /// and NATS at `nats_url` (stdout when `None`). `extra` is appended to the
-/// source table (e.g. `page_size = 7`).
+/// source table (e.g. `page_size = 7`). Sources run without the vendor's
+/// rate limits (a test's simulator is no vendor) unless `extra` sets them.
 pub fn config(
     dir: &Path,
     nats_url: Option<&str>,
@@ -161,6 +162,9 @@ pub fn config(
         state = dir.join("state.sqlite").display(),
     );
     let mut config = Config::from_toml(&text, "test.toml").expect("test config is valid");
+    if !extra.contains("rate_limits") {
+        config.sources[0].rate_limits = Some(Vec::new());
+    }
     config.sources[0].credential = CredentialSource::Inline(SecretString::from(api_key.to_owned()));
     config
 }

@@ -180,3 +180,11 @@ async fn arrivals_run_until_shutdown() {
     assert_eq!(shared.ground_truth().len(), count);
     assert!(reqwest::get(url).await.is_err());
 }
+
+#[tokio::test]
+async fn vendors_whose_items_never_change_update_nothing() {
+    let sim = start(SimConfig::default()).await;
+    let before = sim.ground_truth();
+    assert_eq!(sim.update_items(5), 0);
+    assert_eq!(sim.ground_truth(), before);
+}

@@ -2,7 +2,9 @@
 //! `framework`, each vendor's API semantics in a file named after it.
 
 mod canaryguard;
+mod catchpoint;
 mod framework;
+mod rapid7;
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
