@@ -23,6 +23,10 @@ pub struct RetryPolicy {
     pub min_delay: Duration,
     /// Longest single wait, including a server's `Retry-After`.
     pub max_delay: Duration,
+    /// Statuses besides 429 that the vendor uses to say "too many requests"
+    /// (Red Canary documents 406), so they are retried as throttling rather
+    /// than reported as a refused request.
+    pub throttle_statuses: &'static [u16],
 }
 
 impl Default for RetryPolicy {
@@ -31,6 +35,7 @@ impl Default for RetryPolicy {
             retries: 4,
             min_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(60),
+            throttle_statuses: &[],
         }
     }
 }
@@ -63,10 +68,8 @@ pub enum FetchError {
         detail: String,
     },
     /// An HTML page where JSON was expected: a proxy error page, a login
-    /// page, or a wrong base URL.
-    #[error(
-        "HTTP {status}: the server answered with an HTML page{title}, not the vendor's JSON API; check base_url"
-    )]
+    /// page, or a wrong base URL (a 404 page: nothing serves the API there).
+    #[error("HTTP {status}: {}", html_hint(*status, title))]
     Html {
         /// The status.
         status: u16,
@@ -127,7 +130,8 @@ where
         .with_max_times(policy.retries)
         .with_jitter();
     let max = policy.max_delay;
-    (|| async { fetch_once(make()).await })
+    let throttle = policy.throttle_statuses;
+    (|| async { fetch_once(make(), throttle).await })
         .retry(backoff)
         .when(FetchError::is_transient)
         .adjust(move |err, delay| match err {
@@ -140,8 +144,8 @@ where
         .await
 }
 
-/// One attempt.
-pub async fn fetch_once(req: RequestBuilder) -> Result<Bytes, FetchError> {
+/// One attempt; `throttle` lists the vendor's throttling statuses besides 429.
+pub async fn fetch_once(req: RequestBuilder, throttle: &[u16]) -> Result<Bytes, FetchError> {
     let response = req.send().await.map_err(classify_transport)?;
     let status = response.status();
     let retry_after = retry_after(&response);
@@ -162,10 +166,12 @@ pub async fn fetch_once(req: RequestBuilder) -> Result<Bytes, FetchError> {
             status: status.as_u16(),
             detail,
         },
-        StatusCode::TOO_MANY_REQUESTS => FetchError::Throttled {
-            status: 429,
-            retry_after,
-        },
+        s if s == StatusCode::TOO_MANY_REQUESTS || throttle.contains(&s.as_u16()) => {
+            FetchError::Throttled {
+                status: s.as_u16(),
+                retry_after,
+            }
+        }
         s if s.is_server_error() => FetchError::Server {
             status: s.as_u16(),
             detail,
@@ -175,6 +181,21 @@ pub async fn fetch_once(req: RequestBuilder) -> Result<Bytes, FetchError> {
             detail,
         },
     })
+}
+
+/// What an HTML answer means: on a 404 nothing serves the vendor's API at
+/// the configured address (for per-tenant vendors, usually a wrong
+/// subdomain); otherwise a proxy or login page stands in front of it.
+fn html_hint(status: u16, title: &str) -> String {
+    if status == 404 {
+        format!(
+            "no vendor API at this address: the server answered with an HTML \"not found\" page{title}; check base_url (a wrong tenant subdomain or path looks like this)"
+        )
+    } else {
+        format!(
+            "the server answered with an HTML page{title}, not the vendor's JSON API; check base_url"
+        )
+    }
 }
 
 fn classify_transport(err: reqwest::Error) -> FetchError {
@@ -309,6 +330,29 @@ mod tests {
             "bad token"
         );
         assert_eq!(vendor_message(b""), "(empty body)");
+    }
+
+    #[test]
+    fn an_html_404_says_the_base_url_serves_no_api() {
+        let e = FetchError::Html {
+            status: 404,
+            title: " (\"The page you were looking for doesn't exist (404)\")".into(),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("HTTP 404: no vendor API at this address"),
+            "{text}"
+        );
+        assert!(
+            text.contains("check base_url") && text.contains("subdomain"),
+            "{text}"
+        );
+        let e = FetchError::Html {
+            status: 502,
+            title: String::new(),
+        };
+        assert!(!e.to_string().contains("subdomain"), "{e}");
+        assert!(e.to_string().contains("HTML page"), "{e}");
     }
 
     #[test]

@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{Seen, Store, StoreError};
 use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig};
 use crate::http::{FetchError, RetryPolicy};
-use crate::internal_events::{DeadLettered, PageDelivered, PollFailed, PollFinished};
+use crate::internal_events::{
+    DeadLettered, PageDelivered, PollFailed, PollFinished, WalkEndedByRule,
+};
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
 use crate::publish::{Message, PublishError, Sink, dead_letter_subject, event_subject};
 use crate::vendors::{NormalizeContext, PageError, Vendor, instantiate};
@@ -211,6 +213,7 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
         timeout: source.timeout,
         retry: RetryPolicy {
             retries: source.retries,
+            throttle_statuses: V::THROTTLE_STATUSES,
             ..deps.retry
         },
         deps,
@@ -314,6 +317,15 @@ impl<V: Vendor> Poller<V> {
                 },
                 other => other,
             })?;
+        if let Some(rule) = outcome.ended_by {
+            WalkEndedByRule {
+                source: &self.name,
+                vendor: V::KEY,
+                rule,
+                pages: outcome.pages,
+            }
+            .emit();
+        }
         let mut report = handler.report;
         report.complete = outcome.complete;
         Ok(report)

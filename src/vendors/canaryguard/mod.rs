@@ -115,10 +115,10 @@ impl Vendor for CanaryGuard {
             .pointer("/meta/limit")
             .and_then(Value::as_u64)
             .unwrap_or(u64::from(self.page_size));
-        Ok(Page {
-            items: items.clone(),
-            continuation: Continuation::PageTotal { total, limit },
-        })
+        Ok(Page::new(
+            items.clone(),
+            Continuation::PageTotal { total, limit },
+        ))
     }
 
     fn normalize(
