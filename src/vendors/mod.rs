@@ -11,6 +11,8 @@
 
 pub mod canaryguard;
 pub mod fields;
+pub mod red_canary;
+pub mod thinkst_canary;
 
 use std::fmt::Debug;
 
@@ -25,7 +27,11 @@ use crate::event::{Event, Kind, SourceRef, event_id};
 use crate::paginate::{Page, Position, Scheme};
 
 /// Every vendor alertd can poll. One line per vendor.
-pub static REGISTRY: &[VendorEntry] = &[entry::<canaryguard::CanaryGuard>()];
+pub static REGISTRY: &[VendorEntry] = &[
+    entry::<canaryguard::CanaryGuard>(),
+    entry::<red_canary::RedCanary>(),
+    entry::<thinkst_canary::ThinkstCanary>(),
+];
 
 /// One vendor's API, as alertd uses it.
 pub trait Vendor: Sized + Send + Sync + 'static {
@@ -37,6 +43,9 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     const DEFAULT_BASE_URL: Option<&'static str>;
     /// The largest page the API serves.
     const MAX_PAGE_SIZE: u32;
+    /// Statuses besides 429 with which the vendor throttles (retried with
+    /// backoff like 429).
+    const THROTTLE_STATUSES: &'static [u16] = &[];
 
     /// Vendor settings from `[source.options]`.
     type Options: DeserializeOwned + Default + Send + Sync;
