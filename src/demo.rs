@@ -30,7 +30,11 @@ pub struct DemoOptions {
 }
 
 /// The simulators the demo runs, with the vendor key of the source polling each.
-const DEMO_VENDORS: &[(SimVendor, &str)] = &[(SimVendor::CanaryGuard, "canaryguard")];
+const DEMO_VENDORS: &[(SimVendor, &str)] = &[
+    (SimVendor::CanaryGuard, "canaryguard"),
+    (SimVendor::RedCanary, "red_canary"),
+    (SimVendor::ThinkstCanary, "thinkst_canary"),
+];
 
 /// Run the demo until done (or `shutdown`, with `follow`).
 pub async fn run(
@@ -46,7 +50,8 @@ pub async fn run(
             seed: options.seed,
             initial_items: options.items,
             arrival_every: options.follow.then_some(Duration::from_secs(2)),
-            ..SimConfig::default()
+            update_every: options.follow.then_some(Duration::from_secs(5)),
+            ..SimConfig::for_vendor(*vendor)
         };
         let api_key = config.api_key.clone();
         let sim = Simulator::start(*vendor, config)

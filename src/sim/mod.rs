@@ -17,13 +17,18 @@
 //! and the server lifecycle. A vendor is one file next to `canaryguard.rs`
 //! that implements the crate-private `VendorApi` trait:
 //!
-//! - `generate` makes one alert at a given time from the shared RNG;
+//! - `generate` makes one alert at a given time from the shared RNG (the
+//!   vendor is built knowing the simulator's base URL, for the absolute links
+//!   some APIs put in their items);
 //! - `rate_limited` / `unauthorized` render the vendor's error envelopes, used
 //!   when the matching [`Fault`] is injected;
 //! - `malform` breaks one item of a list body for [`Fault::MalformedItem`];
 //! - `routes` returns its `open` routes (health, fallback) and its `data`
 //!   routes; handlers get the shared state, read the store through
-//!   `Shared::with_items` and do their own auth, filtering and paging.
+//!   `Shared::with_items` and do their own auth, filtering and paging;
+//! - optionally `update` (how an existing alert changes), `stamp` (a
+//!   store-wide change counter such as Thinkst's `updated_id`), `hollow` and
+//!   `link_to` (for [`Fault::HollowItems`] and [`Fault::NextLinkTo`]).
 //!
 //! Then add a [`SimVendor`] variant and one arm in `vendor_api`. The framework
 //! wraps the data routes in fault injection and every route in the request
@@ -32,9 +37,11 @@
 
 pub mod canaryguard;
 mod layers;
+pub mod red_canary;
 mod state;
 #[cfg(test)]
 mod tests;
+pub mod thinkst_canary;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -49,6 +56,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use canaryguard::CANARYGUARD_DEMO_KEY;
+pub use red_canary::RED_CANARY_DEMO_KEY;
+pub use thinkst_canary::THINKST_CANARY_DEMO_KEY;
 
 use state::{Seeding, Shared, VendorApi};
 
@@ -59,6 +68,23 @@ use state::{Seeding, Shared, VendorApi};
 pub enum SimVendor {
     /// CanaryGuard's `/api/v1/alerts`, served newest first.
     CanaryGuard,
+    /// Red Canary's `/openapi/v3/detections`, newest first, `links.next`.
+    RedCanary,
+    /// Thinkst Canary's `/api/v1/incidents/all`, by `updated_id`, cursors.
+    ThinkstCanary,
+}
+
+impl SimVendor {
+    /// The key this simulator accepts by default, well-formed for the
+    /// vendor, so demos and tests need no account.
+    #[must_use]
+    pub fn default_api_key(self) -> &'static str {
+        match self {
+            SimVendor::CanaryGuard => CANARYGUARD_DEMO_KEY,
+            SimVendor::RedCanary => RED_CANARY_DEMO_KEY,
+            SimVendor::ThinkstCanary => THINKST_CANARY_DEMO_KEY,
+        }
+    }
 }
 
 /// Settings of a simulator; defaults give a realistic demo data set.
@@ -74,6 +100,9 @@ pub struct SimConfig {
     /// Lets a new alert arrive every interval while running, to exercise
     /// incremental polling; `None` keeps the data set static.
     pub arrival_every: Option<Duration>,
+    /// Lets an existing alert change every interval while running (for
+    /// vendors whose alerts change), to exercise revisions; `None` never.
+    pub update_every: Option<Duration>,
     /// The only key accepted, so auth handling is tested for real.
     pub api_key: String,
 }
@@ -85,7 +114,19 @@ impl Default for SimConfig {
             initial_items: 250,
             history: Duration::from_secs(48 * 3600),
             arrival_every: None,
+            update_every: None,
             api_key: CANARYGUARD_DEMO_KEY.to_owned(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// The defaults, with `vendor`'s own demo key.
+    #[must_use]
+    pub fn for_vendor(vendor: SimVendor) -> Self {
+        Self {
+            api_key: vendor.default_api_key().to_owned(),
+            ..Self::default()
         }
     }
 }
@@ -111,6 +152,15 @@ pub enum Fault {
     MalformedItem,
     /// 401 envelope even though the key is right.
     Unauthorized,
+    /// 200 with the previous successful data answer again, as APIs that
+    /// answer past their end with their last page do.
+    RepeatPreviousPage,
+    /// 200 with the page's items replaced by the hollow records some APIs
+    /// pad pages past their end with (Red Canary).
+    HollowItems,
+    /// The normal answer with its next-page link pointing at this origin
+    /// (`http://host:port`), to check a poller never follows it with the key.
+    NextLinkTo(String),
 }
 
 /// One request the simulator answered, so tests can check what the poller
@@ -136,7 +186,7 @@ pub struct RequestRecord {
 /// Reasons a [`SimConfig`] cannot be served.
 #[derive(Debug, thiserror::Error)]
 enum ConfigError {
-    #[error("arrival_every must be longer than zero")]
+    #[error("arrival_every and update_every must be longer than zero")]
     ZeroArrival,
     #[error("history is too long to represent as a date")]
     History,
@@ -175,7 +225,9 @@ impl Simulator {
         anchor: DateTime<Utc>,
     ) -> std::io::Result<Simulator> {
         let invalid = |e: ConfigError| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        if config.arrival_every == Some(Duration::ZERO) {
+        if config.arrival_every == Some(Duration::ZERO)
+            || config.update_every == Some(Duration::ZERO)
+        {
             return Err(invalid(ConfigError::ZeroArrival));
         }
         let history = TimeDelta::from_std(config.history)
@@ -183,8 +235,10 @@ impl Simulator {
             .filter(|h| anchor.checked_sub_signed(*h).is_some())
             .ok_or_else(|| invalid(ConfigError::History))?;
 
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
         let mut rng = StdRng::seed_from_u64(config.seed);
-        let api = vendor_api(vendor, &mut rng);
+        let api = vendor_api(vendor, &mut rng, &format!("http://{addr}"));
         let routes = api.routes();
         let seeding = Seeding {
             initial_items: config.initial_items,
@@ -209,8 +263,6 @@ impl Simulator {
             )
             .layer(from_fn_with_state(shared.clone(), layers::record))
             .with_state(shared.clone());
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
         let serve_stop = token.clone();
         let mut tasks = vec![tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -221,7 +273,20 @@ impl Simulator {
             }
         })];
         if let Some(every) = config.arrival_every {
-            tasks.push(tokio::spawn(arrivals(shared.clone(), every, token.clone())));
+            tasks.push(tokio::spawn(every_so_often(
+                shared.clone(),
+                every,
+                token.clone(),
+                |s| s.add_items(1, state::now()),
+            )));
+        }
+        if let Some(every) = config.update_every {
+            tasks.push(tokio::spawn(every_so_often(
+                shared.clone(),
+                every,
+                token.clone(),
+                |s| drop(s.update_items(1, state::now())),
+            )));
         }
         Ok(Simulator {
             shared,
@@ -247,6 +312,12 @@ impl Simulator {
     /// Makes `n` alerts arrive now, for tests that need new data on demand.
     pub fn add_items(&self, n: usize) {
         self.shared.add_items(n, state::now());
+    }
+
+    /// Changes up to `n` existing alerts now, picked at random (for vendors
+    /// whose alerts change); returns them as changed.
+    pub fn update_items(&self, n: usize) -> Vec<serde_json::Value> {
+        self.shared.update_items(n, state::now())
     }
 
     /// Every alert that exists, oldest first and exactly as served, to
@@ -276,21 +347,28 @@ impl Simulator {
 }
 
 /// Builds the vendor hooks, drawing its fixed pool (tokens, sensors, ...)
-/// from the seeded RNG before the alerts.
-fn vendor_api(vendor: SimVendor, rng: &mut StdRng) -> Box<dyn VendorApi> {
+/// from the seeded RNG before the alerts; `base_url` is where it is served.
+fn vendor_api(vendor: SimVendor, rng: &mut StdRng, base_url: &str) -> Box<dyn VendorApi> {
     match vendor {
         SimVendor::CanaryGuard => Box::new(canaryguard::CanaryGuard::new(rng)),
+        SimVendor::RedCanary => Box::new(red_canary::RedCanary::new(rng, base_url)),
+        SimVendor::ThinkstCanary => Box::new(thinkst_canary::ThinkstCanary::new(rng)),
     }
 }
 
-/// Lets one alert arrive every `every` until the simulator stops.
-async fn arrivals(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
+/// Runs `tick` (an arrival, an update) every `every` until the simulator stops.
+async fn every_so_often(
+    shared: Arc<Shared>,
+    every: Duration,
+    stop: CancellationToken,
+    tick: impl Fn(&Shared) + Send + 'static,
+) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = ticks.tick() => shared.add_items(1, state::now()),
+            _ = ticks.tick() => tick(&shared),
         }
     }
 }

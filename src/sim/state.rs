@@ -5,10 +5,12 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::response::Response;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use rand::Rng;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +58,23 @@ pub(crate) trait VendorApi: Send + Sync + 'static {
     fn malform(&self, body: &mut Value);
     /// The vendor's HTTP surface.
     fn routes(&self) -> Routes;
+
+    /// Changes `item` the way the vendor changes an existing alert at `at`
+    /// (acknowledged, remediated, more events bundled in); `false` when the
+    /// vendor never changes alerts or this one cannot change any more.
+    fn update(&self, _rng: &mut StdRng, _item: &mut Item, _at: DateTime<Utc>) -> bool {
+        false
+    }
+    /// Writes the store's change counter into `item`: every created or
+    /// updated alert gets the next value, in store order for the initial
+    /// set. For vendors with a change sequence (Thinkst's `updated_id`).
+    fn stamp(&self, _item: &mut Item, _seq: u64) {}
+    /// Replaces the items of a list body with the hollow records the vendor
+    /// pads pages past its end with, for [`Fault::HollowItems`].
+    fn hollow(&self, _body: &mut Value) {}
+    /// Points the list body's next-page link at `origin`, for
+    /// [`Fault::NextLinkTo`].
+    fn link_to(&self, _body: &mut Value, _origin: &str) {}
 }
 
 /// Everything a running simulator's handlers and tasks share.
@@ -73,8 +92,21 @@ struct Data {
     items: Vec<Item>,
     ids: HashSet<String>,
     rng: StdRng,
+    /// The last value given to [`VendorApi::stamp`].
+    seq: u64,
     faults: VecDeque<Fault>,
     log: Vec<RequestRecord>,
+    /// The last successful data answer, for [`Fault::RepeatPreviousPage`].
+    last_page: Option<SavedPage>,
+}
+
+/// A successful data answer, kept to be served again.
+#[derive(Clone)]
+pub(crate) struct SavedPage {
+    /// Its `Content-Type`, if any.
+    pub(crate) content_type: Option<axum::http::HeaderValue>,
+    /// Its body.
+    pub(crate) body: Bytes,
 }
 
 impl Shared {
@@ -96,12 +128,19 @@ impl Shared {
             })
             .collect();
         items.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        let mut seq = 0;
+        for item in &mut items {
+            seq += 1;
+            vendor.stamp(item, seq);
+        }
         let data = Data {
             items,
             ids,
             rng,
+            seq,
             faults: VecDeque::new(),
             log: Vec::new(),
+            last_page: None,
         };
         Self {
             api_key,
@@ -142,12 +181,46 @@ impl Shared {
         let mut guard = self.lock();
         let data = &mut *guard;
         for _ in 0..n {
-            let item = unique_item(self.vendor.as_ref(), &mut data.rng, &mut data.ids, at);
+            let mut item = unique_item(self.vendor.as_ref(), &mut data.rng, &mut data.ids, at);
+            data.seq += 1;
+            self.vendor.stamp(&mut item, data.seq);
             let pos = data
                 .items
                 .partition_point(|i| (i.at, &i.id) <= (item.at, &item.id));
             data.items.insert(pos, item);
         }
+    }
+
+    /// Changes up to `n` existing alerts, picked at random, at `at`; returns
+    /// them as changed.
+    pub(crate) fn update_items(&self, n: usize, at: DateTime<Utc>) -> Vec<Value> {
+        let mut guard = self.lock();
+        let data = &mut *guard;
+        let mut order: Vec<usize> = (0..data.items.len()).collect();
+        order.shuffle(&mut data.rng);
+        let mut changed = Vec::new();
+        for index in order {
+            if changed.len() == n {
+                break;
+            }
+            let item = &mut data.items[index];
+            if self.vendor.update(&mut data.rng, item, at) {
+                data.seq += 1;
+                self.vendor.stamp(item, data.seq);
+                changed.push(item.json.clone());
+            }
+        }
+        changed
+    }
+
+    /// Keeps a successful data answer for [`Fault::RepeatPreviousPage`].
+    pub(crate) fn save_page(&self, page: SavedPage) {
+        self.lock().last_page = Some(page);
+    }
+
+    /// The last successful data answer, if any.
+    pub(crate) fn last_page(&self) -> Option<SavedPage> {
+        self.lock().last_page.clone()
     }
 
     /// Every alert as served, oldest first.

@@ -9,7 +9,7 @@
 //! gives the same event id (dropped as a duplicate), a changed one a new
 //! event.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat};
 use serde_json::Value;
 
 use crate::event::{
@@ -181,7 +181,7 @@ fn tags(item: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
     use serde_json::json;
 
     fn ctx() -> NormalizeContext<'static> {
