@@ -307,6 +307,8 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn html_is_recognised_with_or_without_a_content_type() {
@@ -330,6 +332,61 @@ mod tests {
             "bad token"
         );
         assert_eq!(vendor_message(b""), "(empty body)");
+    }
+
+    /// A server that answers `status` to its first `failures` requests, then 200.
+    async fn flaky(status: u16, failures: usize) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let code = if n < failures { status } else { 200 };
+                    (
+                        axum::http::StatusCode::from_u16(code).unwrap(),
+                        "{\"message\":\"slow down\"}",
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn a_vendor_throttle_status_is_retried_like_429() {
+        let (url, hits) = flaky(406, 1).await;
+        let client = reqwest::Client::new();
+        let policy = RetryPolicy {
+            retries: 2,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(10),
+            throttle_statuses: &[406],
+        };
+        let body = fetch(|| client.get(&url), policy).await.unwrap();
+        assert_eq!(&body[..], b"{\"message\":\"slow down\"}");
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "retried once");
+
+        let (url, _) = flaky(406, 1).await;
+        let err = fetch_once(client.get(&url), &[]).await.unwrap_err();
+        assert_eq!(
+            err,
+            FetchError::Client {
+                status: 406,
+                detail: "slow down".into()
+            },
+            "without the vendor's word, 406 is a refused request"
+        );
+        let (url, _) = flaky(406, 1).await;
+        let err = fetch_once(client.get(&url), &[406]).await.unwrap_err();
+        assert!(
+            matches!(err, FetchError::Throttled { status: 406, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -170,6 +170,14 @@ impl VendorApi for CanaryGuard {
         unauthorized()
     }
 
+    fn error_in_200(&self) -> Response {
+        error(
+            StatusCode::OK,
+            "INTERNAL_ERROR",
+            "An unexpected error occurred while listing alerts.",
+        )
+    }
+
     fn malform(&self, body: &mut Value) {
         let Some(items) = body.get_mut("data").and_then(Value::as_array_mut) else {
             return;

@@ -64,6 +64,7 @@ pub(crate) async fn inject_fault(
     match fault {
         Fault::RateLimited { retry_after_secs } => shared.vendor().rate_limited(retry_after_secs),
         Fault::Unauthorized => shared.vendor().unauthorized(),
+        Fault::ErrorIn200 => shared.vendor().error_in_200(),
         Fault::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(CONTENT_TYPE, HeaderValue::from_static("text/plain"))],

@@ -152,6 +152,9 @@ pub enum Fault {
     MalformedItem,
     /// 401 envelope even though the key is right.
     Unauthorized,
+    /// 200 whose body is the vendor's error envelope, as APIs that report
+    /// errors only in the body do (Thinkst's `"result": "error"`).
+    ErrorIn200,
     /// 200 with the previous successful data answer again, as APIs that
     /// answer past their end with their last page do.
     RepeatPreviousPage,
@@ -285,7 +288,7 @@ impl Simulator {
                 shared.clone(),
                 every,
                 token.clone(),
-                |s| drop(s.update_items(1, state::now())),
+                |s| drop(s.update_items(1, Utc::now())),
             )));
         }
         Ok(Simulator {
@@ -315,9 +318,11 @@ impl Simulator {
     }
 
     /// Changes up to `n` existing alerts now, picked at random (for vendors
-    /// whose alerts change); returns them as changed.
+    /// whose alerts change); returns them as changed. Changes are stamped
+    /// with the full clock (vendors write milliseconds), since they move no
+    /// alert in the store's order.
     pub fn update_items(&self, n: usize) -> Vec<serde_json::Value> {
-        self.shared.update_items(n, state::now())
+        self.shared.update_items(n, Utc::now())
     }
 
     /// Every alert that exists, oldest first and exactly as served, to

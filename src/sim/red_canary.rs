@@ -309,6 +309,14 @@ impl VendorApi for RedCanary {
         forbidden()
     }
 
+    fn error_in_200(&self) -> Response {
+        errors(
+            StatusCode::OK,
+            "Internal Server Error",
+            "An unexpected error occurred while listing detections.",
+        )
+    }
+
     fn malform(&self, body: &mut Value) {
         let Some(items) = body.get_mut("data").and_then(Value::as_array_mut) else {
             return;

@@ -54,6 +54,8 @@ pub(crate) trait VendorApi: Send + Sync + 'static {
     fn rate_limited(&self, retry_after_secs: u64) -> Response;
     /// The vendor's auth failure answer, for faults that reject a good key.
     fn unauthorized(&self) -> Response;
+    /// The vendor's error envelope with HTTP 200, for [`Fault::ErrorIn200`].
+    fn error_in_200(&self) -> Response;
     /// Breaks one item of a successful list body the way real data breaks.
     fn malform(&self, body: &mut Value);
     /// The vendor's HTTP surface.

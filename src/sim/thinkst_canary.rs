@@ -438,6 +438,13 @@ impl VendorApi for ThinkstCanary {
         error(StatusCode::UNAUTHORIZED, "Unauthorized")
     }
 
+    fn error_in_200(&self) -> Response {
+        error(
+            StatusCode::OK,
+            "Something went wrong fetching incidents, please try again",
+        )
+    }
+
     fn malform(&self, body: &mut Value) {
         let Some(items) = body.get_mut("incidents").and_then(Value::as_array_mut) else {
             return;

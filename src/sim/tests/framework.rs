@@ -87,6 +87,17 @@ async fn repeat_previous_page_fault_serves_the_last_good_answer_again() {
 }
 
 #[tokio::test]
+async fn error_in_200_fault_is_the_error_envelope_with_status_ok() {
+    let sim = start(SimConfig::default()).await;
+    sim.inject(Fault::ErrorIn200, 1);
+    let response = get(&sim, "/api/v1/alerts", &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+    recovers(&sim).await;
+}
+
+#[tokio::test]
 async fn alerts_that_never_change_are_not_updated() {
     let sim = start(SimConfig::default()).await;
     let before = sim.ground_truth();
