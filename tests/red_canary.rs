@@ -184,10 +184,8 @@ async fn acknowledged_and_remediated_detections_are_new_revisions_once_each() {
     assert_no_duplicates(&stream);
     assert_eq!(stream.len(), 38);
     for detection in &acked {
-        let revisions = stream
-            .keys()
-            .filter(|(id, _)| *id == detection["id"].to_string())
-            .count();
+        let wanted = detection["id"].to_string();
+        let revisions = stream.keys().filter(|(id, _)| *id == wanted).count();
         assert!(
             revisions >= 2,
             "{} has its update in the stream",
