@@ -14,7 +14,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
 
-use super::state::{Item, Routes, Shared, VendorApi};
+use super::state::{Item, Routes, Shared, VendorApi, hex, pick};
 
 /// A well-formed key for demos and tests, so nobody needs a real account.
 pub const CANARYGUARD_DEMO_KEY: &str = "cg_live_0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
@@ -344,16 +344,6 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
         Json(json!({"error": {"code": code, "message": message}})),
     )
         .into_response()
-}
-
-fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
-    &items[rng.random_range(0..items.len())]
-}
-
-fn hex(rng: &mut StdRng, len: usize) -> String {
-    (0..len)
-        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
-        .collect()
 }
 
 fn base58(rng: &mut StdRng, len: usize) -> String {

@@ -30,7 +30,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
-use super::state::{Item, Routes, Shared, VendorApi};
+use super::state::{Item, Routes, Shared, VendorApi, pick};
 
 /// A well-formed key for demos and tests, so nobody needs a real account.
 pub const RED_CANARY_DEMO_KEY: &str = "5c3a1e0f9b8d7c6a5e4f3a2b1c0d9e8f7a6b5c4d";
@@ -523,8 +523,4 @@ fn errors(status: StatusCode, title: &str, detail: &str) -> Response {
         Json(json!({"errors": [{"status": status.as_u16().to_string(), "title": title, "detail": detail}]})),
     )
         .into_response()
-}
-
-fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
-    &items[rng.random_range(0..items.len())]
 }

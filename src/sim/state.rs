@@ -273,3 +273,16 @@ fn unique_item(
         }
     }
 }
+
+/// One of `items`, drawn from the simulator's seeded RNG so a seed
+/// reproduces the data set.
+pub(crate) fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
+    &items[rng.random_range(0..items.len())]
+}
+
+/// `len` lowercase hex digits from the seeded RNG (ids, hashes, node ids).
+pub(crate) fn hex(rng: &mut StdRng, len: usize) -> String {
+    (0..len)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+        .collect()
+}

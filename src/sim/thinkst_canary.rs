@@ -29,7 +29,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
 
-use super::state::{Item, Routes, Shared, VendorApi};
+use super::state::{Item, Routes, Shared, VendorApi, hex, pick};
 
 /// A well-formed key for demos and tests, so nobody needs a real account.
 pub const THINKST_CANARY_DEMO_KEY: &str = "3f9e1d7c5b3a29180f7e6d5c4b3a2918";
@@ -714,14 +714,4 @@ fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
 /// Thinkst's error envelope.
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"message": message, "result": "error"}))).into_response()
-}
-
-fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
-    &items[rng.random_range(0..items.len())]
-}
-
-fn hex(rng: &mut StdRng, len: usize) -> String {
-    (0..len)
-        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
-        .collect()
 }
