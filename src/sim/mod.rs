@@ -20,8 +20,8 @@
 //! - `generate` makes one alert at a given time from the shared RNG (the
 //!   vendor is built knowing the simulator's base URL, for the absolute links
 //!   some APIs put in their items);
-//! - `rate_limited` / `unauthorized` render the vendor's error envelopes, used
-//!   when the matching [`Fault`] is injected;
+//! - `rate_limited` / `unauthorized` / `error_in_200` render the vendor's
+//!   error envelopes, used when the matching [`Fault`] is injected;
 //! - `malform` breaks one item of a list body for [`Fault::MalformedItem`];
 //! - `routes` returns its `open` routes (health, fallback) and its `data`
 //!   routes; handlers get the shared state, read the store through
@@ -150,7 +150,8 @@ pub enum Fault {
     Slow(Duration),
     /// 200 with a normal page in which one item is broken.
     MalformedItem,
-    /// 401 envelope even though the key is right.
+    /// The vendor's auth failure (401; Red Canary's is 403) even though the
+    /// key is right.
     Unauthorized,
     /// 200 whose body is the vendor's error envelope, as APIs that report
     /// errors only in the body do (Thinkst's `"result": "error"`).
