@@ -64,12 +64,7 @@ pub async fn run(
         Some(sink) => sink,
         None => connect_sink(config, &shutdown).await?,
     };
-    let deps = PollerDeps {
-        store,
-        sink,
-        client: http_client()?,
-        retry: RetryPolicy::default(),
-    };
+    let deps = PollerDeps { store, sink, client: http_client()?, retry: RetryPolicy::default() };
     let pollers = build_all(&config.sources, &deps).map_err(DaemonError::Source)?;
     tracing::info!(message = "alertd started.", sources = pollers.len(), state = %config.state.path.display());
     match mode {
@@ -88,21 +83,14 @@ fn schedule_all(config: &Config, pollers: Vec<Arc<dyn Poll>>) -> Vec<Scheduled> 
         .into_iter()
         .filter_map(|poller| {
             let source = config.sources.iter().find(|s| s.name() == poller.name())?;
-            Some(Scheduled {
-                poller,
-                schedule: source.schedule.clone(),
-                jitter: source.jitter,
-            })
+            Some(Scheduled { poller, schedule: source.schedule.clone(), jitter: source.jitter })
         })
         .collect()
 }
 
 /// The configured sink: JetStream if `[nats]` is set, else stdout.
 /// Waits (with backoff, until `shutdown`) for NATS to be reachable.
-pub async fn connect_sink(
-    config: &Config,
-    shutdown: &CancellationToken,
-) -> Result<Sink, DaemonError> {
+pub async fn connect_sink(config: &Config, shutdown: &CancellationToken) -> Result<Sink, DaemonError> {
     let Some(nats) = &config.nats else {
         return Ok(Sink::Stdout(StdoutSink::default()));
     };
@@ -112,11 +100,7 @@ pub async fn connect_sink(
         match ensure_stream(&sink, nats).await {
             Ok(()) => return Ok(Sink::Nats(Box::new(sink))),
             Err(error) => {
-                SinkUnavailable {
-                    error: &error,
-                    retry_in: wait,
-                }
-                .emit();
+                SinkUnavailable { error: &error, retry_in: wait }.emit();
                 tokio::select! {
                     () = shutdown.cancelled() => return Err(DaemonError::Cancelled),
                     () = tokio::time::sleep(wait) => {}

@@ -10,9 +10,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{
-    Config, CredentialSource, NatsConfig, Schedule, SourceConfig, StateConfig, StorageKind,
-};
+use crate::config::{Config, CredentialSource, NatsConfig, Schedule, SourceConfig, StateConfig, StorageKind};
 use crate::daemon::{self, DaemonError, Mode, PollResults};
 use crate::sim::{SimConfig, SimVendor, Simulator};
 
@@ -37,12 +35,9 @@ const DEMO_VENDORS: &[(SimVendor, &str)] = &[
 ];
 
 /// Run the demo until done (or `shutdown`, with `follow`).
-pub async fn run(
-    options: DemoOptions,
-    shutdown: CancellationToken,
-) -> Result<PollResults, DaemonError> {
-    let state_dir = tempfile::tempdir()
-        .map_err(|e| DaemonError::Source(format!("temporary state directory: {e}")))?;
+pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<PollResults, DaemonError> {
+    let state_dir =
+        tempfile::tempdir().map_err(|e| DaemonError::Source(format!("temporary state directory: {e}")))?;
     let mut sims = Vec::new();
     let mut sources = Vec::new();
     for (vendor, key) in DEMO_VENDORS {
@@ -74,16 +69,10 @@ pub async fn run(
             storage: StorageKind::File,
             replicas: 1,
         }),
-        state: StateConfig {
-            path: state_dir.path().join("alertd.sqlite"),
-        },
+        state: StateConfig { path: state_dir.path().join("alertd.sqlite") },
         sources,
     };
-    let mode = if options.follow {
-        Mode::Forever
-    } else {
-        Mode::Once
-    };
+    let mode = if options.follow { Mode::Forever } else { Mode::Once };
     let results = daemon::run(&config, None, mode, shutdown).await;
     for sim in sims {
         sim.shutdown().await;
@@ -96,8 +85,7 @@ fn demo_source(vendor: &str, base_url: &str, api_key: String) -> Result<SourceCo
         "[[source]]\nvendor = \"{vendor}\"\nname = \"demo-{vendor}\"\nbase_url = \"{base_url}\"\n\
          credential = {{ env = \"UNUSED\" }}\ninitial_lookback = \"72h\"\nlag = \"1s\"\njitter = \"0s\"\n"
     );
-    let mut config =
-        Config::from_toml(&text, "demo").map_err(|e| DaemonError::Source(e.to_string()))?;
+    let mut config = Config::from_toml(&text, "demo").map_err(|e| DaemonError::Source(e.to_string()))?;
     let mut source = config.sources.remove(0);
     source.credential = CredentialSource::Inline(SecretString::from(api_key));
     source.schedule = Schedule::Every(Duration::from_secs(5));

@@ -152,34 +152,21 @@ pub async fn fetch_once(req: RequestBuilder, throttle: &[u16]) -> Result<Bytes, 
     let html = is_html(&response);
     let body = response.bytes().await.map_err(classify_transport)?;
     if html || looks_like_html(&body) {
-        return Err(FetchError::Html {
-            status: status.as_u16(),
-            title: html_title(&body),
-        });
+        return Err(FetchError::Html { status: status.as_u16(), title: html_title(&body) });
     }
     if status.is_success() {
         return Ok(body);
     }
     let detail = vendor_message(&body);
     Err(match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => FetchError::Auth {
-            status: status.as_u16(),
-            detail,
-        },
-        s if s == StatusCode::TOO_MANY_REQUESTS || throttle.contains(&s.as_u16()) => {
-            FetchError::Throttled {
-                status: s.as_u16(),
-                retry_after,
-            }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            FetchError::Auth { status: status.as_u16(), detail }
         }
-        s if s.is_server_error() => FetchError::Server {
-            status: s.as_u16(),
-            detail,
-        },
-        s => FetchError::Client {
-            status: s.as_u16(),
-            detail,
-        },
+        s if s == StatusCode::TOO_MANY_REQUESTS || throttle.contains(&s.as_u16()) => {
+            FetchError::Throttled { status: s.as_u16(), retry_after }
+        }
+        s if s.is_server_error() => FetchError::Server { status: s.as_u16(), detail },
+        s => FetchError::Client { status: s.as_u16(), detail },
     })
 }
 
@@ -192,9 +179,7 @@ fn html_hint(status: u16, title: &str) -> String {
             "no vendor API at this address: the server answered with an HTML \"not found\" page{title}; check base_url (a wrong tenant subdomain or path looks like this)"
         )
     } else {
-        format!(
-            "the server answered with an HTML page{title}, not the vendor's JSON API; check base_url"
-        )
+        format!("the server answered with an HTML page{title}, not the vendor's JSON API; check base_url")
     }
 }
 
@@ -217,19 +202,12 @@ fn classify_transport(err: reqwest::Error) -> FetchError {
 
 /// `Retry-After` as delta-seconds or an HTTP-date.
 fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
 }
 
 fn is_html(response: &Response) -> bool {
@@ -241,10 +219,7 @@ fn is_html(response: &Response) -> bool {
 }
 
 fn looks_like_html(body: &[u8]) -> bool {
-    let start = body
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(body.len());
+    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
     let head = &body[start..body.len().min(start + 15)];
     let lower = head.to_ascii_lowercase();
     lower.starts_with(b"<!doctype html") || lower.starts_with(b"<html")
@@ -257,16 +232,9 @@ fn html_title(body: &[u8]) -> String {
         return String::new();
     };
     let rest = &text[start + 7..];
-    let end = rest
-        .to_ascii_lowercase()
-        .find("</title>")
-        .unwrap_or(rest.len().min(120));
+    let end = rest.to_ascii_lowercase().find("</title>").unwrap_or(rest.len().min(120));
     let title: String = rest[..end].trim().chars().take(120).collect();
-    if title.is_empty() {
-        String::new()
-    } else {
-        format!(" (\"{title}\")")
-    }
+    if title.is_empty() { String::new() } else { format!(" (\"{title}\")") }
 }
 
 /// The vendor's own error text from the common JSON envelopes
@@ -288,19 +256,11 @@ pub fn vendor_message(body: &[u8]) -> String {
         }
     }
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    if text.trim().is_empty() {
-        "(empty body)".into()
-    } else {
-        clip(&text)
-    }
+    if text.trim().is_empty() { "(empty body)".into() } else { clip(&text) }
 }
 
 fn clip(s: &str) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
+    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
     flat.trim().to_owned()
 }
 
@@ -315,22 +275,18 @@ mod tests {
         assert!(looks_like_html(b"\n  <!DOCTYPE html><html>"));
         assert!(looks_like_html(b"<HTML><head>"));
         assert!(!looks_like_html(b"{\"data\":[]}"));
-        assert_eq!(
-            html_title(b"<html><title>502 Bad Gateway</title>"),
-            " (\"502 Bad Gateway\")"
-        );
+        assert_eq!(html_title(b"<html><title>502 Bad Gateway</title>"), " (\"502 Bad Gateway\")");
     }
 
     #[test]
     fn the_vendor_message_is_taken_from_the_common_envelopes() {
         assert_eq!(
-            vendor_message(br#"{"error":{"code":"UNAUTHORIZED","message":"Missing, invalid, or expired API key."}}"#),
+            vendor_message(
+                br#"{"error":{"code":"UNAUTHORIZED","message":"Missing, invalid, or expired API key."}}"#
+            ),
             "Missing, invalid, or expired API key."
         );
-        assert_eq!(
-            vendor_message(br#"{"result":"error","message":"bad token"}"#),
-            "bad token"
-        );
+        assert_eq!(vendor_message(br#"{"result":"error","message":"bad token"}"#), "bad token");
         assert_eq!(vendor_message(b""), "(empty body)");
     }
 
@@ -344,10 +300,7 @@ mod tests {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
                 async move {
                     let code = if n < failures { status } else { 200 };
-                    (
-                        axum::http::StatusCode::from_u16(code).unwrap(),
-                        "{\"message\":\"slow down\"}",
-                    )
+                    (axum::http::StatusCode::from_u16(code).unwrap(), "{\"message\":\"slow down\"}")
                 }
             }),
         );
@@ -375,18 +328,12 @@ mod tests {
         let err = fetch_once(client.get(&url), &[]).await.unwrap_err();
         assert_eq!(
             err,
-            FetchError::Client {
-                status: 406,
-                detail: "slow down".into()
-            },
+            FetchError::Client { status: 406, detail: "slow down".into() },
             "without the vendor's word, 406 is a refused request"
         );
         let (url, _) = flaky(406, 1).await;
         let err = fetch_once(client.get(&url), &[406]).await.unwrap_err();
-        assert!(
-            matches!(err, FetchError::Throttled { status: 406, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, FetchError::Throttled { status: 406, .. }), "{err}");
     }
 
     #[test]
@@ -396,18 +343,9 @@ mod tests {
             title: " (\"The page you were looking for doesn't exist (404)\")".into(),
         };
         let text = e.to_string();
-        assert!(
-            text.starts_with("HTTP 404: no vendor API at this address"),
-            "{text}"
-        );
-        assert!(
-            text.contains("check base_url") && text.contains("subdomain"),
-            "{text}"
-        );
-        let e = FetchError::Html {
-            status: 502,
-            title: String::new(),
-        };
+        assert!(text.starts_with("HTTP 404: no vendor API at this address"), "{text}");
+        assert!(text.contains("check base_url") && text.contains("subdomain"), "{text}");
+        let e = FetchError::Html { status: 502, title: String::new() };
         assert!(!e.to_string().contains("subdomain"), "{e}");
         assert!(e.to_string().contains("HTML page"), "{e}");
     }
@@ -415,40 +353,10 @@ mod tests {
     #[test]
     fn only_transient_errors_are_retried() {
         assert!(FetchError::Timeout.is_transient());
-        assert!(
-            FetchError::Server {
-                status: 503,
-                detail: String::new()
-            }
-            .is_transient()
-        );
-        assert!(
-            FetchError::Html {
-                status: 502,
-                title: String::new()
-            }
-            .is_transient()
-        );
-        assert!(
-            !FetchError::Html {
-                status: 404,
-                title: String::new()
-            }
-            .is_transient()
-        );
-        assert!(
-            !FetchError::Auth {
-                status: 401,
-                detail: String::new()
-            }
-            .is_transient()
-        );
-        assert!(
-            !FetchError::Client {
-                status: 400,
-                detail: String::new()
-            }
-            .is_transient()
-        );
+        assert!(FetchError::Server { status: 503, detail: String::new() }.is_transient());
+        assert!(FetchError::Html { status: 502, title: String::new() }.is_transient());
+        assert!(!FetchError::Html { status: 404, title: String::new() }.is_transient());
+        assert!(!FetchError::Auth { status: 401, detail: String::new() }.is_transient());
+        assert!(!FetchError::Client { status: 400, detail: String::new() }.is_transient());
     }
 }

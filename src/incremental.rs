@@ -30,11 +30,7 @@ pub struct WindowSettings {
 impl WindowSettings {
     /// The settings of `source`.
     pub fn of(source: &SourceConfig) -> Self {
-        WindowSettings {
-            initial_lookback: source.initial_lookback,
-            overlap: source.overlap,
-            lag: source.lag,
-        }
+        WindowSettings { initial_lookback: source.initial_lookback, overlap: source.overlap, lag: source.lag }
     }
 }
 
@@ -52,9 +48,7 @@ pub struct TimeWindow {
 
 /// A stored watermark that is not a timestamp (a corrupted or foreign row).
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "stored watermark `{0}` is not an RFC 3339 time; reset the cursor with `alertd cursors reset`"
-)]
+#[error("stored watermark `{0}` is not an RFC 3339 time; reset the cursor with `alertd cursors reset`")]
 pub struct BadWatermark(pub String);
 
 impl TimeWindow {
@@ -74,11 +68,7 @@ impl TimeWindow {
             }
             None => (now - to_chrono(settings.initial_lookback), end),
         };
-        Ok(TimeWindow {
-            after,
-            before,
-            overlap: settings.overlap,
-        })
+        Ok(TimeWindow { after, before, overlap: settings.overlap })
     }
 
     /// The watermark once this window is fully delivered.
@@ -101,9 +91,7 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 
 /// Parse an RFC 3339 time (any offset) into UTC.
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text.trim()).ok().map(|t| t.with_timezone(&Utc))
 }
 
 fn to_chrono(d: Duration) -> chrono::Duration {
@@ -130,37 +118,22 @@ mod tests {
     #[test]
     fn a_new_source_looks_back_the_initial_lookback() {
         let w = TimeWindow::plan(None, now(), settings()).unwrap();
-        assert_eq!(
-            w.after,
-            Utc.with_ymd_and_hms(2026, 2, 28, 12, 0, 0).unwrap()
-        );
-        assert_eq!(
-            w.before,
-            Utc.with_ymd_and_hms(2026, 3, 1, 11, 59, 30).unwrap()
-        );
+        assert_eq!(w.after, Utc.with_ymd_and_hms(2026, 2, 28, 12, 0, 0).unwrap());
+        assert_eq!(w.before, Utc.with_ymd_and_hms(2026, 3, 1, 11, 59, 30).unwrap());
     }
 
     #[test]
     fn a_known_source_starts_one_overlap_before_its_watermark() {
         let w = TimeWindow::plan(Some("2026-03-01T11:00:00Z"), now(), settings()).unwrap();
-        assert_eq!(
-            w.after,
-            Utc.with_ymd_and_hms(2026, 3, 1, 10, 50, 0).unwrap()
-        );
+        assert_eq!(w.after, Utc.with_ymd_and_hms(2026, 3, 1, 10, 50, 0).unwrap());
         assert_eq!(w.watermark(), "2026-03-01T11:59:30.000000Z");
-        assert_eq!(
-            w.prune_before(),
-            Utc.with_ymd_and_hms(2026, 3, 1, 11, 49, 30).unwrap()
-        );
+        assert_eq!(w.prune_before(), Utc.with_ymd_and_hms(2026, 3, 1, 11, 49, 30).unwrap());
     }
 
     #[test]
     fn a_watermark_ahead_of_the_clock_never_moves_back() {
         let w = TimeWindow::plan(Some("2026-03-01T13:00:00Z"), now(), settings()).unwrap();
-        assert_eq!(
-            w.before,
-            Utc.with_ymd_and_hms(2026, 3, 1, 13, 0, 0).unwrap()
-        );
+        assert_eq!(w.before, Utc.with_ymd_and_hms(2026, 3, 1, 13, 0, 0).unwrap());
     }
 
     #[test]

@@ -41,12 +41,7 @@ enum Command {
     /// Run the pollers on their schedules until SIGTERM/SIGINT.
     Run {
         /// The configuration file.
-        #[arg(
-            short,
-            long,
-            env = "ALERTD_CONFIG",
-            default_value = "/etc/alertd/alertd.toml"
-        )]
+        #[arg(short, long, env = "ALERTD_CONFIG", default_value = "/etc/alertd/alertd.toml")]
         config: PathBuf,
         /// Poll every enabled source once, then exit (non-zero if any failed).
         #[arg(long)]
@@ -60,12 +55,7 @@ enum Command {
     /// Show or reset the stored cursors.
     Cursors {
         /// The configuration file (for the state path and the sources).
-        #[arg(
-            short,
-            long,
-            env = "ALERTD_CONFIG",
-            default_value = "/etc/alertd/alertd.toml"
-        )]
+        #[arg(short, long, env = "ALERTD_CONFIG", default_value = "/etc/alertd/alertd.toml")]
         config: PathBuf,
         #[command(subcommand)]
         action: CursorAction,
@@ -108,10 +98,7 @@ enum CursorAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("alertd: cannot start the async runtime: {e}");
@@ -147,38 +134,18 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 config
                     .nats
                     .as_ref()
-                    .map_or("stdout".to_owned(), |n| format!(
-                        "NATS {} stream {}",
-                        n.url, n.stream
-                    ))
+                    .map_or("stdout".to_owned(), |n| format!("NATS {} stream {}", n.url, n.stream))
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Cursors { config, action } => cursors(&load(&config)?, action).await,
-        Command::Demo {
-            nats,
-            follow,
-            items,
-            seed,
-        } => {
+        Command::Demo { nats, follow, items, seed } => {
             let shutdown = shutdown_on_signals();
-            let results = demo::run(
-                DemoOptions {
-                    nats,
-                    follow,
-                    items,
-                    seed,
-                },
-                shutdown,
-            )
-            .await?;
+            let results = demo::run(DemoOptions { nats, follow, items, seed }, shutdown).await?;
             Ok(summarize(&results))
         }
         Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&alertd::event::json_schema())?
-            );
+            println!("{}", serde_json::to_string_pretty(&alertd::event::json_schema())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Vendors => {
@@ -229,9 +196,9 @@ async fn cursors(config: &Config, action: CursorAction) -> Result<ExitCode> {
             let had = store.reset(&source, &vendor, since).await?;
             match (had, since) {
                 (_, Some(t)) => println!("{source}: cursor set; the next poll starts from {t}"),
-                (true, None) => println!(
-                    "{source}: cursor removed; the next poll starts from its initial lookback"
-                ),
+                (true, None) => {
+                    println!("{source}: cursor removed; the next poll starts from its initial lookback")
+                }
                 (false, None) => println!("{source}: had no cursor"),
             }
         }
@@ -251,11 +218,7 @@ fn summarize(results: &PollResults) -> ExitCode {
             Err(e) => eprintln!("{name}: FAILED: {e}"),
         }
     }
-    if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 /// Cancelled on SIGTERM or SIGINT; a second signal exits at once.
@@ -305,15 +268,9 @@ fn init_logging(format: LogFormat, filter: &str) {
         LogFormat::Text => false,
         LogFormat::Auto => under_systemd,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
+        builder.json().flatten_event(true).with_current_span(false).init();
     } else {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
     }

@@ -21,9 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{Seen, Store, StoreError};
 use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig};
 use crate::http::{FetchError, RetryPolicy};
-use crate::internal_events::{
-    DeadLettered, PageDelivered, PollFailed, PollFinished, WalkEndedByRule,
-};
+use crate::internal_events::{DeadLettered, PageDelivered, PollFailed, PollFinished, WalkEndedByRule};
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
 use crate::publish::{Message, PublishError, Sink, dead_letter_subject, event_subject};
 use crate::vendors::{NormalizeContext, PageError, Vendor, instantiate};
@@ -174,11 +172,7 @@ impl From<PaginateError> for PollError {
     /// Pagination errors reach the walker's caller without source context;
     /// [`Poller::poll`] adds it.
     fn from(error: PaginateError) -> Self {
-        PollError::Paginate {
-            vendor: "",
-            source_name: String::new(),
-            error,
-        }
+        PollError::Paginate { vendor: "", source_name: String::new(), error }
     }
 }
 
@@ -211,11 +205,7 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
         credential: source.credential.clone(),
         max_pages: source.max_pages,
         timeout: source.timeout,
-        retry: RetryPolicy {
-            retries: source.retries,
-            throttle_statuses: V::THROTTLE_STATUSES,
-            ..deps.retry
-        },
+        retry: RetryPolicy { retries: source.retries, throttle_statuses: V::THROTTLE_STATUSES, ..deps.retry },
         deps,
     }))
 }
@@ -237,20 +227,14 @@ impl<V: Vendor> Poll for Poller<V> {
             let started = Instant::now();
             let result = self.poll(shutdown).await;
             match &result {
-                Ok(report) => PollFinished {
-                    source: &self.name,
-                    vendor: V::KEY,
-                    report,
-                    elapsed: started.elapsed(),
+                Ok(report) => {
+                    PollFinished { source: &self.name, vendor: V::KEY, report, elapsed: started.elapsed() }
+                        .emit()
                 }
-                .emit(),
-                Err(error) => PollFailed {
-                    source: &self.name,
-                    vendor: V::KEY,
-                    error,
-                    elapsed: started.elapsed(),
+                Err(error) => {
+                    PollFailed { source: &self.name, vendor: V::KEY, error, elapsed: started.elapsed() }
+                        .emit()
                 }
-                .emit(),
             }
             result
         })
@@ -264,18 +248,9 @@ impl<V: Vendor> Poller<V> {
             source_name: self.name.clone(),
             error,
         })?;
-        let state = self
-            .deps
-            .store
-            .load(&self.name)
-            .await
-            .map_err(|e| self.store_err(e))?;
+        let state = self.deps.store.load(&self.name).await.map_err(|e| self.store_err(e))?;
         if let Some(stored) = state.vendor.filter(|v| v != V::KEY) {
-            return Err(PollError::ForeignCursor {
-                vendor: V::KEY,
-                source_name: self.name.clone(),
-                stored,
-            });
+            return Err(PollError::ForeignCursor { vendor: V::KEY, source_name: self.name.clone(), stored });
         }
         let resumed = state.walk.as_deref().and_then(|text| match serde_json::from_str::<WalkState<V::Plan>>(text) {
             Ok(walk) => Some(walk),
@@ -291,40 +266,21 @@ impl<V: Vendor> Poller<V> {
                     .vendor
                     .plan(state.watermark.as_deref(), Utc::now())
                     .map_err(|error| self.page_err(&Position::Start, error))?;
-                WalkState {
-                    plan,
-                    next: self.vendor.scheme().first(),
-                    max_mark: None,
-                }
+                WalkState { plan, next: self.vendor.scheme().first(), max_mark: None }
             }
         };
         let start = walk.next.clone();
-        let mut handler = Handler {
-            poller: self,
-            key,
-            walk,
-            shutdown,
-            report: PollReport::default(),
-        };
+        let mut handler = Handler { poller: self, key, walk, shutdown, report: PollReport::default() };
         let scheme = self.vendor.scheme();
-        let outcome = paginate::walk(&scheme, start, self.max_pages, &mut handler)
-            .await
-            .map_err(|e| match e {
-                PollError::Paginate { error, .. } => PollError::Paginate {
-                    vendor: V::KEY,
-                    source_name: self.name.clone(),
-                    error,
-                },
+        let outcome =
+            paginate::walk(&scheme, start, self.max_pages, &mut handler).await.map_err(|e| match e {
+                PollError::Paginate { error, .. } => {
+                    PollError::Paginate { vendor: V::KEY, source_name: self.name.clone(), error }
+                }
                 other => other,
             })?;
         if let Some(rule) = outcome.ended_by {
-            WalkEndedByRule {
-                source: &self.name,
-                vendor: V::KEY,
-                rule,
-                pages: outcome.pages,
-            }
-            .emit();
+            WalkEndedByRule { source: &self.name, vendor: V::KEY, rule, pages: outcome.pages }.emit();
         }
         let mut report = handler.report;
         report.complete = outcome.complete;
@@ -332,20 +288,11 @@ impl<V: Vendor> Poller<V> {
     }
 
     fn store_err(&self, error: StoreError) -> PollError {
-        PollError::Store {
-            vendor: V::KEY,
-            source_name: self.name.clone(),
-            error,
-        }
+        PollError::Store { vendor: V::KEY, source_name: self.name.clone(), error }
     }
 
     fn page_err(&self, at: &Position, error: PageError) -> PollError {
-        PollError::Page {
-            vendor: V::KEY,
-            source_name: self.name.clone(),
-            at: at.to_string(),
-            error,
-        }
+        PollError::Page { vendor: V::KEY, source_name: self.name.clone(), at: at.to_string(), error }
     }
 }
 
@@ -363,22 +310,14 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
 
     async fn fetch(&mut self, at: &Position) -> Result<Page, PollError> {
         let p = self.poller;
-        let make = || {
-            p.vendor
-                .request(&p.deps.client, &self.walk.plan, at, &self.key)
-                .timeout(p.timeout)
-        };
-        let body = crate::http::fetch(make, p.retry)
-            .await
-            .map_err(|error| PollError::Fetch {
-                vendor: V::KEY,
-                source_name: p.name.clone(),
-                at: at.to_string(),
-                error,
-            })?;
-        p.vendor
-            .parse_page(&body)
-            .map_err(|error| p.page_err(at, error))
+        let make = || p.vendor.request(&p.deps.client, &self.walk.plan, at, &self.key).timeout(p.timeout);
+        let body = crate::http::fetch(make, p.retry).await.map_err(|error| PollError::Fetch {
+            vendor: V::KEY,
+            source_name: p.name.clone(),
+            at: at.to_string(),
+            error,
+        })?;
+        p.vendor.parse_page(&body).map_err(|error| p.page_err(at, error))
     }
 
     async fn deliver(
@@ -389,10 +328,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
     ) -> Result<bool, PollError> {
         let p = self.poller;
         let prefix = p.deps.sink.subject_prefix().to_owned();
-        let ctx = NormalizeContext {
-            source: &p.name,
-            ingested_at: Utc::now(),
-        };
+        let ctx = NormalizeContext { source: &p.name, ingested_at: Utc::now() };
         let items = page.items.len();
 
         let mut events = Vec::with_capacity(items);
@@ -401,12 +337,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             match p.vendor.normalize(item, &ctx) {
                 Ok(n) => events.push(n),
                 Err(error) => {
-                    DeadLettered {
-                        source: &p.name,
-                        vendor: V::KEY,
-                        error: &error,
-                    }
-                    .emit();
+                    DeadLettered { source: &p.name, vendor: V::KEY, error: &error }.emit();
                     dead.push(dead_letter(&prefix, V::KEY, &p.name, &error.0, item));
                 }
             }
@@ -415,12 +346,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
         self.walk.max_mark = self.walk.max_mark.max(max_mark);
 
         let ids: Vec<String> = events.iter().map(|n| n.event.id.to_string()).collect();
-        let already = p
-            .deps
-            .store
-            .seen(&p.name, ids)
-            .await
-            .map_err(|e| p.store_err(e))?;
+        let already = p.deps.store.seen(&p.name, ids).await.map_err(|e| p.store_err(e))?;
         let mut in_page = HashSet::new();
         let mut messages = Vec::with_capacity(events.len() + dead.len());
         let mut seen = Vec::with_capacity(events.len());
@@ -431,46 +357,27 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                 continue;
             }
             let payload = serde_json::to_vec(&n.event).map(Bytes::from).map_err(|e| {
-                p.page_err(
-                    at,
-                    PageError::Shape(format!("event could not be serialized: {e}")),
-                )
+                p.page_err(at, PageError::Shape(format!("event could not be serialized: {e}")))
             })?;
             let subject = event_subject(&prefix, V::KEY, &p.name, n.event.source.kind.as_str());
-            messages.push(Message {
-                subject,
-                id: id.clone(),
-                payload,
-            });
-            seen.push(Seen {
-                event_id: id,
-                item_time: n.item_time,
-            });
+            messages.push(Message { subject, id: id.clone(), payload });
+            seen.push(Seen { event_id: id, item_time: n.item_time });
         }
         let dead_count = dead.len() as u64;
         messages.extend(dead);
 
-        let published =
-            p.deps
-                .sink
-                .publish(messages)
-                .await
-                .map_err(|error| PollError::Publish {
-                    vendor: V::KEY,
-                    source_name: p.name.clone(),
-                    error,
-                })?;
+        let published = p.deps.sink.publish(messages).await.map_err(|error| PollError::Publish {
+            vendor: V::KEY,
+            source_name: p.name.clone(),
+            error,
+        })?;
 
         match next {
             Some(next) => {
                 self.walk.next = next.clone();
                 let text = serde_json::to_string(&self.walk)
                     .map_err(|e| p.page_err(at, PageError::State(format!("walk state: {e}"))))?;
-                p.deps
-                    .store
-                    .commit_page(&p.name, V::KEY, text, seen)
-                    .await
-                    .map_err(|e| p.store_err(e))?;
+                p.deps.store.commit_page(&p.name, V::KEY, text, seen).await.map_err(|e| p.store_err(e))?;
             }
             None => {
                 let finish = p.vendor.finish(&self.walk.plan, self.walk.max_mark);
@@ -487,14 +394,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
         self.report.published += published.stored as u64;
         self.report.duplicates += published.duplicates as u64;
         self.report.dead_letters += dead_count;
-        PageDelivered {
-            source: &p.name,
-            vendor: V::KEY,
-            at,
-            items,
-            published: &published,
-        }
-        .emit();
+        PageDelivered { source: &p.name, vendor: V::KEY, at, items, published: &published }.emit();
         Ok(!self.shutdown.is_cancelled())
     }
 }
@@ -509,10 +409,7 @@ fn dead_letter(
     item: &serde_json::Value,
 ) -> Message {
     let raw = item.to_string();
-    let id = uuid::Uuid::new_v5(
-        &uuid::Uuid::NAMESPACE_OID,
-        format!("{vendor}\0{source}\0{raw}").as_bytes(),
-    );
+    let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{vendor}\0{source}\0{raw}").as_bytes());
     let payload = serde_json::json!({
         "schema_version": "alertd.deadletter.v1",
         "id": id,
@@ -530,19 +427,14 @@ fn dead_letter(
 }
 
 /// Build the pollers of every enabled source.
-pub fn build_all(
-    sources: &[SourceConfig],
-    deps: &PollerDeps,
-) -> Result<Vec<Arc<dyn Poll>>, String> {
+pub fn build_all(sources: &[SourceConfig], deps: &PollerDeps) -> Result<Vec<Arc<dyn Poll>>, String> {
     sources
         .iter()
         .filter(|s| s.enabled)
         .map(|s| {
-            let entry = crate::vendors::lookup(&s.vendor)
-                .ok_or_else(|| format!("unknown vendor `{}`", s.vendor))?;
-            (entry.build)(s, deps.clone())
-                .map(Arc::from)
-                .map_err(|e| format!("source {}: {e}", s.name()))
+            let entry =
+                crate::vendors::lookup(&s.vendor).ok_or_else(|| format!("unknown vendor `{}`", s.vendor))?;
+            (entry.build)(s, deps.clone()).map(Arc::from).map_err(|e| format!("source {}: {e}", s.name()))
         })
         .collect()
 }

@@ -38,9 +38,7 @@ pub async fn run_once(
     pollers: &[Arc<dyn Poll>],
     shutdown: &CancellationToken,
 ) -> Vec<(String, Result<PollReport, PollError>)> {
-    let polls = pollers
-        .iter()
-        .map(|p| async move { (p.name().to_owned(), p.poll_once(shutdown).await) });
+    let polls = pollers.iter().map(|p| async move { (p.name().to_owned(), p.poll_once(shutdown).await) });
     futures::future::join_all(polls).await
 }
 

@@ -15,66 +15,36 @@ use tokio_util::sync::CancellationToken;
 use common::{NatsServer, config, stream_messages};
 
 async fn canaryguard(items: usize) -> Simulator {
-    let config = SimConfig {
-        seed: 7,
-        initial_items: items,
-        ..SimConfig::default()
-    };
-    Simulator::start(SimVendor::CanaryGuard, config)
-        .await
-        .expect("simulator starts")
+    let config = SimConfig { seed: 7, initial_items: items, ..SimConfig::default() };
+    Simulator::start(SimVendor::CanaryGuard, config).await.expect("simulator starts")
 }
 
 /// The alert ids in the stream, each with how often it is there.
 async fn ids_in_stream(nats: &NatsServer) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for m in stream_messages(&nats.url(), "ALERTD").await {
-        assert_eq!(
-            m.msg_id.as_deref(),
-            m.payload["id"].as_str(),
-            "Nats-Msg-Id is the event id"
-        );
-        let native = m.payload["native_id"]
-            .as_str()
-            .expect("native_id")
-            .to_owned();
+        assert_eq!(m.msg_id.as_deref(), m.payload["id"].as_str(), "Nats-Msg-Id is the event id");
+        let native = m.payload["native_id"].as_str().expect("native_id").to_owned();
         *counts.entry(native).or_insert(0) += 1;
     }
     counts
 }
 
 fn truth_ids(sim: &Simulator) -> HashSet<String> {
-    sim.ground_truth()
-        .iter()
-        .map(|a| a["id"].as_str().expect("id").to_owned())
-        .collect()
+    sim.ground_truth().iter().map(|a| a["id"].as_str().expect("id").to_owned()).collect()
 }
 
 fn assert_exactly_once(stream: &HashMap<String, usize>, truth: &HashSet<String>) {
     let dupes: Vec<_> = stream.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dupes.is_empty(), "duplicates in the stream: {dupes:?}");
-    let missing: Vec<_> = truth
-        .iter()
-        .filter(|id| !stream.contains_key(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} alerts missing from the stream: {missing:?}",
-        missing.len()
-    );
-    assert_eq!(
-        stream.len(),
-        truth.len(),
-        "stream holds alerts the vendor never had"
-    );
+    let missing: Vec<_> = truth.iter().filter(|id| !stream.contains_key(*id)).collect();
+    assert!(missing.is_empty(), "{} alerts missing from the stream: {missing:?}", missing.len());
+    assert_eq!(stream.len(), truth.len(), "stream holds alerts the vendor never had");
 }
 
-async fn run_once(
-    config: &alertd::config::Config,
-) -> Result<alertd::poller::PollReport, PollError> {
-    let mut results = daemon::run(config, None, Mode::Once, CancellationToken::new())
-        .await
-        .expect("daemon starts");
+async fn run_once(config: &alertd::config::Config) -> Result<alertd::poller::PollReport, PollError> {
+    let mut results =
+        daemon::run(config, None, Mode::Once, CancellationToken::new()).await.expect("daemon starts");
     results.remove(0).1
 }
 
@@ -107,22 +77,12 @@ async fn every_alert_arrives_exactly_once_across_polls_and_restarts() {
 
     let third = run_once(&cfg).await.expect("third poll");
     assert_eq!(third.published, 0);
-    assert_eq!(
-        third.duplicates, 0,
-        "the overlap window is deduplicated before publishing"
-    );
-    assert!(
-        third.skipped_seen >= 12,
-        "alerts in the overlap are recognised as delivered"
-    );
+    assert_eq!(third.duplicates, 0, "the overlap window is deduplicated before publishing");
+    assert!(third.skipped_seen >= 12, "alerts in the overlap are recognised as delivered");
     assert_exactly_once(&ids_in_stream(&nats).await, &truth_ids(&sim));
 
     let events = stream_messages(&nats.url(), "ALERTD").await;
-    assert!(
-        events
-            .iter()
-            .all(|m| m.subject == "alertd.canaryguard.test-canaryguard.alert")
-    );
+    assert!(events.iter().all(|m| m.subject == "alertd.canaryguard.test-canaryguard.alert"));
 }
 
 #[tokio::test]
@@ -157,10 +117,7 @@ async fn a_cursor_is_not_advanced_while_nats_is_down_and_nothing_is_lost() {
     sim.add_items(15);
     tokio::time::sleep(Duration::from_secs(6)).await;
     let during = store.load("test-canaryguard").await.unwrap();
-    assert_eq!(
-        during.watermark, before.watermark,
-        "no watermark move without PubAcks"
-    );
+    assert_eq!(during.watermark, before.watermark, "no watermark move without PubAcks");
     assert_eq!(during.walk, None, "no page committed without PubAcks");
 
     nats.restart();
@@ -176,40 +133,21 @@ async fn a_cursor_is_not_advanced_while_nats_is_down_and_nothing_is_lost() {
     shutdown.cancel();
     daemon.await.unwrap().expect("daemon stops cleanly");
     let after = store.load("test-canaryguard").await.unwrap();
-    assert!(
-        after.watermark > before.watermark,
-        "the watermark moves once NATS is back"
-    );
+    assert!(after.watermark > before.watermark, "the watermark moves once NATS is back");
 }
 
 #[tokio::test]
 async fn an_html_error_page_is_a_clear_error_and_leaves_the_cursor() {
     let sim = canaryguard(30).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        None,
-        "canaryguard",
-        &sim.base_url(),
-        CANARYGUARD_DEMO_KEY,
-        "page_size = 10",
-    );
+    let cfg =
+        config(dir.path(), None, "canaryguard", &sim.base_url(), CANARYGUARD_DEMO_KEY, "page_size = 10");
     sim.inject(Fault::HtmlError, 1);
     let err = run_once(&cfg).await.unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains("HTML page") && text.contains("HTTP 500"),
-        "{text}"
-    );
-    assert!(
-        text.contains("test-canaryguard"),
-        "names the source: {text}"
-    );
-    let state = Store::open(&cfg.state.path)
-        .unwrap()
-        .load("test-canaryguard")
-        .await
-        .unwrap();
+    assert!(text.contains("HTML page") && text.contains("HTTP 500"), "{text}");
+    assert!(text.contains("test-canaryguard"), "names the source: {text}");
+    let state = Store::open(&cfg.state.path).unwrap().load("test-canaryguard").await.unwrap();
     assert_eq!(state.watermark, None);
     assert_eq!(state.walk, None);
 }
@@ -233,19 +171,9 @@ async fn a_truncated_page_mid_walk_keeps_the_pages_before_it_and_resumes_after()
     let err = run_once(&cfg).await.unwrap_err();
     assert!(err.to_string().contains("not valid JSON"), "{err}");
     assert!(err.to_string().contains("page 2"), "says where: {err}");
-    let state = Store::open(&cfg.state.path)
-        .unwrap()
-        .load("test-canaryguard")
-        .await
-        .unwrap();
+    let state = Store::open(&cfg.state.path).unwrap().load("test-canaryguard").await.unwrap();
     assert_eq!(state.watermark, None, "the walk did not finish");
-    assert!(
-        state
-            .walk
-            .as_deref()
-            .is_some_and(|w| w.contains("\"value\":2")),
-        "resumes at page 2: {state:?}"
-    );
+    assert!(state.walk.as_deref().is_some_and(|w| w.contains("\"value\":2")), "resumes at page 2: {state:?}");
     assert_eq!(ids_in_stream(&nats).await.len(), 10, "page 1 was delivered");
 
     let report = run_once(&cfg).await.expect("the walk resumes");
@@ -261,10 +189,7 @@ async fn a_refused_key_is_an_auth_error_naming_the_source() {
     let cfg = config(dir.path(), None, "canaryguard", &sim.base_url(), wrong, "");
     let err = run_once(&cfg).await.unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains("HTTP 401") && text.contains("API key was refused"),
-        "{text}"
-    );
+    assert!(text.contains("HTTP 401") && text.contains("API key was refused"), "{text}");
     assert!(!text.contains(wrong), "the key never appears in errors");
     assert_eq!(err.code(), "auth");
 }
@@ -287,17 +212,10 @@ async fn a_malformed_item_goes_to_the_dead_letter_subject_and_the_page_proceeds(
     assert_eq!(report.dead_letters, 1);
     assert_eq!(report.published, 10, "9 events and 1 dead letter");
     let messages = stream_messages(&nats.url(), "ALERTD").await;
-    let dead: Vec<_> = messages
-        .iter()
-        .filter(|m| m.subject == "alertd.deadletter.canaryguard")
-        .collect();
+    let dead: Vec<_> = messages.iter().filter(|m| m.subject == "alertd.deadletter.canaryguard").collect();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].payload["source"], "test-canaryguard");
-    assert!(
-        dead[0].payload["error"].as_str().unwrap().contains("id"),
-        "{}",
-        dead[0].payload
-    );
+    assert!(dead[0].payload["error"].as_str().unwrap().contains("id"), "{}", dead[0].payload);
     assert!(dead[0].payload["raw"].is_object());
 }
 
@@ -306,23 +224,13 @@ async fn an_existing_stream_is_reused_and_a_restarted_daemon_publishes_nothing_t
     let nats = NatsServer::start();
     let sim = canaryguard(20).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        Some(&nats.url()),
-        "canaryguard",
-        &sim.base_url(),
-        CANARYGUARD_DEMO_KEY,
-        "",
-    );
+    let cfg = config(dir.path(), Some(&nats.url()), "canaryguard", &sim.base_url(), CANARYGUARD_DEMO_KEY, "");
     run_once(&cfg).await.expect("first");
     // Lose the checkpoint store entirely: every alert is fetched again, and
     // JetStream's deduplication by event id keeps the stream exact.
     std::fs::remove_file(&cfg.state.path).unwrap();
     let again = run_once(&cfg).await.expect("second");
     assert_eq!(again.published, 0);
-    assert_eq!(
-        again.duplicates, 20,
-        "every re-sent event is acked as a duplicate"
-    );
+    assert_eq!(again.duplicates, 20, "every re-sent event is acked as a duplicate");
     assert_exactly_once(&ids_in_stream(&nats).await, &truth_ids(&sim));
 }

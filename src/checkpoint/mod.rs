@@ -102,34 +102,20 @@ pub struct CursorRow {
 impl Store {
     /// Open (creating if needed) the store at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let err = |source| StoreError::Sqlite {
-            path: path.display().to_string(),
-            source,
-        };
+        let err = |source| StoreError::Sqlite { path: path.display().to_string(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // A missing directory gives SQLite's vague "unable to open";
             // creating it (or failing with the OS's reason) is clearer.
-            std::fs::create_dir_all(dir).map_err(|e| {
-                err(rusqlite::Error::InvalidPath(
-                    format!("{}: {e}", dir.display()).into(),
-                ))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into())))?;
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                path: path.display().to_string(),
-                found: version,
-            });
+            return Err(StoreError::TooNew { path: path.display().to_string(), found: version });
         }
         if version < 1 {
             conn.execute_batch(
@@ -153,10 +139,7 @@ impl Store {
             )
             .map_err(err)?;
         }
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-            path: path.to_owned(),
-        })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), path: path.to_owned() })
     }
 
     /// The file's path.
@@ -172,9 +155,7 @@ impl Store {
         let conn = Arc::clone(&self.conn);
         let path = self.path.display().to_string();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| StoreError::Task("store lock poisoned".into()))?;
+            let mut guard = conn.lock().map_err(|_| StoreError::Task("store lock poisoned".into()))?;
             f(&mut guard).map_err(|source| StoreError::Sqlite { path, source })
         })
         .await
@@ -185,17 +166,9 @@ impl Store {
     pub async fn load(&self, source: &str) -> Result<SourceState, StoreError> {
         let source = source.to_owned();
         self.with(move |c| {
-            c.query_row(
-                "SELECT vendor, watermark, walk FROM cursors WHERE source = ?1",
-                [&source],
-                |r| {
-                    Ok(SourceState {
-                        vendor: Some(r.get(0)?),
-                        watermark: r.get(1)?,
-                        walk: r.get(2)?,
-                    })
-                },
-            )
+            c.query_row("SELECT vendor, watermark, walk FROM cursors WHERE source = ?1", [&source], |r| {
+                Ok(SourceState { vendor: Some(r.get(0)?), watermark: r.get(1)?, walk: r.get(2)? })
+            })
             .optional()
             .map(Option::unwrap_or_default)
         })
@@ -203,15 +176,10 @@ impl Store {
     }
 
     /// Which of `ids` were already delivered for `source`.
-    pub async fn seen(
-        &self,
-        source: &str,
-        ids: Vec<String>,
-    ) -> Result<HashSet<String>, StoreError> {
+    pub async fn seen(&self, source: &str, ids: Vec<String>) -> Result<HashSet<String>, StoreError> {
         let source = source.to_owned();
         self.with(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT 1 FROM seen WHERE source = ?1 AND event_id = ?2")?;
+            let mut stmt = c.prepare_cached("SELECT 1 FROM seen WHERE source = ?1 AND event_id = ?2")?;
             let mut found = HashSet::new();
             for id in ids {
                 if stmt.exists(params![source, id])? {
@@ -326,14 +294,9 @@ impl Store {
     }
 }
 
-fn insert_seen(
-    tx: &rusqlite::Transaction<'_>,
-    source: &str,
-    seen: &[Seen],
-) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO seen (source, event_id, item_time) VALUES (?1, ?2, ?3)",
-    )?;
+fn insert_seen(tx: &rusqlite::Transaction<'_>, source: &str, seen: &[Seen]) -> rusqlite::Result<()> {
+    let mut stmt =
+        tx.prepare_cached("INSERT OR IGNORE INTO seen (source, event_id, item_time) VALUES (?1, ?2, ?3)")?;
     for s in seen {
         stmt.execute(params![source, s.event_id, format_time(s.item_time)])?;
     }
@@ -354,10 +317,7 @@ mod tests {
     }
 
     fn seen(id: &str, h: u32) -> Seen {
-        Seen {
-            event_id: id.into(),
-            item_time: t(h),
-        }
+        Seen { event_id: id.into(), item_time: t(h) }
     }
 
     #[tokio::test]
@@ -365,25 +325,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/state.sqlite");
         let store = Store::open(&path).unwrap();
-        store
-            .commit_page(
-                "acme",
-                "canaryguard",
-                "{\"next\":2}".into(),
-                vec![seen("a", 1)],
-            )
-            .await
-            .unwrap();
+        store.commit_page("acme", "canaryguard", "{\"next\":2}".into(), vec![seen("a", 1)]).await.unwrap();
         drop(store);
 
         let store = Store::open(&path).unwrap();
         let state = store.load("acme").await.unwrap();
         assert_eq!(state.walk.as_deref(), Some("{\"next\":2}"));
         assert_eq!(state.watermark, None);
-        let found = store
-            .seen("acme", vec!["a".into(), "b".into()])
-            .await
-            .unwrap();
+        let found = store.seen("acme", vec!["a".into(), "b".into()]).await.unwrap();
         assert_eq!(found, HashSet::from(["a".to_owned()]));
     }
 
@@ -391,33 +340,17 @@ mod tests {
     async fn the_last_page_sets_the_watermark_ends_the_walk_and_prunes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        store.commit_page("acme", "canaryguard", "{}".into(), vec![seen("old", 1)]).await.unwrap();
         store
-            .commit_page("acme", "canaryguard", "{}".into(), vec![seen("old", 1)])
-            .await
-            .unwrap();
-        store
-            .commit_last_page(
-                "acme",
-                "canaryguard",
-                vec![seen("new", 5)],
-                "W".into(),
-                Some(t(3)),
-            )
+            .commit_last_page("acme", "canaryguard", vec![seen("new", 5)], "W".into(), Some(t(3)))
             .await
             .unwrap();
         let state = store.load("acme").await.unwrap();
         assert_eq!(
             state,
-            SourceState {
-                vendor: Some("canaryguard".into()),
-                watermark: Some("W".into()),
-                walk: None
-            }
+            SourceState { vendor: Some("canaryguard".into()), watermark: Some("W".into()), walk: None }
         );
-        let found = store
-            .seen("acme", vec!["old".into(), "new".into()])
-            .await
-            .unwrap();
+        let found = store.seen("acme", vec!["old".into(), "new".into()]).await.unwrap();
         assert_eq!(found, HashSet::from(["new".to_owned()]));
     }
 
@@ -425,10 +358,7 @@ mod tests {
     async fn sources_do_not_see_each_others_ids() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        store
-            .commit_page("a", "canaryguard", "{}".into(), vec![seen("x", 1)])
-            .await
-            .unwrap();
+        store.commit_page("a", "canaryguard", "{}".into(), vec![seen("x", 1)]).await.unwrap();
         assert!(store.seen("b", vec!["x".into()]).await.unwrap().is_empty());
     }
 
@@ -436,16 +366,10 @@ mod tests {
     async fn reset_forgets_or_rewinds_a_source() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        store
-            .commit_last_page("a", "canaryguard", vec![seen("x", 1)], "W".into(), None)
-            .await
-            .unwrap();
+        store.commit_last_page("a", "canaryguard", vec![seen("x", 1)], "W".into(), None).await.unwrap();
         assert!(store.reset("a", "canaryguard", Some(t(2))).await.unwrap());
         let state = store.load("a").await.unwrap();
-        assert_eq!(
-            state.watermark.as_deref(),
-            Some("2026-03-01T02:00:00.000000Z")
-        );
+        assert_eq!(state.watermark.as_deref(), Some("2026-03-01T02:00:00.000000Z"));
         assert!(store.seen("a", vec!["x".into()]).await.unwrap().is_empty());
         assert!(store.reset("a", "canaryguard", None).await.unwrap());
         assert_eq!(store.load("a").await.unwrap(), SourceState::default());
@@ -456,13 +380,7 @@ mod tests {
     async fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite");
-        Connection::open(&path)
-            .unwrap()
-            .pragma_update(None, "user_version", 99)
-            .unwrap();
-        assert!(matches!(
-            Store::open(&path),
-            Err(StoreError::TooNew { found: 99, .. })
-        ));
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
     }
 }

@@ -156,10 +156,7 @@ impl Credential {
 }
 
 fn read_key_file(path: &Path) -> Result<String, CredentialError> {
-    std::fs::read_to_string(path).map_err(|source| CredentialError::File {
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| CredentialError::File { path: path.to_owned(), source })
 }
 
 #[cfg(test)]
@@ -205,10 +202,8 @@ mod tests {
 
     #[test]
     fn a_missing_variable_is_named() {
-        let err = Credential::resolve(&CredentialSource::Env(
-            "ALERTD_TEST_SURELY_UNSET_VAR".into(),
-        ))
-        .unwrap_err();
+        let err =
+            Credential::resolve(&CredentialSource::Env("ALERTD_TEST_SURELY_UNSET_VAR".into())).unwrap_err();
         assert!(err.to_string().contains("ALERTD_TEST_SURELY_UNSET_VAR"));
     }
 }

@@ -98,9 +98,7 @@ pub struct StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig {
-            path: default_state_path(),
-        }
+        StateConfig { path: default_state_path() }
     }
 }
 
@@ -195,23 +193,15 @@ pub enum ConfigError {
 impl Config {
     /// Read and check the file at `path`.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { file: path.display().to_string(), source })?;
         Config::from_toml(&text, &path.display().to_string())
     }
 
     /// Parse and check `text`; `file` names it in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            invalid(
-                text,
-                file,
-                e.span().unwrap_or(0..0),
-                e.message().trim().to_owned(),
-            )
-        })?;
+        let config: Config = toml::from_str(text)
+            .map_err(|e| invalid(text, file, e.span().unwrap_or(0..0), e.message().trim().to_owned()))?;
         config.check(text, file)?;
         Ok(config)
     }
@@ -222,12 +212,7 @@ impl Config {
         for source in &self.sources {
             let name = source.name();
             if let Err(why) = check_source_name(name) {
-                return Err(invalid(
-                    text,
-                    file,
-                    source.name.span(),
-                    format!("source.name: {why}"),
-                ));
+                return Err(invalid(text, file, source.name.span(), format!("source.name: {why}")));
             }
             if let Some(first) = names.insert(name, source.name.span()) {
                 let (line, _) = line_col(text, first.start);
@@ -249,11 +234,7 @@ impl Config {
                 ));
             }
             if let Err(why) = crate::vendors::check_source(source) {
-                let span = source
-                    .options
-                    .as_ref()
-                    .map(Spanned::span)
-                    .unwrap_or(source.name.span());
+                let span = source.options.as_ref().map(Spanned::span).unwrap_or(source.name.span());
                 return Err(invalid(text, file, span, format!("source `{name}`: {why}")));
             }
         }
@@ -271,43 +252,25 @@ fn check_source_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {
         return Err("must be 1 to 64 characters".into());
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(format!(
-            "`{name}` may only hold letters, digits, `-` and `_`"
-        ));
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(format!("`{name}` may only hold letters, digits, `-` and `_`"));
     }
     Ok(())
 }
 
 fn invalid(text: &str, file: &str, span: Range<usize>, message: String) -> ConfigError {
     let (line, column) = line_col(text, span.start);
-    let snippet = text
-        .lines()
-        .nth(line.saturating_sub(1))
-        .unwrap_or("")
-        .trim_end()
-        .to_owned();
+    let snippet = text.lines().nth(line.saturating_sub(1)).unwrap_or("").trim_end().to_owned();
     // Name the field even when the error comes from a value's own parser,
     // which knows nothing of the key it was read for.
     let key = snippet.split_once('=').map(|(k, _)| k.trim()).filter(|k| {
-        !k.is_empty()
-            && k.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
     });
     let message = match key {
         Some(key) if !message.contains(key) => format!("field `{key}`: {message}"),
         _ => message,
     };
-    ConfigError::Invalid {
-        file: file.to_owned(),
-        line,
-        column,
-        message,
-        snippet,
-    }
+    ConfigError::Invalid { file: file.to_owned(), line, column, message, snippet }
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -333,11 +296,9 @@ fn vendor_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error
 fn subject_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let prefix = String::deserialize(d)?;
     let ok = !prefix.is_empty()
-        && prefix.split('.').all(|t| {
-            !t.is_empty()
-                && t.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        });
+        && prefix
+            .split('.')
+            .all(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     if ok {
         Ok(prefix)
     } else {
@@ -446,10 +407,7 @@ schedule = "*/5 * * * *"
         let text = GOOD.replace("*/5 * * * *", "every week or so");
         let (line, message) = error_of(&text);
         assert_eq!(line, 9);
-        assert!(
-            message.contains("`schedule`") && message.contains("week or so"),
-            "{message}"
-        );
+        assert!(message.contains("`schedule`") && message.contains("week or so"), "{message}");
     }
 
     #[test]

@@ -46,7 +46,9 @@ impl FromStr for Schedule {
             .build()
             .parse(text)
             .map_err(|e| {
-                format!("invalid schedule `{text}`: {e} (use `every 5m` or a crontab line like `*/5 * * * *`)")
+                format!(
+                    "invalid schedule `{text}`: {e} (use `every 5m` or a crontab line like `*/5 * * * *`)"
+                )
             })?;
         Ok(Schedule::Cron(Box::new(cron)))
     }
@@ -63,9 +65,7 @@ impl Schedule {
     /// The first start strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Schedule::Every(d) => {
-                after + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::MAX)
-            }
+            Schedule::Every(d) => after + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::MAX),
             Schedule::Cron(cron) => cron
                 .find_next_occurrence(&after, false)
                 // A pattern that never matches again (e.g. a date in the past)
@@ -92,10 +92,7 @@ mod tests {
     fn an_interval_adds_up() {
         let s: Schedule = "every 90s".parse().unwrap();
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(
-            s.next_after(t),
-            Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 30).unwrap()
-        );
+        assert_eq!(s.next_after(t), Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 30).unwrap());
     }
 
     #[test]
@@ -103,20 +100,14 @@ mod tests {
         // 09:00 on Mondays; 2026-01-01 is a Thursday, so the next is Jan 5.
         let s: Schedule = "0 9 * * 1".parse().unwrap();
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(
-            s.next_after(t),
-            Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap()
-        );
+        assert_eq!(s.next_after(t), Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap());
     }
 
     #[test]
     fn every_five_minutes() {
         let s: Schedule = "*/5 * * * *".parse().unwrap();
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 3, 10).unwrap();
-        assert_eq!(
-            s.next_after(t),
-            Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 0).unwrap()
-        );
+        assert_eq!(s.next_after(t), Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 0).unwrap());
         assert_eq!(s.nominal_interval(t), Duration::from_secs(300));
     }
 

@@ -119,9 +119,7 @@ pub struct Severity {
 }
 
 /// alertd's severity scale (OCSF-compatible names).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SeverityLevel {
     /// The vendor gave nothing we can map.

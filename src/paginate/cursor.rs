@@ -14,15 +14,9 @@ impl CursorScheme {
         cont: &Continuation,
     ) -> Result<Option<Position>, PaginateError> {
         let Continuation::Cursor(next) = cont else {
-            return Err(PaginateError::Mismatch {
-                scheme: "cursor",
-                got: cont.name(),
-            });
+            return Err(PaginateError::Mismatch { scheme: "cursor", got: cont.name() });
         };
-        Ok(next
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .map(|c| Position::Cursor(c.to_owned())))
+        Ok(next.as_deref().filter(|c| !c.is_empty()).map(|c| Position::Cursor(c.to_owned())))
     }
 }
 
@@ -34,19 +28,10 @@ mod tests {
     fn follows_the_cursor_until_null_or_empty() {
         let s = CursorScheme;
         assert_eq!(
-            s.next(&Position::Start, &Continuation::Cursor(Some("abc".into())))
-                .unwrap(),
+            s.next(&Position::Start, &Continuation::Cursor(Some("abc".into()))).unwrap(),
             Some(Position::Cursor("abc".into()))
         );
-        assert_eq!(
-            s.next(&Position::Start, &Continuation::Cursor(None))
-                .unwrap(),
-            None
-        );
-        assert_eq!(
-            s.next(&Position::Start, &Continuation::Cursor(Some(String::new())))
-                .unwrap(),
-            None
-        );
+        assert_eq!(s.next(&Position::Start, &Continuation::Cursor(None)).unwrap(), None);
+        assert_eq!(s.next(&Position::Start, &Continuation::Cursor(Some(String::new()))).unwrap(), None);
     }
 }

@@ -9,26 +9,12 @@ use super::{Continuation, PaginateError, Position};
 pub struct IndexPages;
 
 impl IndexPages {
-    pub(super) fn next(
-        &self,
-        at: &Position,
-        cont: &Continuation,
-    ) -> Result<Option<Position>, PaginateError> {
-        let Continuation::IndexPages {
-            total_pages,
-            is_last,
-        } = cont
-        else {
-            return Err(PaginateError::Mismatch {
-                scheme: "index_pages",
-                got: cont.name(),
-            });
+    pub(super) fn next(&self, at: &Position, cont: &Continuation) -> Result<Option<Position>, PaginateError> {
+        let Continuation::IndexPages { total_pages, is_last } = cont else {
+            return Err(PaginateError::Mismatch { scheme: "index_pages", got: cont.name() });
         };
         let Position::Page(index) = at else {
-            return Err(PaginateError::BadPosition {
-                scheme: "index_pages",
-                at: at.to_string(),
-            });
+            return Err(PaginateError::BadPosition { scheme: "index_pages", at: at.to_string() });
         };
         let more = match (is_last, total_pages) {
             (Some(last), _) => !last,
@@ -44,15 +30,7 @@ mod tests {
     use super::*;
 
     fn next(index: u64, total_pages: Option<u64>, is_last: Option<bool>) -> Option<Position> {
-        IndexPages
-            .next(
-                &Position::Page(index),
-                &Continuation::IndexPages {
-                    total_pages,
-                    is_last,
-                },
-            )
-            .unwrap()
+        IndexPages.next(&Position::Page(index), &Continuation::IndexPages { total_pages, is_last }).unwrap()
     }
 
     #[test]

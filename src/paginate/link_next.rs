@@ -26,39 +26,19 @@ impl LinkNext {
         Self { base }
     }
 
-    pub(super) fn next(
-        &self,
-        at: &Position,
-        cont: &Continuation,
-    ) -> Result<Option<Position>, PaginateError> {
-        let Continuation::Link {
-            next,
-            page,
-            per_page,
-            total_items,
-        } = cont
-        else {
-            return Err(PaginateError::Mismatch {
-                scheme: "link_next",
-                got: cont.name(),
-            });
+    pub(super) fn next(&self, at: &Position, cont: &Continuation) -> Result<Option<Position>, PaginateError> {
+        let Continuation::Link { next, page, per_page, total_items } = cont else {
+            return Err(PaginateError::Mismatch { scheme: "link_next", got: cont.name() });
         };
         if let Some(link) = next.as_deref().filter(|l| !l.is_empty()) {
-            let url = self
-                .base
-                .join(link)
-                .map_err(|_| PaginateError::BadLink(super::redact_query(link)))?;
+            let url = self.base.join(link).map_err(|_| PaginateError::BadLink(super::redact_query(link)))?;
             if url.origin() != self.base.origin() {
-                return Err(PaginateError::ForeignLink(
-                    url.origin().ascii_serialization(),
-                ));
+                return Err(PaginateError::ForeignLink(url.origin().ascii_serialization()));
             }
             return Ok(Some(Position::Link(url.into())));
         }
         match (page.or_else(|| page_of(at)), per_page, total_items) {
-            (Some(page), Some(per), Some(total))
-                if *per > 0 && page.saturating_mul(*per) < *total =>
-            {
+            (Some(page), Some(per), Some(total)) if *per > 0 && page.saturating_mul(*per) < *total => {
                 Ok(Some(Position::Page(page + 1)))
             }
             _ => Ok(None),
@@ -71,11 +51,9 @@ fn page_of(at: &Position) -> Option<u64> {
     match at {
         Position::Start => Some(1),
         Position::Page(n) => Some(*n),
-        Position::Link(link) => Url::parse(link)
-            .ok()?
-            .query_pairs()
-            .find(|(k, _)| k == "page")
-            .and_then(|(_, v)| v.parse().ok()),
+        Position::Link(link) => {
+            Url::parse(link).ok()?.query_pairs().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse().ok())
+        }
         Position::Cursor(_) => None,
     }
 }
@@ -89,40 +67,26 @@ mod tests {
     }
 
     fn link(next: &str) -> Continuation {
-        Continuation::Link {
-            next: Some(next.into()),
-            page: None,
-            per_page: None,
-            total_items: None,
-        }
+        Continuation::Link { next: Some(next.into()), page: None, per_page: None, total_items: None }
     }
 
     #[test]
     fn follows_a_link_on_the_same_origin() {
         let next = scheme()
-            .next(
-                &Position::Start,
-                &link("https://acme.my.redcanary.co/openapi/v3/detections?page=2"),
-            )
+            .next(&Position::Start, &link("https://acme.my.redcanary.co/openapi/v3/detections?page=2"))
             .unwrap();
         assert_eq!(
             next,
-            Some(Position::Link(
-                "https://acme.my.redcanary.co/openapi/v3/detections?page=2".into()
-            ))
+            Some(Position::Link("https://acme.my.redcanary.co/openapi/v3/detections?page=2".into()))
         );
     }
 
     #[test]
     fn resolves_a_relative_link_against_the_base() {
-        let next = scheme()
-            .next(&Position::Start, &link("/openapi/v3/detections?page=3"))
-            .unwrap();
+        let next = scheme().next(&Position::Start, &link("/openapi/v3/detections?page=3")).unwrap();
         assert_eq!(
             next,
-            Some(Position::Link(
-                "https://acme.my.redcanary.co/openapi/v3/detections?page=3".into()
-            ))
+            Some(Position::Link("https://acme.my.redcanary.co/openapi/v3/detections?page=3".into()))
         );
     }
 
@@ -134,10 +98,7 @@ mod tests {
             "https://acme.my.redcanary.co:8443/openapi/v3/detections?page=2",
         ] {
             let err = scheme().next(&Position::Start, &link(foreign)).unwrap_err();
-            assert!(
-                matches!(err, PaginateError::ForeignLink(_)),
-                "{foreign}: {err}"
-            );
+            assert!(matches!(err, PaginateError::ForeignLink(_)), "{foreign}: {err}");
         }
     }
 
@@ -149,45 +110,25 @@ mod tests {
             per_page: Some(10),
             total_items: Some(25),
         };
-        assert_eq!(
-            scheme().next(&Position::Start, &cont(2)).unwrap(),
-            Some(Position::Page(3))
-        );
+        assert_eq!(scheme().next(&Position::Start, &cont(2)).unwrap(), Some(Position::Page(3)));
         assert_eq!(scheme().next(&Position::Start, &cont(3)).unwrap(), None);
     }
 
     #[test]
     fn without_a_page_in_the_envelope_the_requested_page_counts() {
-        let cont = Continuation::Link {
-            next: None,
-            page: None,
-            per_page: Some(10),
-            total_items: Some(25),
-        };
+        let cont = Continuation::Link { next: None, page: None, per_page: Some(10), total_items: Some(25) };
         let s = scheme();
-        assert_eq!(
-            s.next(&Position::Start, &cont).unwrap(),
-            Some(Position::Page(2))
-        );
-        assert_eq!(
-            s.next(&Position::Page(2), &cont).unwrap(),
-            Some(Position::Page(3))
-        );
+        assert_eq!(s.next(&Position::Start, &cont).unwrap(), Some(Position::Page(2)));
+        assert_eq!(s.next(&Position::Page(2), &cont).unwrap(), Some(Position::Page(3)));
         assert_eq!(s.next(&Position::Page(3), &cont).unwrap(), None);
-        let followed = Position::Link(
-            "https://acme.my.redcanary.co/openapi/v3/detections?per_page=10&page=2".into(),
-        );
+        let followed =
+            Position::Link("https://acme.my.redcanary.co/openapi/v3/detections?per_page=10&page=2".into());
         assert_eq!(s.next(&followed, &cont).unwrap(), Some(Position::Page(3)));
     }
 
     #[test]
     fn no_link_and_no_counters_ends_the_walk() {
-        let cont = Continuation::Link {
-            next: None,
-            page: None,
-            per_page: None,
-            total_items: None,
-        };
+        let cont = Continuation::Link { next: None, page: None, per_page: None, total_items: None };
         assert_eq!(scheme().next(&Position::Start, &cont).unwrap(), None);
     }
 }

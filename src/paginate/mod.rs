@@ -101,11 +101,7 @@ pub struct Page {
 impl Page {
     /// A page without item keys: only the scheme's continuation ends the walk.
     pub fn new(items: Vec<serde_json::Value>, continuation: Continuation) -> Page {
-        Page {
-            items,
-            continuation,
-            keys: None,
-        }
+        Page { items, continuation, keys: None }
     }
 
     /// Read each item's id with `key` (`None` for a hollow item), so that
@@ -125,19 +121,13 @@ impl Page {
 
     /// The rule that ends the walk at this page, given the previous page's
     /// fingerprint.
-    fn end_rule(
-        &self,
-        fingerprint: Option<&[String]>,
-        previous: Option<&[String]>,
-    ) -> Option<EndRule> {
+    fn end_rule(&self, fingerprint: Option<&[String]>, previous: Option<&[String]>) -> Option<EndRule> {
         let keys = self.keys.as_ref()?;
         if !keys.is_empty() && keys.iter().all(Option::is_none) {
             return Some(EndRule::HollowPage);
         }
         match (fingerprint, previous) {
-            (Some(now), Some(before)) if !now.is_empty() && now == before => {
-                Some(EndRule::RepeatedPage)
-            }
+            (Some(now), Some(before)) if !now.is_empty() && now == before => Some(EndRule::RepeatedPage),
             _ => None,
         }
     }
@@ -349,18 +339,10 @@ pub async fn walk<H: PageHandler + Send>(
         match next {
             Some(next) if go_on => at = next,
             Some(_) => {
-                return Ok(WalkOutcome {
-                    pages,
-                    complete: false,
-                    ended_by: None,
-                });
+                return Ok(WalkOutcome { pages, complete: false, ended_by: None });
             }
             None => {
-                return Ok(WalkOutcome {
-                    pages,
-                    complete: true,
-                    ended_by,
-                });
+                return Ok(WalkOutcome { pages, complete: true, ended_by });
             }
         }
     }
@@ -381,12 +363,7 @@ mod tests {
 
     impl Script {
         fn new(pages: Vec<(Position, Page)>) -> Script {
-            Script {
-                pages,
-                delivered: vec![],
-                delivered_items: vec![],
-                stop_after: None,
-            }
+            Script { pages, delivered: vec![], delivered_items: vec![], stop_after: None }
         }
     }
 
@@ -394,9 +371,7 @@ mod tests {
         type Error = PaginateError;
         async fn fetch(&mut self, at: &Position) -> Result<Page, PaginateError> {
             let found = self.pages.iter().find(|(p, _)| p == at);
-            Ok(found
-                .map(|(_, page)| page.clone())
-                .unwrap_or(Page::new(vec![], Continuation::HasMore(false))))
+            Ok(found.map(|(_, page)| page.clone()).unwrap_or(Page::new(vec![], Continuation::HasMore(false))))
         }
         async fn deliver(
             &mut self,
@@ -417,26 +392,17 @@ mod tests {
     /// A page of items `{"id": …}` (JSON null for a hollow item), keyed by id.
     fn keyed(ids: &[Option<u32>], continuation: Continuation) -> Page {
         let items = ids.iter().map(|id| json!({ "id": id })).collect();
-        Page::new(items, continuation)
-            .with_keys(|item| item["id"].as_u64().map(|id| id.to_string()))
+        Page::new(items, continuation).with_keys(|item| item["id"].as_u64().map(|id| id.to_string()))
     }
 
     #[tokio::test]
     async fn a_cursor_that_comes_back_stops_the_walk_with_a_loop_error() {
         let scheme = Scheme::Cursor(cursor::CursorScheme);
         let mut script = Script::new(vec![
-            (
-                Position::Start,
-                page(2, Continuation::Cursor(Some("a".into()))),
-            ),
-            (
-                Position::Cursor("a".into()),
-                page(2, Continuation::Cursor(Some("a".into()))),
-            ),
+            (Position::Start, page(2, Continuation::Cursor(Some("a".into())))),
+            (Position::Cursor("a".into()), page(2, Continuation::Cursor(Some("a".into())))),
         ]);
-        let err = walk(&scheme, Position::Start, 100, &mut script)
-            .await
-            .unwrap_err();
+        let err = walk(&scheme, Position::Start, 100, &mut script).await.unwrap_err();
         assert!(matches!(err, PaginateError::Loop(_)), "{err}");
         assert_eq!(script.delivered.len(), 2);
     }
@@ -445,13 +411,9 @@ mod tests {
     async fn the_page_bound_stops_an_endless_walk() {
         let scheme = Scheme::HasMore(has_more::HasMore);
         let mut script = Script::new(
-            (1..=10)
-                .map(|n| (Position::Page(n), page(1, Continuation::HasMore(true))))
-                .collect(),
+            (1..=10).map(|n| (Position::Page(n), page(1, Continuation::HasMore(true)))).collect(),
         );
-        let err = walk(&scheme, Position::Page(1), 3, &mut script)
-            .await
-            .unwrap_err();
+        let err = walk(&scheme, Position::Page(1), 3, &mut script).await.unwrap_err();
         assert_eq!(err, PaginateError::TooManyPages(3));
     }
 
@@ -462,31 +424,16 @@ mod tests {
             (Position::Page(1), page(1, Continuation::HasMore(true))),
             (Position::Page(2), page(0, Continuation::HasMore(true))),
         ]);
-        let outcome = walk(&scheme, Position::Page(1), 100, &mut script)
-            .await
-            .unwrap();
-        assert_eq!(
-            outcome,
-            WalkOutcome {
-                pages: 2,
-                complete: true,
-                ended_by: None,
-            }
-        );
+        let outcome = walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
+        assert_eq!(outcome, WalkOutcome { pages: 2, complete: true, ended_by: None });
     }
 
     #[tokio::test]
     async fn deliver_is_told_where_the_walk_continues() {
         let scheme = Scheme::PageTotal(page_total::PageTotal);
         let cont = Continuation::PageTotal { total: 5, limit: 2 };
-        let mut script = Script::new(
-            (1..=3)
-                .map(|n| (Position::Page(n), page(2, cont.clone())))
-                .collect(),
-        );
-        walk(&scheme, Position::Page(1), 100, &mut script)
-            .await
-            .unwrap();
+        let mut script = Script::new((1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect());
+        walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
         assert_eq!(
             script.delivered,
             vec![
@@ -501,23 +448,10 @@ mod tests {
     async fn a_handler_can_stop_a_walk_between_pages() {
         let scheme = Scheme::PageTotal(page_total::PageTotal);
         let cont = Continuation::PageTotal { total: 6, limit: 2 };
-        let mut script = Script::new(
-            (1..=3)
-                .map(|n| (Position::Page(n), page(2, cont.clone())))
-                .collect(),
-        );
+        let mut script = Script::new((1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect());
         script.stop_after = Some(1);
-        let outcome = walk(&scheme, Position::Page(1), 100, &mut script)
-            .await
-            .unwrap();
-        assert_eq!(
-            outcome,
-            WalkOutcome {
-                pages: 1,
-                complete: false,
-                ended_by: None,
-            }
-        );
+        let outcome = walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
+        assert_eq!(outcome, WalkOutcome { pages: 1, complete: false, ended_by: None });
     }
 
     fn link(page: u64) -> Continuation {
@@ -530,9 +464,7 @@ mod tests {
     }
 
     fn link_scheme() -> Scheme {
-        Scheme::LinkNext(link_next::LinkNext::new(
-            url::Url::parse("https://acme.example").unwrap(),
-        ))
+        Scheme::LinkNext(link_next::LinkNext::new(url::Url::parse("https://acme.example").unwrap()))
     }
 
     fn at_link(page: u64) -> Position {
@@ -549,27 +481,10 @@ mod tests {
             (at_link(3), keyed(&[Some(4), Some(3)], link(4))),
             (at_link(4), keyed(&[Some(5)], link(5))),
         ]);
-        let outcome = walk(&link_scheme(), Position::Start, 100, &mut script)
-            .await
-            .unwrap();
-        assert_eq!(
-            outcome,
-            WalkOutcome {
-                pages: 3,
-                complete: true,
-                ended_by: Some(EndRule::RepeatedPage),
-            }
-        );
-        assert_eq!(
-            script.delivered[2],
-            (at_link(3), None),
-            "delivered as the last page"
-        );
-        assert_eq!(
-            script.delivered_items,
-            vec![2, 2, 0],
-            "the repeats are not delivered again"
-        );
+        let outcome = walk(&link_scheme(), Position::Start, 100, &mut script).await.unwrap();
+        assert_eq!(outcome, WalkOutcome { pages: 3, complete: true, ended_by: Some(EndRule::RepeatedPage) });
+        assert_eq!(script.delivered[2], (at_link(3), None), "delivered as the last page");
+        assert_eq!(script.delivered_items, vec![2, 2, 0], "the repeats are not delivered again");
     }
 
     #[tokio::test]
@@ -579,9 +494,7 @@ mod tests {
             (at_link(2), keyed(&[None, None, None], link(3))),
             (at_link(3), keyed(&[Some(9)], link(4))),
         ]);
-        let outcome = walk(&link_scheme(), Position::Start, 100, &mut script)
-            .await
-            .unwrap();
+        let outcome = walk(&link_scheme(), Position::Start, 100, &mut script).await.unwrap();
         assert_eq!(outcome.ended_by, Some(EndRule::HollowPage));
         assert!(outcome.complete);
         assert_eq!(outcome.pages, 2);
@@ -600,26 +513,12 @@ mod tests {
                 at_link(4),
                 keyed(
                     &[Some(5)],
-                    Continuation::Link {
-                        next: None,
-                        page: None,
-                        per_page: None,
-                        total_items: None,
-                    },
+                    Continuation::Link { next: None, page: None, per_page: None, total_items: None },
                 ),
             ),
         ]);
-        let outcome = walk(&link_scheme(), Position::Start, 100, &mut script)
-            .await
-            .unwrap();
-        assert_eq!(
-            outcome,
-            WalkOutcome {
-                pages: 4,
-                complete: true,
-                ended_by: None,
-            }
-        );
+        let outcome = walk(&link_scheme(), Position::Start, 100, &mut script).await.unwrap();
+        assert_eq!(outcome, WalkOutcome { pages: 4, complete: true, ended_by: None });
         assert_eq!(script.delivered_items, vec![2, 2, 2, 1]);
     }
 
@@ -629,13 +528,9 @@ mod tests {
         // only the continuation (here: a page bound) ends the walk.
         let scheme = Scheme::HasMore(has_more::HasMore);
         let mut script = Script::new(
-            (1..=5)
-                .map(|n| (Position::Page(n), page(2, Continuation::HasMore(n < 5))))
-                .collect(),
+            (1..=5).map(|n| (Position::Page(n), page(2, Continuation::HasMore(n < 5)))).collect(),
         );
-        let outcome = walk(&scheme, Position::Page(1), 100, &mut script)
-            .await
-            .unwrap();
+        let outcome = walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
         assert_eq!(outcome.pages, 5);
         assert_eq!(outcome.ended_by, None);
     }

@@ -11,22 +11,12 @@ use super::{Continuation, PaginateError, Position};
 pub struct PageTotal;
 
 impl PageTotal {
-    pub(super) fn next(
-        &self,
-        at: &Position,
-        cont: &Continuation,
-    ) -> Result<Option<Position>, PaginateError> {
+    pub(super) fn next(&self, at: &Position, cont: &Continuation) -> Result<Option<Position>, PaginateError> {
         let Continuation::PageTotal { total, limit } = cont else {
-            return Err(PaginateError::Mismatch {
-                scheme: "page_total",
-                got: cont.name(),
-            });
+            return Err(PaginateError::Mismatch { scheme: "page_total", got: cont.name() });
         };
         let Position::Page(page) = at else {
-            return Err(PaginateError::BadPosition {
-                scheme: "page_total",
-                at: at.to_string(),
-            });
+            return Err(PaginateError::BadPosition { scheme: "page_total", at: at.to_string() });
         };
         if *limit == 0 {
             return Ok(None);
@@ -41,12 +31,7 @@ mod tests {
     use super::*;
 
     fn next(page: u64, total: u64, limit: u64) -> Option<Position> {
-        PageTotal
-            .next(
-                &Position::Page(page),
-                &Continuation::PageTotal { total, limit },
-            )
-            .unwrap()
+        PageTotal.next(&Position::Page(page), &Continuation::PageTotal { total, limit }).unwrap()
     }
 
     #[test]
@@ -68,9 +53,7 @@ mod tests {
 
     #[test]
     fn another_schemes_continuation_is_an_error() {
-        let err = PageTotal
-            .next(&Position::Page(1), &Continuation::HasMore(true))
-            .unwrap_err();
+        let err = PageTotal.next(&Position::Page(1), &Continuation::HasMore(true)).unwrap_err();
         assert!(matches!(err, PaginateError::Mismatch { .. }));
     }
 }

@@ -85,12 +85,7 @@ impl Sink {
 
 /// The subject of an event: `<prefix>.<vendor>.<source>.<kind>`.
 pub fn event_subject(prefix: &str, vendor: &str, source: &str, kind: &str) -> String {
-    format!(
-        "{prefix}.{}.{}.{}",
-        token(vendor),
-        token(source),
-        token(kind)
-    )
+    format!("{prefix}.{}.{}.{}", token(vendor), token(source), token(kind))
 }
 
 /// The subject of an item that could not be normalized: `<prefix>.deadletter.<vendor>`.
@@ -101,16 +96,12 @@ pub fn dead_letter_subject(prefix: &str, vendor: &str) -> String {
 /// A string made safe as one subject token: `.`, `*`, `>` and whitespace
 /// (which would split, wildcard or break the subject) become `_`.
 pub fn token(s: &str) -> String {
-    let t: String = s
-        .chars()
-        .map(|c| {
-            if c == '.' || c == '*' || c == '>' || c.is_whitespace() || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let t: String =
+        s.chars()
+            .map(|c| {
+                if c == '.' || c == '*' || c == '>' || c.is_whitespace() || c.is_control() { '_' } else { c }
+            })
+            .collect();
     if t.is_empty() { "_".to_owned() } else { t }
 }
 
@@ -127,9 +118,6 @@ mod tests {
             event_subject("alertd", "canaryguard", "ac me", "alert"),
             "alertd.canaryguard.ac_me.alert"
         );
-        assert_eq!(
-            dead_letter_subject("x.y", "red_canary"),
-            "x.y.deadletter.red_canary"
-        );
+        assert_eq!(dead_letter_subject("x.y", "red_canary"), "x.y.deadletter.red_canary");
     }
 }

@@ -24,9 +24,7 @@ pub struct NatsSink {
 
 impl std::fmt::Debug for NatsSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsSink")
-            .field("prefix", &self.prefix)
-            .finish()
+        f.debug_struct("NatsSink").field("prefix", &self.prefix).finish()
     }
 }
 
@@ -41,9 +39,10 @@ impl NatsSink {
             .connection_timeout(Duration::from_secs(5))
             .retry_on_initial_connect();
         if let Some(path) = &config.credentials_file {
-            options = options.credentials_file(path).await.map_err(|e| {
-                PublishError::Setup(format!("credentials_file {}: {e}", path.display()))
-            })?;
+            options = options
+                .credentials_file(path)
+                .await
+                .map_err(|e| PublishError::Setup(format!("credentials_file {}: {e}", path.display())))?;
         }
         if let Some(token) = &config.token {
             let token = Credential::resolve(token).map_err(|e| setup(&e))?;
@@ -53,17 +52,9 @@ impl NatsSink {
             let password = Credential::resolve(password).map_err(|e| setup(&e))?;
             options = password.nats_password(options, user.clone());
         }
-        let client = options
-            .connect(config.url.as_str())
-            .await
-            .map_err(|e| setup(&e))?;
-        let js = jetstream::ContextBuilder::new()
-            .timeout(config.ack_timeout)
-            .build(client);
-        Ok(NatsSink {
-            js,
-            prefix: config.subject_prefix.clone(),
-        })
+        let client = options.connect(config.url.as_str()).await.map_err(|e| setup(&e))?;
+        let js = jetstream::ContextBuilder::new().timeout(config.ack_timeout).build(client);
+        Ok(NatsSink { js, prefix: config.subject_prefix.clone() })
     }
 
     /// Create the stream, or check the one that exists. Returns a warning
@@ -72,10 +63,7 @@ impl NatsSink {
         let subjects = format!("{}.>", self.prefix);
         match self.js.get_stream(&config.stream).await {
             Ok(mut existing) => {
-                let info = existing
-                    .info()
-                    .await
-                    .map_err(|e| PublishError::Setup(e.to_string()))?;
+                let info = existing.info().await.map_err(|e| PublishError::Setup(e.to_string()))?;
                 let mut warnings = Vec::new();
                 if info.config.duplicate_window < config.duplicate_window {
                     warnings.push(format!(
@@ -85,12 +73,7 @@ impl NatsSink {
                         humantime::format_duration(config.duplicate_window)
                     ));
                 }
-                if !info
-                    .config
-                    .subjects
-                    .iter()
-                    .any(|s| s == &subjects || s == ">")
-                {
+                if !info.config.subjects.iter().any(|s| s == &subjects || s == ">") {
                     warnings.push(format!(
                         "stream {} does not list the subjects {subjects}; publishes may not be stored",
                         config.stream
@@ -113,9 +96,7 @@ impl NatsSink {
                 self.js
                     .get_or_create_stream(stream_config)
                     .await
-                    .map_err(|e| {
-                        PublishError::Setup(format!("creating stream {}: {e}", config.stream))
-                    })?;
+                    .map_err(|e| PublishError::Setup(format!("creating stream {}: {e}", config.stream)))?;
                 Ok(None)
             }
         }
@@ -129,22 +110,15 @@ impl NatsSink {
         let mut pending = Vec::with_capacity(batch.len());
         for m in batch {
             let publish = PublishMessage::build().payload(m.payload).message_id(&m.id);
-            let ack = self
-                .js
-                .send_publish(m.subject.clone(), publish)
-                .await
-                .map_err(|e| PublishError::Publish {
-                    subject: m.subject.clone(),
-                    reason: e.to_string(),
+            let ack =
+                self.js.send_publish(m.subject.clone(), publish).await.map_err(|e| {
+                    PublishError::Publish { subject: m.subject.clone(), reason: e.to_string() }
                 })?;
             pending.push((m.subject, ack));
         }
         let mut report = PublishReport::default();
         for (subject, ack) in pending {
-            let ack = ack.await.map_err(|e| PublishError::Publish {
-                subject,
-                reason: e.to_string(),
-            })?;
+            let ack = ack.await.map_err(|e| PublishError::Publish { subject, reason: e.to_string() })?;
             if ack.duplicate {
                 report.duplicates += 1;
             } else {

@@ -27,18 +27,14 @@ impl Default for StdoutSink {
 impl StdoutSink {
     /// A sink writing to `out` instead of stdout (tests capture with it).
     pub fn to_writer(out: Box<dyn Write + Send>) -> Self {
-        StdoutSink {
-            out: Arc::new(Mutex::new(out)),
-        }
+        StdoutSink { out: Arc::new(Mutex::new(out)) }
     }
 
     pub(super) async fn publish(&self, batch: Vec<Message>) -> Result<PublishReport, PublishError> {
         let out = Arc::clone(&self.out);
         let n = batch.len();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut out = out
-                .lock()
-                .map_err(|_| std::io::Error::other("stdout lock poisoned"))?;
+            let mut out = out.lock().map_err(|_| std::io::Error::other("stdout lock poisoned"))?;
             for m in &batch {
                 out.write_all(&m.payload)?;
                 out.write_all(b"\n")?;
@@ -47,9 +43,6 @@ impl StdoutSink {
         })
         .await
         .map_err(|e| PublishError::Stdout(std::io::Error::other(e.to_string())))??;
-        Ok(PublishReport {
-            stored: n,
-            duplicates: 0,
-        })
+        Ok(PublishReport { stored: n, duplicates: 0 })
     }
 }

@@ -90,11 +90,8 @@ impl CanaryGuard {
     pub(crate) fn new(rng: &mut StdRng) -> Self {
         let tokens = (0..TOKEN_POOL)
             .map(|i| {
-                let (kind, names) = if i < TOKEN_KINDS.len() {
-                    TOKEN_KINDS[i]
-                } else {
-                    *pick(rng, TOKEN_KINDS)
-                };
+                let (kind, names) =
+                    if i < TOKEN_KINDS.len() { TOKEN_KINDS[i] } else { *pick(rng, TOKEN_KINDS) };
                 let address = match kind {
                     "crypto_eth" | "crypto_seed" => Some(format!("0x{}", hex(rng, 40))),
                     "crypto_sol" => Some(base58(rng, 44)),
@@ -121,10 +118,7 @@ impl VendorApi for CanaryGuard {
         alert.insert("token_id".into(), json!(token.id));
         alert.insert("token_name".into(), json!(token.name));
         alert.insert("token_type".into(), json!(token.kind));
-        alert.insert(
-            "triggered_at".into(),
-            json!(at.to_rfc3339_opts(SecondsFormat::Secs, true)),
-        );
+        alert.insert("triggered_at".into(), json!(at.to_rfc3339_opts(SecondsFormat::Secs, true)));
         alert.insert("source_ip".into(), json!(source_ip(rng)));
         if let Some(geo) = geo(rng) {
             alert.insert("geo".into(), geo);
@@ -141,17 +135,10 @@ impl VendorApi for CanaryGuard {
             } else {
                 format!("m/44'/60'/0'/0/{}", rng.random_range(0..8))
             };
-            alert.insert(
-                "metadata".into(),
-                json!({"matched_address": address, "derivation_path": path}),
-            );
+            alert.insert("metadata".into(), json!({"matched_address": address, "derivation_path": path}));
         }
         alert.insert("reviewed".into(), json!(rng.random_bool(0.2)));
-        Item {
-            at,
-            id,
-            json: Value::Object(alert),
-        }
+        Item { at, id, json: Value::Object(alert) }
     }
 
     fn rate_limited(&self, retry_after_secs: u64) -> Response {
@@ -160,9 +147,7 @@ impl VendorApi for CanaryGuard {
             "RATE_LIMITED",
             &format!("Rate limit exceeded. Retry after {retry_after_secs} seconds."),
         );
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
         response
     }
 
@@ -171,11 +156,7 @@ impl VendorApi for CanaryGuard {
     }
 
     fn error_in_200(&self) -> Response {
-        error(
-            StatusCode::OK,
-            "INTERNAL_ERROR",
-            "An unexpected error occurred while listing alerts.",
-        )
+        error(StatusCode::OK, "INTERNAL_ERROR", "An unexpected error occurred while listing alerts.")
     }
 
     fn malform(&self, body: &mut Value) {
@@ -191,9 +172,7 @@ impl VendorApi for CanaryGuard {
 
     fn routes(&self) -> Routes {
         Routes {
-            open: axum::Router::new()
-                .route("/api/v1/health", get(health))
-                .fallback(not_found),
+            open: axum::Router::new().route("/api/v1/health", get(health)).fallback(not_found),
             data: axum::Router::new()
                 .route("/api/v1/alerts", get(alerts))
                 .route("/api/v1/tokens/{id}/alerts", get(token_alerts)),
@@ -224,21 +203,12 @@ struct ListQuery {
 
 impl ListQuery {
     fn parse(raw: Option<&str>) -> Result<Self, QueryError> {
-        let mut query = ListQuery {
-            page: 1,
-            limit: DEFAULT_LIMIT,
-            token_id: None,
-            after: None,
-            before: None,
-        };
+        let mut query =
+            ListQuery { page: 1, limit: DEFAULT_LIMIT, token_id: None, after: None, before: None };
         for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
                 "page" => {
-                    query.page = value
-                        .parse()
-                        .ok()
-                        .filter(|p| *p >= 1)
-                        .ok_or(QueryError::Page)?;
+                    query.page = value.parse().ok().filter(|p| *p >= 1).ok_or(QueryError::Page)?;
                 }
                 "limit" => {
                     query.limit = value
@@ -276,11 +246,7 @@ async fn health() -> Response {
 }
 
 async fn not_found() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-        "The requested resource was not found.",
-    )
+    error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource was not found.")
 }
 
 async fn alerts(
@@ -310,16 +276,12 @@ fn list(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, token: Option<&
         Ok(query) => query,
         Err(e) => return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &e.to_string()),
     };
-    let skip = usize::try_from(query.page.saturating_sub(1).saturating_mul(query.limit))
-        .unwrap_or(usize::MAX);
+    let skip =
+        usize::try_from(query.page.saturating_sub(1).saturating_mul(query.limit)).unwrap_or(usize::MAX);
     let take = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let (data, total) = shared.with_items(|items| {
         let matching = || items.iter().rev().filter(|i| query.matches(i, token));
-        let page: Vec<Value> = matching()
-            .skip(skip)
-            .take(take)
-            .map(|i| i.json.clone())
-            .collect();
+        let page: Vec<Value> = matching().skip(skip).take(take).map(|i| i.json.clone()).collect();
         (page, matching().count())
     });
     Json(json!({
@@ -330,27 +292,17 @@ fn list(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, token: Option<&
 }
 
 fn unauthorized() -> Response {
-    error(
-        StatusCode::UNAUTHORIZED,
-        "UNAUTHORIZED",
-        "Missing, invalid, or expired API key.",
-    )
+    error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Missing, invalid, or expired API key.")
 }
 
 /// CanaryGuard's error envelope, used for every non-2xx answer.
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
+    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
 }
 
 fn base58(rng: &mut StdRng, len: usize) -> String {
     const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-    (0..len)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+    (0..len).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
 }
 
 fn source_ip(rng: &mut StdRng) -> String {

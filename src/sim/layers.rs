@@ -24,21 +24,13 @@ const PROXY_ERROR_PAGE: &str = "<html>\r\n<head><title>500 Internal Server Error
 
 /// Logs every request with the status it was answered with, so tests can
 /// assert on what the poller actually sent (paths, queries, user-agent).
-pub(crate) async fn record(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn record(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let received = Instant::now();
     let at = Utc::now();
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
-    let user_agent = request
-        .headers()
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let user_agent = request.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let response = next.run(request).await;
     shared.record(RequestRecord {
         method,
@@ -71,9 +63,7 @@ pub(crate) async fn inject_fault(
             "Service Unavailable",
         )
             .into_response(),
-        Fault::HtmlError => {
-            (StatusCode::INTERNAL_SERVER_ERROR, Html(PROXY_ERROR_PAGE)).into_response()
-        }
+        Fault::HtmlError => (StatusCode::INTERNAL_SERVER_ERROR, Html(PROXY_ERROR_PAGE)).into_response(),
         Fault::Slow(delay) => {
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -82,12 +72,7 @@ pub(crate) async fn inject_fault(
             remember(&shared, next.run(request).await).await
         }
         Fault::TruncatedJson => truncate(next.run(request).await).await,
-        Fault::MalformedItem => {
-            rewrite(next.run(request).await, |body| {
-                shared.vendor().malform(body)
-            })
-            .await
-        }
+        Fault::MalformedItem => rewrite(next.run(request).await, |body| shared.vendor().malform(body)).await,
         Fault::RepeatPreviousPage => match shared.last_page() {
             Some(page) => {
                 let mut response = Response::new(Body::from(page.body));
@@ -98,9 +83,7 @@ pub(crate) async fn inject_fault(
             }
             None => remember(&shared, next.run(request).await).await,
         },
-        Fault::HollowItems => {
-            rewrite(next.run(request).await, |body| shared.vendor().hollow(body)).await
-        }
+        Fault::HollowItems => rewrite(next.run(request).await, |body| shared.vendor().hollow(body)).await,
         Fault::NextLinkTo(origin) => {
             rewrite(next.run(request).await, |body| {
                 shared.vendor().link_to(body, &origin);
@@ -120,10 +103,8 @@ async fn remember(shared: &Shared, response: Response) -> Response {
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    shared.save_page(SavedPage {
-        content_type: parts.headers.get(CONTENT_TYPE).cloned(),
-        body: bytes.clone(),
-    });
+    shared
+        .save_page(SavedPage { content_type: parts.headers.get(CONTENT_TYPE).cloned(), body: bytes.clone() });
     Response::from_parts(parts, Body::from(bytes))
 }
 

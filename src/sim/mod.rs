@@ -124,10 +124,7 @@ impl SimConfig {
     /// The defaults, with `vendor`'s own demo key.
     #[must_use]
     pub fn for_vendor(vendor: SimVendor) -> Self {
-        Self {
-            api_key: vendor.default_api_key().to_owned(),
-            ..Self::default()
-        }
+        Self { api_key: vendor.default_api_key().to_owned(), ..Self::default() }
     }
 }
 
@@ -229,9 +226,7 @@ impl Simulator {
         anchor: DateTime<Utc>,
     ) -> std::io::Result<Simulator> {
         let invalid = |e: ConfigError| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        if config.arrival_every == Some(Duration::ZERO)
-            || config.update_every == Some(Duration::ZERO)
-        {
+        if config.arrival_every == Some(Duration::ZERO) || config.update_every == Some(Duration::ZERO) {
             return Err(invalid(ConfigError::ZeroArrival));
         }
         let history = TimeDelta::from_std(config.history)
@@ -244,60 +239,35 @@ impl Simulator {
         let mut rng = StdRng::seed_from_u64(config.seed);
         let api = vendor_api(vendor, &mut rng, &format!("http://{addr}"));
         let routes = api.routes();
-        let seeding = Seeding {
-            initial_items: config.initial_items,
-            history,
-            anchor: anchor.trunc_subsecs(0),
-        };
+        let seeding =
+            Seeding { initial_items: config.initial_items, history, anchor: anchor.trunc_subsecs(0) };
         let token = CancellationToken::new();
-        let shared = Arc::new(Shared::new(
-            api,
-            rng,
-            config.api_key,
-            seeding,
-            token.clone(),
-        ));
+        let shared = Arc::new(Shared::new(api, rng, config.api_key, seeding, token.clone()));
 
         let app = routes
             .open
-            .merge(
-                routes
-                    .data
-                    .route_layer(from_fn_with_state(shared.clone(), layers::inject_fault)),
-            )
+            .merge(routes.data.route_layer(from_fn_with_state(shared.clone(), layers::inject_fault)))
             .layer(from_fn_with_state(shared.clone(), layers::record))
             .with_state(shared.clone());
         let serve_stop = token.clone();
         let mut tasks = vec![tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(serve_stop.cancelled_owned())
-                .await;
+            let served =
+                axum::serve(listener, app).with_graceful_shutdown(serve_stop.cancelled_owned()).await;
             if let Err(error) = served {
                 tracing::warn!(%error, "simulator server failed");
             }
         })];
         if let Some(every) = config.arrival_every {
-            tasks.push(tokio::spawn(every_so_often(
-                shared.clone(),
-                every,
-                token.clone(),
-                |s| s.add_items(1, state::now()),
-            )));
+            tasks.push(tokio::spawn(every_so_often(shared.clone(), every, token.clone(), |s| {
+                s.add_items(1, state::now())
+            })));
         }
         if let Some(every) = config.update_every {
-            tasks.push(tokio::spawn(every_so_often(
-                shared.clone(),
-                every,
-                token.clone(),
-                |s| drop(s.update_items(1, Utc::now())),
-            )));
+            tasks.push(tokio::spawn(every_so_often(shared.clone(), every, token.clone(), |s| {
+                drop(s.update_items(1, Utc::now()))
+            })));
         }
-        Ok(Simulator {
-            shared,
-            addr,
-            tasks,
-            stop: token.drop_guard(),
-        })
+        Ok(Simulator { shared, addr, tasks, stop: token.drop_guard() })
     }
 
     /// Where clients point their vendor base URL (no trailing slash, no API

@@ -92,10 +92,8 @@ const PLATFORMS: &[(&str, &str, &str, &str)] = &[
 ];
 
 const USERS: &[&str] = &["rem", "jsmith", "adm-kwong", "svc_backup", "mlopez"];
-const ANALYSTS: &[(&str, &str)] = &[
-    ("Dana Analyst", "dana@example.com"),
-    ("Lee Responder", "lee@example.com"),
-];
+const ANALYSTS: &[(&str, &str)] =
+    &[("Dana Analyst", "dana@example.com"), ("Lee Responder", "lee@example.com")];
 const NOT_REMEDIATED: &[(&str, Option<&str>)] = &[
     ("not_remediated_false_positive", None),
     ("not_remediated_sanctioned_activity", None),
@@ -125,11 +123,7 @@ impl RedCanary {
         let endpoints = (0..ENDPOINTS)
             .map(|i| {
                 let platform = i % PLATFORMS.len();
-                let prefix = if PLATFORMS[platform].2 == "server" {
-                    "srv"
-                } else {
-                    "wks"
-                };
+                let prefix = if PLATFORMS[platform].2 == "server" { "srv" } else { "wks" };
                 Endpoint {
                     id: 100_000_000_000_000 + rng.random_range(0..999_999_999),
                     hostname: format!("{prefix}-{:04}", rng.random_range(1..9999)),
@@ -252,27 +246,16 @@ impl VendorApi for RedCanary {
                 "contributing_intel": {"href": self.api(&format!("detections/{id}/contributing_intel"))},
             },
         });
-        Item {
-            at,
-            id: id.to_string(),
-            json,
-        }
+        Item { at, id: id.to_string(), json }
     }
 
     /// First an analyst acknowledges the detection, later marks its
     /// remediation; after that it does not change.
     fn update(&self, rng: &mut StdRng, item: &mut Item, at: DateTime<Utc>) -> bool {
-        let Some(attributes) = item
-            .json
-            .get_mut("attributes")
-            .and_then(Value::as_object_mut)
-        else {
+        let Some(attributes) = item.json.get_mut("attributes").and_then(Value::as_object_mut) else {
             return false;
         };
-        if attributes
-            .get("last_acknowledged_at")
-            .is_none_or(Value::is_null)
-        {
+        if attributes.get("last_acknowledged_at").is_none_or(Value::is_null) {
             attributes.insert("last_acknowledged_at".into(), json!(stamp(at)));
             attributes.insert("last_acknowledged_by".into(), portal_user(rng));
             return true;
@@ -280,11 +263,8 @@ impl VendorApi for RedCanary {
         if attributes.contains_key("last_remediated_status") {
             return false;
         }
-        let (state, reason) = if rng.random_bool(0.6) {
-            ("remediated", None)
-        } else {
-            *pick(rng, NOT_REMEDIATED)
-        };
+        let (state, reason) =
+            if rng.random_bool(0.6) { ("remediated", None) } else { *pick(rng, NOT_REMEDIATED) };
         attributes.insert(
             "last_remediated_status".into(),
             json!({"reason": reason, "remediation_state": state,
@@ -299,9 +279,7 @@ impl VendorApi for RedCanary {
             "Too Many Requests",
             "Rate limit exceeded: at most 10 requests per second and 20 per minute.",
         );
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
         response
     }
 
@@ -336,10 +314,8 @@ impl VendorApi for RedCanary {
             return;
         };
         let n = items.len().max(3);
-        *items = vec![
-            json!({"type": null, "id": null, "attributes": null, "relationships": {}, "links": {}});
-            n
-        ];
+        *items =
+            vec![json!({"type": null, "id": null, "attributes": null, "relationships": {}, "links": {}}); n];
     }
 
     fn link_to(&self, body: &mut Value, origin: &str) {
@@ -381,20 +357,11 @@ struct ListQuery {
 
 impl ListQuery {
     fn parse(raw: Option<&str>) -> Result<Self, QueryError> {
-        let mut query = ListQuery {
-            page: 1,
-            per_page: DEFAULT_PER_PAGE,
-            since: None,
-            since_text: None,
-        };
+        let mut query = ListQuery { page: 1, per_page: DEFAULT_PER_PAGE, since: None, since_text: None };
         for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
                 "page" => {
-                    query.page = value
-                        .parse()
-                        .ok()
-                        .filter(|p| *p >= 1)
-                        .ok_or(QueryError::Page)?;
+                    query.page = value.parse().ok().filter(|p| *p >= 1).ok_or(QueryError::Page)?;
                 }
                 "per_page" => {
                     query.per_page = value
@@ -431,10 +398,7 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
 }
 
 fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1");
+    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
     format!("http://{host}")
 }
 
@@ -450,21 +414,11 @@ async fn detections(
         Ok(q) => q,
         Err(e) => return errors(StatusCode::BAD_REQUEST, "Bad Request", &e.to_string()),
     };
-    let skip =
-        usize::try_from((query.page - 1).saturating_mul(query.per_page)).unwrap_or(usize::MAX);
+    let skip = usize::try_from((query.page - 1).saturating_mul(query.per_page)).unwrap_or(usize::MAX);
     let take = usize::try_from(query.per_page).unwrap_or(usize::MAX);
     let (data, total) = shared.with_items(|items| {
-        let matching = || {
-            items
-                .iter()
-                .rev()
-                .filter(|i| query.since.is_none_or(|since| i.at >= since))
-        };
-        let page: Vec<Value> = matching()
-            .skip(skip)
-            .take(take)
-            .map(|i| i.json.clone())
-            .collect();
+        let matching = || items.iter().rev().filter(|i| query.since.is_none_or(|since| i.at >= since));
+        let page: Vec<Value> = matching().skip(skip).take(take).map(|i| i.json.clone()).collect();
         (page, matching().count())
     });
     let base = base_url(&headers);
@@ -496,8 +450,7 @@ async fn detection(
     if !authorized(&shared, &headers) {
         return forbidden();
     }
-    let found =
-        shared.with_items(|items| items.iter().find(|i| i.id == id).map(|i| i.json.clone()));
+    let found = shared.with_items(|items| items.iter().find(|i| i.id == id).map(|i| i.json.clone()));
     match found {
         Some(json) => Json(json!({"data": [json]})).into_response(),
         None => errors(StatusCode::NOT_FOUND, "Not Found", "Detection not found."),

@@ -135,21 +135,8 @@ impl Shared {
             seq += 1;
             vendor.stamp(item, seq);
         }
-        let data = Data {
-            items,
-            ids,
-            rng,
-            seq,
-            faults: VecDeque::new(),
-            log: Vec::new(),
-            last_page: None,
-        };
-        Self {
-            api_key,
-            vendor,
-            stop,
-            data: Mutex::new(data),
-        }
+        let data = Data { items, ids, rng, seq, faults: VecDeque::new(), log: Vec::new(), last_page: None };
+        Self { api_key, vendor, stop, data: Mutex::new(data) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Data> {
@@ -186,9 +173,7 @@ impl Shared {
             let mut item = unique_item(self.vendor.as_ref(), &mut data.rng, &mut data.ids, at);
             data.seq += 1;
             self.vendor.stamp(&mut item, data.seq);
-            let pos = data
-                .items
-                .partition_point(|i| (i.at, &i.id) <= (item.at, &item.id));
+            let pos = data.items.partition_point(|i| (i.at, &i.id) <= (item.at, &item.id));
             data.items.insert(pos, item);
         }
     }
@@ -282,7 +267,5 @@ pub(crate) fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
 
 /// `len` lowercase hex digits from the seeded RNG (ids, hashes, node ids).
 pub(crate) fn hex(rng: &mut StdRng, len: usize) -> String {
-    (0..len)
-        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
-        .collect()
+    (0..len).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect()
 }

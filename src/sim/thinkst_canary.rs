@@ -79,12 +79,7 @@ const PLACES: &[Place] = &[
         continent: "EU",
         currency: "EUR",
         lat_lon: (48.81276, 2.62139),
-        timezone: (
-            "Europe/Paris",
-            "CEST",
-            "Central European Summer Time",
-            "+02:00",
-        ),
+        timezone: ("Europe/Paris", "CEST", "Central European Summer Time", "+02:00"),
     },
     Place {
         city: "Frankfurt am Main",
@@ -93,12 +88,7 @@ const PLACES: &[Place] = &[
         continent: "EU",
         currency: "EUR",
         lat_lon: (50.1109, 8.6821),
-        timezone: (
-            "Europe/Berlin",
-            "CEST",
-            "Central European Summer Time",
-            "+02:00",
-        ),
+        timezone: ("Europe/Berlin", "CEST", "Central European Summer Time", "+02:00"),
     },
     Place {
         city: "Ashburn",
@@ -149,11 +139,7 @@ impl ThinkstCanary {
             .map(|i| Canary {
                 name: format!("{}-{:02}", ["fileserver", "nas", "dc", "web"][i % 4], i + 1),
                 node_id: format!("000{}", hex(rng, 13)),
-                ip: format!(
-                    "10.20.{}.{}",
-                    rng.random_range(0..255),
-                    rng.random_range(2..255)
-                ),
+                ip: format!("10.20.{}.{}", rng.random_range(0..255), rng.random_range(2..255)),
             })
             .collect();
         let memos = [
@@ -217,10 +203,7 @@ fn token_event(rng: &mut StdRng, token: &Token, src: &str, t: DateTime<Utc>) -> 
     event.insert("type".into(), json!(token.kind.0));
     match token.kind.0 {
         "dns" => {
-            event.insert(
-                "hostname".into(),
-                json!(format!("{}.canarytokens.example", token.node_id)),
-            );
+            event.insert("hostname".into(), json!(format!("{}.canarytokens.example", token.node_id)));
         }
         _ => {
             event.insert("dst_port".into(), json!(80));
@@ -268,16 +251,8 @@ impl VendorApi for ThinkstCanary {
             d.insert("node_id".into(), json!(token.node_id));
             d.insert("src_host".into(), json!(src));
             d.insert("src_port".into(), json!("0"));
-            d.insert(
-                "local_time".into(),
-                json!(format!("{} (UTC)", at.format("%Y-%m-%d %H:%M:%S"))),
-            );
-            (
-                "Canarytoken triggered",
-                "canarytoken",
-                vec![token_event(rng, token, &src, at)],
-                at,
-            )
+            d.insert("local_time".into(), json!(format!("{} (UTC)", at.format("%Y-%m-%d %H:%M:%S"))));
+            ("Canarytoken triggered", "canarytoken", vec![token_event(rng, token, &src, at)], at)
         } else {
             let canary = pick(rng, &self.canaries);
             d.insert("dst_host".into(), json!(canary.ip));
@@ -287,61 +262,36 @@ impl VendorApi for ThinkstCanary {
             d.insert("ip_address".into(), json!(""));
             d.insert("ippers".into(), json!(""));
             d.insert("mac_address".into(), json!(""));
-            d.insert(
-                "local_time".into(),
-                json!(at.format("%Y-%m-%d %H:%M:%S").to_string()),
-            );
+            d.insert("local_time".into(), json!(at.format("%Y-%m-%d %H:%M:%S").to_string()));
             if roll < 42 {
                 d.insert("dst_port".into(), json!(""));
                 d.insert("logtype".into(), json!("1004"));
                 d.insert("src_host".into(), json!(""));
                 d.insert("src_port".into(), json!(""));
-                (
-                    "Canary Disconnected",
-                    "canarydisconnected",
-                    vec![json!({})],
-                    at,
-                )
+                ("Canary Disconnected", "canarydisconnected", vec![json!({})], at)
             } else {
                 let (logtype, summary, slug, port) = *pick(rng, SERVICES);
                 d.insert("dst_port".into(), json!(port));
                 d.insert("logtype".into(), json!(logtype));
                 d.insert("src_host".into(), json!(src));
-                d.insert(
-                    "src_port".into(),
-                    json!(rng.random_range(30000..65000).to_string()),
-                );
+                d.insert("src_port".into(), json!(rng.random_range(30000..65000).to_string()));
                 let reverse = *pick(rng, REVERSES);
                 if !reverse.is_empty() {
                     d.insert("src_host_reverse".into(), json!(reverse));
                 }
-                let n: i64 = if slug.ends_with("login") {
-                    rng.random_range(1..=4)
-                } else {
-                    1
-                };
+                let n: i64 = if slug.ends_with("login") { rng.random_range(1..=4) } else { 1 };
                 // A brute force bundles its attempts, three seconds apart,
                 // the last at `at`; the first is the incident's creation.
                 let first = at - TimeDelta::seconds(3 * (n - 1));
-                let events = (0..n)
-                    .map(|k| service_event(rng, logtype, first + TimeDelta::seconds(3 * k)))
-                    .collect();
+                let events =
+                    (0..n).map(|k| service_event(rng, logtype, first + TimeDelta::seconds(3 * k))).collect();
                 (summary, slug, events, first)
             }
         };
         let last = at;
-        let ids: Vec<String> = events
-            .iter()
-            .filter_map(|e| e.get("timestamp").map(ToString::to_string))
-            .collect();
-        d.insert(
-            "acknowledged".into(),
-            json!(if rng.random_bool(0.15) {
-                "True"
-            } else {
-                "False"
-            }),
-        );
+        let ids: Vec<String> =
+            events.iter().filter_map(|e| e.get("timestamp").map(ToString::to_string)).collect();
+        d.insert("acknowledged".into(), json!(if rng.random_bool(0.15) { "True" } else { "False" }));
         d.insert("created".into(), json!(first.timestamp().to_string()));
         d.insert("created_std".into(), json!(std_time(first)));
         d.insert("description".into(), json!(summary));
@@ -352,16 +302,8 @@ impl VendorApi for ThinkstCanary {
         d.insert("flock_name".into(), json!(FLOCK.1));
         d.insert("matched_annotations".into(), json!({}));
         d.insert("notified".into(), json!("False"));
-        let source = d
-            .get("src_host")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let id = format!(
-            "incident:{slug}:{}:{source}:{}",
-            hex(rng, 32),
-            first.timestamp()
-        );
+        let source = d.get("src_host").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let id = format!("incident:{slug}:{}:{source}:{}", hex(rng, 32), first.timestamp());
         let json = json!({
             "description": d,
             "hash_id": hex(rng, 32),
@@ -372,11 +314,7 @@ impl VendorApi for ThinkstCanary {
             "updated_std": std_time(last),
             "updated_time": last.timestamp().to_string(),
         });
-        Item {
-            at: first,
-            id,
-            json,
-        }
+        Item { at: first, id, json }
     }
 
     /// An open incident gets another event bundled in, or is acknowledged;
@@ -389,11 +327,7 @@ impl VendorApi for ThinkstCanary {
         if d.get("acknowledged").and_then(Value::as_str) == Some("True") {
             return false;
         }
-        let logtype = d
-            .get("logtype")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let logtype = d.get("logtype").and_then(Value::as_str).unwrap_or_default().to_owned();
         if logtype == "1004" || rng.random_bool(0.5) {
             d.insert("acknowledged".into(), json!("True"));
         } else {
@@ -406,10 +340,7 @@ impl VendorApi for ThinkstCanary {
             events.push(event);
             let count = events.len();
             d.insert("events_count".into(), json!(count.to_string()));
-            let list = d
-                .get("events_list")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let list = d.get("events_list").and_then(Value::as_str).unwrap_or_default();
             let list = format!("{list},{}", at.timestamp());
             d.insert("events_list".into(), json!(list.trim_start_matches(',')));
         }
@@ -424,13 +355,8 @@ impl VendorApi for ThinkstCanary {
     }
 
     fn rate_limited(&self, retry_after_secs: u64) -> Response {
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Rate limit exceeded, slow down",
-        );
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded, slow down");
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
         response
     }
 
@@ -439,10 +365,7 @@ impl VendorApi for ThinkstCanary {
     }
 
     fn error_in_200(&self) -> Response {
-        error(
-            StatusCode::OK,
-            "Something went wrong fetching incidents, please try again",
-        )
+        error(StatusCode::OK, "Something went wrong fetching incidents, please try again")
     }
 
     fn malform(&self, body: &mut Value) {
@@ -509,16 +432,10 @@ impl Walk {
     }
 
     fn from_cursor(cursor: &str) -> Result<Walk, QueryError> {
-        let text = BASE64
-            .decode(cursor)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or(QueryError::Cursor)?;
-        let parts: Vec<i64> = text
-            .split(':')
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .map_err(|_| QueryError::Cursor)?;
+        let text =
+            BASE64.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok()).ok_or(QueryError::Cursor)?;
+        let parts: Vec<i64> =
+            text.split(':').map(str::parse).collect::<Result<_, _>>().map_err(|_| QueryError::Cursor)?;
         let [after, upper, limit, newer_than, page] = parts[..] else {
             return Err(QueryError::Cursor);
         };
@@ -539,21 +456,10 @@ fn authenticate(
     headers: &HeaderMap,
     query: &[(String, String)],
 ) -> Result<bool, QueryError> {
-    if let Some(token) = query
-        .iter()
-        .find(|(k, _)| k == "auth_token")
-        .map(|(_, v)| v)
-    {
-        return if token == shared.api_key() {
-            Ok(true)
-        } else {
-            Err(QueryError::BadToken)
-        };
+    if let Some(token) = query.iter().find(|(k, _)| k == "auth_token").map(|(_, v)| v) {
+        return if token == shared.api_key() { Ok(true) } else { Err(QueryError::BadToken) };
     }
-    match headers
-        .get("x-canary-auth-token")
-        .and_then(|v| v.to_str().ok())
-    {
+    match headers.get("x-canary-auth-token").and_then(|v| v.to_str().ok()) {
         Some(token) if token == shared.api_key() => Ok(false),
         _ => Err(QueryError::BadHeader),
     }
@@ -561,12 +467,7 @@ fn authenticate(
 
 /// The walk a request asks for, given the highest `updated_id` now.
 fn walk_of(query: &[(String, String)], newest: u64) -> Result<Walk, QueryError> {
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     if let Some(cursor) = param("cursor") {
         return Walk::from_cursor(cursor);
     }
@@ -587,34 +488,18 @@ fn walk_of(query: &[(String, String)], newest: u64) -> Result<Walk, QueryError> 
         ),
         None => None,
     };
-    Ok(Walk {
-        after,
-        upper: newest,
-        limit,
-        newer_than,
-        page: 1,
-    })
+    Ok(Walk { after, upper: newest, limit, newer_than, page: 1 })
 }
 
 fn updated_id(item: &Item) -> u64 {
-    item.json
-        .get("updated_id")
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
+    item.json.get("updated_id").and_then(Value::as_u64).unwrap_or(0)
 }
 
 fn acknowledged(item: &Item) -> bool {
-    item.json
-        .pointer("/description/acknowledged")
-        .and_then(Value::as_str)
-        == Some("True")
+    item.json.pointer("/description/acknowledged").and_then(Value::as_str) == Some("True")
 }
 
-async fn ping(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
+async fn ping(State(shared): State<Arc<Shared>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     let query = pairs(raw.as_deref());
     match authenticate(&shared, &headers, &query) {
         Ok(_) => Json(json!({"result": "success"})).into_response(),
@@ -663,10 +548,7 @@ async fn incidents(
         let more = matching.len() > take;
         matching.truncate(take);
         let next = more.then(|| Walk {
-            after: matching
-                .last()
-                .and_then(|i| i["updated_id"].as_u64())
-                .unwrap_or(walk.after),
+            after: matching.last().and_then(|i| i["updated_id"].as_u64()).unwrap_or(walk.after),
             page: walk.page + 1,
             ..walk.clone()
         });
@@ -676,10 +558,7 @@ async fn incidents(
             if by_query {
                 q.append_pair("auth_token", shared.api_key());
             }
-            let host = headers
-                .get("host")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("127.0.0.1");
+            let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
             format!("http://{host}/api/v1/incidents/{feed}?{}", q.finish())
         });
         body.insert(
@@ -691,10 +570,7 @@ async fn incidents(
     if matching.is_empty() {
         body.insert("incidents".into(), Value::Null);
     } else {
-        let max = matching
-            .iter()
-            .filter_map(|i| i["updated_id"].as_u64())
-            .max();
+        let max = matching.iter().filter_map(|i| i["updated_id"].as_u64()).max();
         body.insert("incidents".into(), Value::Array(matching));
         body.insert("max_updated_id".into(), json!(max));
     }

@@ -26,12 +26,8 @@ pub fn text(item: &Value, pointer: &str) -> Option<String> {
 
 /// A required non-empty string.
 pub fn required_text(item: &Value, pointer: &str) -> Result<String, NormalizeError> {
-    text(item, pointer).ok_or_else(|| {
-        NormalizeError(format!(
-            "required field `{}` is missing or empty",
-            display(pointer)
-        ))
-    })
+    text(item, pointer)
+        .ok_or_else(|| NormalizeError(format!("required field `{}` is missing or empty", display(pointer))))
 }
 
 /// A float, from a number or numeric string.
@@ -82,15 +78,9 @@ pub fn time(item: &Value, pointer: &str) -> Option<DateTime<Utc>> {
 /// A required time.
 pub fn required_time(item: &Value, pointer: &str) -> Result<DateTime<Utc>, NormalizeError> {
     match get(item, pointer) {
-        None => Err(NormalizeError(format!(
-            "required time `{}` is missing",
-            display(pointer)
-        ))),
+        None => Err(NormalizeError(format!("required time `{}` is missing", display(pointer)))),
         Some(_) => time(item, pointer).ok_or_else(|| {
-            NormalizeError(format!(
-                "time `{}` is not a recognised timestamp",
-                display(pointer)
-            ))
+            NormalizeError(format!("time `{}` is not a recognised timestamp", display(pointer)))
         }),
     }
 }
@@ -101,12 +91,7 @@ pub fn parse_lenient_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%d %H:%M:%S",
-    ] {
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
             return Some(Utc.from_utc_datetime(&t));
         }

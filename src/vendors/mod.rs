@@ -66,13 +66,7 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     fn plan(&self, watermark: Option<&str>, now: DateTime<Utc>) -> Result<Self::Plan, PageError>;
 
     /// The request for the page at `at`, authenticated with `key`.
-    fn request(
-        &self,
-        client: &Client,
-        plan: &Self::Plan,
-        at: &Position,
-        key: &Credential,
-    ) -> RequestBuilder;
+    fn request(&self, client: &Client, plan: &Self::Plan, at: &Position, key: &Credential) -> RequestBuilder;
 
     /// Parse a 2xx body into a page.
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError>;
@@ -111,11 +105,7 @@ pub struct NormalizeContext<'a> {
 impl NormalizeContext<'_> {
     /// The `source` block of an event of vendor `V`.
     pub fn source_ref<V: Vendor>(&self, kind: Kind) -> SourceRef {
-        SourceRef {
-            vendor: V::KEY.to_owned(),
-            name: self.source.to_owned(),
-            kind,
-        }
+        SourceRef { vendor: V::KEY.to_owned(), name: self.source.to_owned(), kind }
     }
 
     /// The deterministic id of `native_id` at `revision` from vendor `V`.
@@ -208,8 +198,7 @@ pub fn keys() -> impl Iterator<Item = &'static str> {
 
 /// Check a source's vendor-specific settings without building anything.
 pub fn check_source(source: &SourceConfig) -> Result<(), String> {
-    let entry =
-        lookup(&source.vendor).ok_or_else(|| format!("unknown vendor `{}`", source.vendor))?;
+    let entry = lookup(&source.vendor).ok_or_else(|| format!("unknown vendor `{}`", source.vendor))?;
     (entry.check)(source)
 }
 
@@ -229,20 +218,13 @@ pub(crate) fn instantiate<V: Vendor>(source: &SourceConfig) -> Result<V, String>
     };
     let base_url = match (&source.base_url, V::DEFAULT_BASE_URL) {
         (Some(url), _) => url.clone(),
-        (None, Some(default)) => {
-            Url::parse(default).map_err(|e| format!("default base_url: {e}"))?
-        }
+        (None, Some(default)) => Url::parse(default).map_err(|e| format!("default base_url: {e}"))?,
         (None, None) => {
-            return Err(format!(
-                "base_url is required for {} (each tenant has its own)",
-                V::NAME
-            ));
+            return Err(format!("base_url is required for {} (each tenant has its own)", V::NAME));
         }
     };
     if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
-        return Err(format!(
-            "base_url `{base_url}` must be an http(s) URL with a host"
-        ));
+        return Err(format!("base_url `{base_url}` must be an http(s) URL with a host"));
     }
     V::new(source, base_url, options)
 }
@@ -256,11 +238,7 @@ pub fn page_size<V: Vendor>(source: &SourceConfig) -> u32 {
 /// on-prem installs and simulators under a sub-path).
 pub fn endpoint(base: &Url, path: &str) -> Url {
     let mut url = base.clone();
-    let joined = format!(
-        "{}/{}",
-        base.path().trim_end_matches('/'),
-        path.trim_start_matches('/')
-    );
+    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
     url.set_path(&joined);
     url.set_query(None);
     url
@@ -273,15 +251,9 @@ mod tests {
     #[test]
     fn endpoint_keeps_a_base_path_prefix() {
         let base = Url::parse("https://h.example/proxy/").unwrap();
-        assert_eq!(
-            endpoint(&base, "/api/v1/alerts").as_str(),
-            "https://h.example/proxy/api/v1/alerts"
-        );
+        assert_eq!(endpoint(&base, "/api/v1/alerts").as_str(), "https://h.example/proxy/api/v1/alerts");
         let bare = Url::parse("https://h.example").unwrap();
-        assert_eq!(
-            endpoint(&bare, "api/v1/alerts").as_str(),
-            "https://h.example/api/v1/alerts"
-        );
+        assert_eq!(endpoint(&bare, "api/v1/alerts").as_str(), "https://h.example/api/v1/alerts");
     }
 
     #[test]

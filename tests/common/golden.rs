@@ -39,24 +39,16 @@ fn items_of<V: Vendor>(v: &V, path: &Path) -> Vec<(String, Value)> {
     let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
     let bytes = std::fs::read(path).unwrap();
     match v.parse_page(&bytes) {
-        Ok(page) if !page.items.is_empty() => page
-            .items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| (format!("{stem}-{}", i + 1), item))
-            .collect(),
-        _ => vec![(
-            stem,
-            serde_json::from_slice(&bytes).expect("fixture is JSON"),
-        )],
+        Ok(page) if !page.items.is_empty() => {
+            page.items.into_iter().enumerate().map(|(i, item)| (format!("{stem}-{}", i + 1), item)).collect()
+        }
+        _ => vec![(stem, serde_json::from_slice(&bytes).expect("fixture is JSON"))],
     }
 }
 
 /// Run the golden test of `V` over `fixtures/vendors/<fixture_dir>/`.
 pub fn check<V: Vendor>(fixture_dir: &str, base_url: &str) {
-    let fixtures = manifest_dir()
-        .join("../shared/fixtures/vendors")
-        .join(fixture_dir);
+    let fixtures = manifest_dir().join("../shared/fixtures/vendors").join(fixture_dir);
     if !fixtures.is_dir() {
         eprintln!(
             "SKIP: ../shared/fixtures/vendors/{fixture_dir} not found; golden tests need the shared fixtures"
@@ -78,9 +70,7 @@ pub fn check<V: Vendor>(fixture_dir: &str, base_url: &str) {
     let v = vendor::<V>(base_url);
     let ctx = NormalizeContext {
         source: "golden",
-        ingested_at: DateTime::parse_from_rfc3339("2026-03-28T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc),
+        ingested_at: DateTime::parse_from_rfc3339("2026-03-28T00:00:00Z").unwrap().with_timezone(&Utc),
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&fixtures)
         .unwrap()
@@ -98,10 +88,8 @@ pub fn check<V: Vendor>(fixture_dir: &str, base_url: &str) {
                 .normalize(&item, &ctx)
                 .unwrap_or_else(|e| panic!("{name}: a real payload must normalize: {e}"));
             let mut event = serde_json::to_value(&normalized.event).unwrap();
-            let errors: Vec<String> = validator
-                .iter_errors(&event)
-                .map(|e| format!("{} at {}", e, e.instance_path))
-                .collect();
+            let errors: Vec<String> =
+                validator.iter_errors(&event).map(|e| format!("{} at {}", e, e.instance_path)).collect();
             assert!(errors.is_empty(), "{name}: not a valid event: {errors:#?}");
             assert_eq!(event["raw"], item, "{name}: raw is the item verbatim");
             let object = event.as_object_mut().unwrap();
@@ -138,10 +126,7 @@ pub fn check<V: Vendor>(fixture_dir: &str, base_url: &str) {
                 .collect()
         })
         .unwrap_or_default();
-    assert!(
-        stale.is_empty(),
-        "golden files without a fixture item: {stale:?}"
-    );
+    assert!(stale.is_empty(), "golden files without a fixture item: {stale:?}");
     assert!(
         failures.is_empty(),
         "{}\n(run with ALERTD_BLESS=1 to rewrite, then review the diff)",

@@ -31,11 +31,7 @@ impl NatsServer {
     pub fn start() -> NatsServer {
         let port = free_port();
         let store = tempfile::tempdir().expect("temp dir for JetStream");
-        let mut server = NatsServer {
-            child: None,
-            port,
-            store,
-        };
+        let mut server = NatsServer { child: None, port, store };
         server.spawn();
         server
     }
@@ -62,14 +58,7 @@ impl NatsServer {
     fn spawn(&mut self) {
         let bin = nats_server_bin();
         let child = Command::new(&bin)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -78,11 +67,7 @@ impl NatsServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on {} within 10s",
-                self.port
-            );
+            assert!(Instant::now() < deadline, "nats-server did not listen on {} within 10s", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -147,11 +132,8 @@ pub async fn stream_messages(url: &str, stream: &str) -> Vec<Stored> {
             .expect("stream read timed out")
             .expect("stream ended")
             .expect("message");
-        let msg_id = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.as_str().to_owned());
+        let msg_id =
+            message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
         out.push(Stored {
             subject: message.subject.to_string(),
             msg_id,

@@ -18,10 +18,7 @@ async fn walking_all_pages_yields_every_item_once_newest_first() {
     let mut seen = Vec::new();
     for page in 1.. {
         let body = alerts(&sim, &[("limit", "7"), ("page", &page.to_string())]).await;
-        assert_eq!(
-            body["meta"],
-            json!({"page": page, "limit": 7, "total": 250})
-        );
+        assert_eq!(body["meta"], json!({"page": page, "limit": 7, "total": 250}));
         let data = body["data"].as_array().unwrap();
         if data.is_empty() {
             break;
@@ -39,21 +36,10 @@ async fn after_and_before_are_strict() {
     let sim = start(SimConfig::default()).await;
     let truth = sim.ground_truth();
     let (low, high) = (truth[40]["triggered_at"].as_str().unwrap(), at(&truth[200]));
-    let high_offset = high
-        .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
-        .to_rfc3339();
-    let page = alerts(
-        &sim,
-        &[("after", low), ("before", &high_offset), ("limit", "100")],
-    )
-    .await;
+    let high_offset = high.with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap()).to_rfc3339();
+    let page = alerts(&sim, &[("after", low), ("before", &high_offset), ("limit", "100")]).await;
     let low = DateTime::parse_from_rfc3339(low).unwrap();
-    let expected: Vec<Value> = truth
-        .iter()
-        .rev()
-        .filter(|i| at(i) > low && at(i) < high)
-        .cloned()
-        .collect();
+    let expected: Vec<Value> = truth.iter().rev().filter(|i| at(i) > low && at(i) < high).cloned().collect();
     assert!(expected.len() > 50);
     assert_eq!(page["meta"]["total"], expected.len());
     assert_eq!(page["data"].as_array().unwrap(), &expected[..100]);
@@ -73,12 +59,7 @@ async fn token_filters_match_only_that_token() {
         .collect();
     let by_param = alerts(&sim, &[("token_id", token), ("limit", "100")]).await;
     assert_eq!(ids(by_param["data"].as_array().unwrap()), expected);
-    let response = get(
-        &sim,
-        &format!("/api/v1/tokens/{token}/alerts"),
-        &[("limit", "100")],
-    )
-    .await;
+    let response = get(&sim, &format!("/api/v1/tokens/{token}/alerts"), &[("limit", "100")]).await;
     let by_path: Value = response.json().await.unwrap();
     assert_eq!(by_path, by_param);
 }
@@ -88,22 +69,16 @@ async fn missing_or_wrong_key_is_unauthorized_but_health_is_open() {
     let sim = start(SimConfig::default()).await;
     let client = reqwest::Client::new();
     let url = format!("{}/api/v1/alerts", sim.base_url());
-    let envelope = json!({"error": {"code": "UNAUTHORIZED", "message": "Missing, invalid, or expired API key."}});
-    for request in [
-        client.get(&url),
-        client
-            .get(&url)
-            .bearer_auth("cg_live_0000000000000000000000000000000000000000"),
-    ] {
+    let envelope =
+        json!({"error": {"code": "UNAUTHORIZED", "message": "Missing, invalid, or expired API key."}});
+    for request in
+        [client.get(&url), client.get(&url).bearer_auth("cg_live_0000000000000000000000000000000000000000")]
+    {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(response.json::<Value>().await.unwrap(), envelope);
     }
-    let health = client
-        .get(format!("{}/api/v1/health", sim.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let health = client.get(format!("{}/api/v1/health", sim.base_url())).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     let body: Value = health.json().await.unwrap();
     assert_eq!(body, json!({"data": {"status": "ok", "version": "1.0.0"}}));
@@ -132,10 +107,7 @@ async fn invalid_parameters_are_bad_requests_naming_the_parameter() {
 async fn pages_past_the_end_are_empty_and_unknown_paths_are_not_found() {
     let sim = start(SimConfig::default()).await;
     let body = alerts(&sim, &[("page", "99")]).await;
-    assert_eq!(
-        body,
-        json!({"data": [], "meta": {"page": 99, "limit": 50, "total": 250}})
-    );
+    assert_eq!(body, json!({"data": [], "meta": {"page": 99, "limit": 50, "total": 250}}));
     let response = get(&sim, "/api/v1/nope", &[]).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let body: Value = response.json().await.unwrap();

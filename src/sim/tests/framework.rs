@@ -14,11 +14,7 @@ use super::{TEST_UA, alerts, anchor, get, ids, start};
 async fn same_seed_same_data_different_seed_different_data() {
     let a = start(SimConfig::default()).await;
     let b = start(SimConfig::default()).await;
-    let c = start(SimConfig {
-        seed: 2,
-        ..SimConfig::default()
-    })
-    .await;
+    let c = start(SimConfig { seed: 2, ..SimConfig::default() }).await;
     assert_eq!(a.ground_truth().len(), 250);
     assert_eq!(a.ground_truth(), b.ground_truth());
     assert_ne!(a.ground_truth(), c.ground_truth());
@@ -26,11 +22,7 @@ async fn same_seed_same_data_different_seed_different_data() {
 
 #[tokio::test]
 async fn initial_items_lie_within_history_before_start() {
-    let sim = start(SimConfig {
-        history: Duration::from_secs(3600),
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = start(SimConfig { history: Duration::from_secs(3600), ..SimConfig::default() }).await;
     let earliest = anchor() - chrono::TimeDelta::hours(1);
     for item in sim.ground_truth() {
         let at = DateTime::parse_from_rfc3339(item["triggered_at"].as_str().unwrap()).unwrap();
@@ -41,37 +33,21 @@ async fn initial_items_lie_within_history_before_start() {
 #[tokio::test]
 async fn zero_arrival_or_update_interval_is_rejected() {
     for config in [
-        SimConfig {
-            arrival_every: Some(Duration::ZERO),
-            ..SimConfig::default()
-        },
-        SimConfig {
-            update_every: Some(Duration::ZERO),
-            ..SimConfig::default()
-        },
+        SimConfig { arrival_every: Some(Duration::ZERO), ..SimConfig::default() },
+        SimConfig { update_every: Some(Duration::ZERO), ..SimConfig::default() },
     ] {
-        let error = Simulator::start(SimVendor::CanaryGuard, config)
-            .await
-            .err()
-            .unwrap();
+        let error = Simulator::start(SimVendor::CanaryGuard, config).await.err().unwrap();
         assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     }
 }
 
 #[tokio::test]
 async fn each_vendor_accepts_its_own_default_key() {
-    for vendor in [
-        SimVendor::CanaryGuard,
-        SimVendor::RedCanary,
-        SimVendor::ThinkstCanary,
-    ] {
+    for vendor in [SimVendor::CanaryGuard, SimVendor::RedCanary, SimVendor::ThinkstCanary] {
         let config = SimConfig::for_vendor(vendor);
         assert_eq!(config.api_key, vendor.default_api_key());
     }
-    assert_ne!(
-        SimVendor::RedCanary.default_api_key(),
-        SimVendor::ThinkstCanary.default_api_key()
-    );
+    assert_ne!(SimVendor::RedCanary.default_api_key(), SimVendor::ThinkstCanary.default_api_key());
 }
 
 #[tokio::test]
@@ -114,12 +90,7 @@ async fn recovers(sim: &Simulator) {
 #[tokio::test]
 async fn rate_limited_fault_sends_envelope_and_retry_after() {
     let sim = start(SimConfig::default()).await;
-    sim.inject(
-        Fault::RateLimited {
-            retry_after_secs: 7,
-        },
-        1,
-    );
+    sim.inject(Fault::RateLimited { retry_after_secs: 7 }, 1);
     let response = get(&sim, "/api/v1/alerts", &[]).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "7");
@@ -151,10 +122,7 @@ async fn html_error_fault_is_a_500_html_page() {
     sim.inject(Fault::HtmlError, 1);
     let response = get(&sim, "/api/v1/alerts", &[]).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(content_type.starts_with("text/html"), "{content_type}");
     assert!(response.text().await.unwrap().contains("<html>"));
     recovers(&sim).await;
@@ -163,11 +131,7 @@ async fn html_error_fault_is_a_500_html_page() {
 #[tokio::test]
 async fn truncated_json_fault_cuts_a_valid_page() {
     let sim = start(SimConfig::default()).await;
-    let full = get(&sim, "/api/v1/alerts", &[])
-        .await
-        .bytes()
-        .await
-        .unwrap();
+    let full = get(&sim, "/api/v1/alerts", &[]).await.bytes().await.unwrap();
     sim.inject(Fault::TruncatedJson, 1);
     let response = get(&sim, "/api/v1/alerts", &[]).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -209,9 +173,7 @@ async fn malformed_item_fault_breaks_exactly_one_item() {
 async fn faults_skip_health_and_wait_for_a_data_request() {
     let sim = start(SimConfig::default()).await;
     sim.inject(Fault::Unavailable, 1);
-    let health = reqwest::get(format!("{}/api/v1/health", sim.base_url()))
-        .await
-        .unwrap();
+    let health = reqwest::get(format!("{}/api/v1/health", sim.base_url())).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     let response = get(&sim, "/api/v1/alerts", &[]).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -250,11 +212,8 @@ async fn request_log_records_what_was_asked_and_answered() {
 
 #[tokio::test]
 async fn arrivals_run_until_shutdown() {
-    let sim = start(SimConfig {
-        arrival_every: Some(Duration::from_millis(20)),
-        ..SimConfig::default()
-    })
-    .await;
+    let sim =
+        start(SimConfig { arrival_every: Some(Duration::from_millis(20)), ..SimConfig::default() }).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(sim.ground_truth().len() > 250);
     let shared = sim.shared.clone();

@@ -15,15 +15,11 @@ use super::{CANARYGUARD_DEMO_KEY, SimConfig, SimVendor, Simulator};
 const TEST_UA: &str = "alertd-test/0.1";
 
 fn anchor() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-03-27T12:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-03-27T12:00:00Z").unwrap().with_timezone(&Utc)
 }
 
 async fn start(config: SimConfig) -> Simulator {
-    Simulator::start_at(SimVendor::CanaryGuard, config, anchor())
-        .await
-        .unwrap()
+    Simulator::start_at(SimVendor::CanaryGuard, config, anchor()).await.unwrap()
 }
 
 /// An authenticated GET of `path` with `query`.
@@ -45,10 +41,7 @@ async fn alerts(sim: &Simulator, query: &[(&str, &str)]) -> Value {
 }
 
 fn ids(values: &[Value]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| v["id"].as_str().unwrap().to_owned())
-        .collect()
+    values.iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect()
 }
 
 /// A real payload from `../shared/fixtures/vendors/<dir>/<file>`, or `None`
@@ -61,10 +54,7 @@ fn fixture(dir: &str, file: &str) -> Option<Value> {
     match std::fs::read(&path) {
         Ok(bytes) => Some(serde_json::from_slice(&bytes).unwrap()),
         Err(_) => {
-            eprintln!(
-                "SKIP: {} not found; shape tests need the shared fixtures",
-                path.display()
-            );
+            eprintln!("SKIP: {} not found; shape tests need the shared fixtures", path.display());
             None
         }
     }

@@ -9,13 +9,8 @@ use super::super::{Fault, RED_CANARY_DEMO_KEY, SimConfig, SimVendor, Simulator};
 use super::{anchor, assert_same_shape, fixture};
 
 async fn start(items: usize) -> Simulator {
-    let config = SimConfig {
-        initial_items: items,
-        ..SimConfig::for_vendor(SimVendor::RedCanary)
-    };
-    Simulator::start_at(SimVendor::RedCanary, config, anchor())
-        .await
-        .unwrap()
+    let config = SimConfig { initial_items: items, ..SimConfig::for_vendor(SimVendor::RedCanary) };
+    Simulator::start_at(SimVendor::RedCanary, config, anchor()).await.unwrap()
 }
 
 async fn get_url(url: &str, key: Option<&str>) -> reqwest::Response {
@@ -55,10 +50,7 @@ async fn following_next_links_yields_every_detection_once_newest_first() {
     loop {
         let body = page(&url).await;
         pages += 1;
-        assert_eq!(
-            body["meta"],
-            json!({"api_version": "v3.0", "total_items": 23})
-        );
+        assert_eq!(body["meta"], json!({"api_version": "v3.0", "total_items": 23}));
         let data = body["data"].as_array().unwrap();
         seen.extend(data.iter().cloned());
         match body["links"]["next"].as_str() {
@@ -76,10 +68,7 @@ async fn following_next_links_yields_every_detection_once_newest_first() {
     let mut truth = sim.ground_truth();
     truth.reverse();
     assert_eq!(string_ids(&seen), string_ids(&truth));
-    assert!(
-        seen.windows(2)
-            .all(|w| confirmed(&w[0]) >= confirmed(&w[1]))
-    );
+    assert!(seen.windows(2).all(|w| confirmed(&w[0]) >= confirmed(&w[1])));
 }
 
 #[tokio::test]
@@ -93,10 +82,7 @@ async fn links_keep_the_query_and_since_filters_on_confirmed_at() {
         since.replace(':', "%3A")
     ))
     .await;
-    let expected = truth
-        .iter()
-        .filter(|i| confirmed(i) >= confirmed(&truth[30]))
-        .count();
+    let expected = truth.iter().filter(|i| confirmed(i) >= confirmed(&truth[30])).count();
     assert_eq!(body["meta"]["total_items"], expected);
     let next = body["links"]["next"].as_str().unwrap();
     assert!(next.starts_with(&sim.base_url()), "{next}");
@@ -116,41 +102,20 @@ async fn a_missing_or_wrong_key_is_403_and_an_unknown_path_the_html_404() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["errors"][0]["status"], "403");
     }
-    let response = get_url(
-        &format!("{}/wrong-tenant/openapi/v3/detections", sim.base_url()),
-        Some(RED_CANARY_DEMO_KEY),
-    )
-    .await;
+    let response =
+        get_url(&format!("{}/wrong-tenant/openapi/v3/detections", sim.base_url()), Some(RED_CANARY_DEMO_KEY))
+            .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .starts_with("<!DOCTYPE html>")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(response.text().await.unwrap().starts_with("<!DOCTYPE html>"));
 }
 
 #[tokio::test]
 async fn invalid_parameters_are_bad_requests_naming_the_parameter() {
     let sim = start(3).await;
-    for (name, value) in [
-        ("page", "0"),
-        ("per_page", "101"),
-        ("per_page", "x"),
-        ("since", "yesterday"),
-    ] {
-        let response = get_url(
-            &detections_url(&sim, &format!("{name}={value}")),
-            Some(RED_CANARY_DEMO_KEY),
-        )
-        .await;
+    for (name, value) in [("page", "0"), ("per_page", "101"), ("per_page", "x"), ("since", "yesterday")] {
+        let response =
+            get_url(&detections_url(&sim, &format!("{name}={value}")), Some(RED_CANARY_DEMO_KEY)).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}={value}");
         let body: Value = response.json().await.unwrap();
         assert!(body["errors"][0]["detail"].as_str().unwrap().contains(name));
@@ -161,12 +126,7 @@ async fn invalid_parameters_are_bad_requests_naming_the_parameter() {
 async fn one_detection_comes_as_a_one_element_data_array() {
     let sim = start(3).await;
     let truth = sim.ground_truth();
-    let body = page(&format!(
-        "{}/openapi/v3/detections/{}",
-        sim.base_url(),
-        truth[1]["id"]
-    ))
-    .await;
+    let body = page(&format!("{}/openapi/v3/detections/{}", sim.base_url(), truth[1]["id"])).await;
     assert_eq!(body, json!({"data": [truth[1].clone()]}));
 }
 
@@ -178,27 +138,16 @@ async fn updates_acknowledge_then_remediate_and_keep_confirmed_at() {
     let acked = sim.ground_truth();
     for (old, new) in before.iter().zip(&acked) {
         assert!(new["attributes"]["last_acknowledged_at"].is_string());
-        assert_eq!(
-            new["attributes"]["last_acknowledged_by"]["type"],
-            "PortalUser"
-        );
+        assert_eq!(new["attributes"]["last_acknowledged_by"]["type"], "PortalUser");
         assert_eq!(confirmed(old), confirmed(new));
         assert!(new["attributes"].get("last_remediated_status").is_none());
     }
     assert_eq!(sim.update_items(2).len(), 2);
     for item in sim.ground_truth() {
-        let state = item["attributes"]["last_remediated_status"]["remediation_state"]
-            .as_str()
-            .unwrap();
-        assert!(
-            state.starts_with("remediated") || state.starts_with("not_remediated"),
-            "{state}"
-        );
+        let state = item["attributes"]["last_remediated_status"]["remediation_state"].as_str().unwrap();
+        assert!(state.starts_with("remediated") || state.starts_with("not_remediated"), "{state}");
     }
-    assert!(
-        sim.update_items(2).is_empty(),
-        "remediated detections no longer change"
-    );
+    assert!(sim.update_items(2).is_empty(), "remediated detections no longer change");
 }
 
 #[tokio::test]
@@ -211,11 +160,7 @@ async fn past_the_end_faults_hollow_or_repeat_the_page() {
     let hollow = page(&past).await;
     let items = hollow["data"].as_array().unwrap();
     assert_eq!(items.len(), 3);
-    assert!(
-        items
-            .iter()
-            .all(|i| i["id"].is_null() && i["attributes"].is_null())
-    );
+    assert!(items.iter().all(|i| i["id"].is_null() && i["attributes"].is_null()));
 
     let _ = page(&detections_url(&sim, "per_page=10")).await;
     sim.inject(Fault::RepeatPreviousPage, 1);
@@ -228,19 +173,12 @@ async fn the_next_link_fault_points_elsewhere_and_malformed_breaks_one_item() {
     sim.inject(Fault::NextLinkTo("http://evil.example:8080".into()), 1);
     let body = page(&detections_url(&sim, "per_page=5")).await;
     let next = body["links"]["next"].as_str().unwrap();
-    assert!(
-        next.starts_with("http://evil.example:8080/openapi/v3/detections?page=2"),
-        "{next}"
-    );
+    assert!(next.starts_with("http://evil.example:8080/openapi/v3/detections?page=2"), "{next}");
 
     sim.inject(Fault::MalformedItem, 1);
     let body = page(&detections_url(&sim, "per_page=5")).await;
-    let broken: Vec<&Value> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d.get("id").is_none())
-        .collect();
+    let broken: Vec<&Value> =
+        body["data"].as_array().unwrap().iter().filter(|d| d.get("id").is_none()).collect();
     assert_eq!(broken.len(), 1);
     assert_eq!(broken[0]["attributes"]["confirmed_at"], "not a date");
 }
@@ -257,19 +195,12 @@ async fn detections_have_the_shape_of_the_real_2025_payload() {
     // The real sample has a subclassification; some detections have none
     // (as in the XSOAR page sample).
     let classified = |d: &&Value| {
-        d["attributes"]["classification"]["subclassification"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
+        d["attributes"]["classification"]["subclassification"].as_array().is_some_and(|a| !a.is_empty())
     };
     assert!(truth.iter().any(|d| !classified(&d)));
     for item in truth.iter().filter(classified) {
         assert_same_shape(&real, item);
         assert!(item["id"].is_u64());
-        assert!(
-            item["links"]["self"]["href"]
-                .as_str()
-                .unwrap()
-                .starts_with(&sim.base_url())
-        );
+        assert!(item["links"]["self"]["href"].as_str().unwrap().starts_with(&sim.base_url()));
     }
 }

@@ -11,13 +11,8 @@ use super::super::{Fault, SimConfig, SimVendor, Simulator, THINKST_CANARY_DEMO_K
 use super::{anchor, assert_same_shape, fixture};
 
 async fn start(items: usize) -> Simulator {
-    let config = SimConfig {
-        initial_items: items,
-        ..SimConfig::for_vendor(SimVendor::ThinkstCanary)
-    };
-    Simulator::start_at(SimVendor::ThinkstCanary, config, anchor())
-        .await
-        .unwrap()
+    let config = SimConfig { initial_items: items, ..SimConfig::for_vendor(SimVendor::ThinkstCanary) };
+    Simulator::start_at(SimVendor::ThinkstCanary, config, anchor()).await.unwrap()
 }
 
 /// GET `path?query` with the key in the header.
@@ -44,19 +39,13 @@ fn incidents(body: &Value) -> Vec<Value> {
 }
 
 fn updated_ids(items: &[Value]) -> Vec<u64> {
-    items
-        .iter()
-        .map(|i| i["updated_id"].as_u64().unwrap())
-        .collect()
+    items.iter().map(|i| i["updated_id"].as_u64().unwrap()).collect()
 }
 
 /// Every page of a cursor walk from `since` with `limit`.
 async fn walk(sim: &Simulator, since: &str, limit: &str) -> Vec<Value> {
     let mut pages = vec![all(sim, &[("incidents_since", since), ("limit", limit)]).await];
-    while let Some(cursor) = pages.last().unwrap()["cursor"]["next"]
-        .as_str()
-        .map(str::to_owned)
-    {
+    while let Some(cursor) = pages.last().unwrap()["cursor"]["next"].as_str().map(str::to_owned) {
         pages.push(all(sim, &[("cursor", &cursor)]).await);
     }
     pages
@@ -70,20 +59,14 @@ async fn a_cursor_walk_yields_every_incident_once_in_updated_id_order() {
     let mut seen = Vec::new();
     for page in &pages {
         let items = incidents(page);
-        assert_eq!(
-            page["max_updated_id"].as_u64(),
-            updated_ids(&items).into_iter().max()
-        );
+        assert_eq!(page["max_updated_id"].as_u64(), updated_ids(&items).into_iter().max());
         seen.extend(items);
     }
     assert_eq!(updated_ids(&seen), (1..=23).collect::<Vec<_>>());
     let last = pages.last().unwrap();
     assert!(last["cursor"]["next"].is_null() && last["cursor"]["next_link"].is_null());
     let next_link = pages[0]["cursor"]["next_link"].as_str().unwrap();
-    assert!(
-        next_link.contains("cursor=") && !next_link.contains("auth_token"),
-        "{next_link}"
-    );
+    assert!(next_link.contains("cursor=") && !next_link.contains("auth_token"), "{next_link}");
 }
 
 #[tokio::test]
@@ -107,11 +90,7 @@ async fn a_walk_is_a_snapshot_and_changes_during_it_come_next_time() {
     sim.add_items(2);
     let changed = sim.update_items(3);
     assert_eq!(changed.len(), 3);
-    assert_eq!(
-        updated_ids(&changed),
-        vec![15, 16, 17],
-        "each change takes the next updated_id"
-    );
+    assert_eq!(updated_ids(&changed), vec![15, 16, 17], "each change takes the next updated_id");
 
     let mut rest = Vec::new();
     let mut cursor = first["cursor"]["next"].as_str().map(str::to_owned);
@@ -121,10 +100,7 @@ async fn a_walk_is_a_snapshot_and_changes_during_it_come_next_time() {
         cursor = page["cursor"]["next"].as_str().map(str::to_owned);
     }
     let ids: Vec<u64> = served.iter().copied().chain(updated_ids(&rest)).collect();
-    assert!(
-        ids.iter().all(|id| *id <= 12),
-        "nothing beyond the snapshot: {ids:?}"
-    );
+    assert!(ids.iter().all(|id| *id <= 12), "nothing beyond the snapshot: {ids:?}");
     assert_eq!(ids.len(), ids.iter().collect::<HashSet<_>>().len());
 
     let next = all(&sim, &[("incidents_since", "12")]).await;
@@ -165,20 +141,11 @@ async fn the_key_is_accepted_as_header_or_query_and_refused_with_the_envelope() 
     assert_eq!(ok.status(), StatusCode::OK);
     let body: Value = ok.json().await.unwrap();
     let next_link = body["cursor"]["next_link"].as_str().unwrap();
-    assert!(
-        next_link.contains("auth_token="),
-        "echoed as in the docs: {next_link}"
-    );
+    assert!(next_link.contains("auth_token="), "echoed as in the docs: {next_link}");
 
     for (request, message) in [
-        (
-            client.get(&url).query(&[("auth_token", "nope")]),
-            "Invalid auth_token",
-        ),
-        (
-            client.get(&url).header("X-Canary-Auth-Token", "nope"),
-            "Unauthorized",
-        ),
+        (client.get(&url).query(&[("auth_token", "nope")]), "Invalid auth_token"),
+        (client.get(&url).header("X-Canary-Auth-Token", "nope"), "Unauthorized"),
         (client.get(&url), "Unauthorized"),
     ] {
         let response = request.send().await.unwrap();
@@ -199,20 +166,11 @@ async fn the_key_is_accepted_as_header_or_query_and_refused_with_the_envelope() 
 #[tokio::test]
 async fn a_bad_cursor_is_an_error_with_200_and_a_bad_parameter_a_400() {
     let sim = start(5).await;
-    let (status, body) = feed(
-        &sim,
-        "/api/v1/incidents/all",
-        &[("cursor", "bm90IGEgY3Vyc29y")],
-    )
-    .await;
+    let (status, body) = feed(&sim, "/api/v1/incidents/all", &[("cursor", "bm90IGEgY3Vyc29y")]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["result"], "error");
     assert_eq!(body["message"], "Invalid cursor");
-    for (name, value) in [
-        ("incidents_since", "x"),
-        ("limit", "0"),
-        ("newer_than", "2026-03-01"),
-    ] {
+    for (name, value) in [("incidents_since", "x"), ("limit", "0"), ("newer_than", "2026-03-01")] {
         let (status, body) = feed(&sim, "/api/v1/incidents/all", &[(name, value)]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name}={value}");
         assert!(body["message"].as_str().unwrap().contains(name));
@@ -226,25 +184,13 @@ async fn feeds_filter_on_acknowledgement_and_newer_than_on_creation() {
     let acked = |i: &Value| i["description"]["acknowledged"] == "True";
     let (_, body) = feed(&sim, "/api/v1/incidents/acknowledged", &[]).await;
     assert_eq!(body["feed"], "Acknowledged Incidents");
-    assert_eq!(
-        incidents(&body).len(),
-        truth.iter().filter(|i| acked(i)).count()
-    );
+    assert_eq!(incidents(&body).len(), truth.iter().filter(|i| acked(i)).count());
     let (_, body) = feed(&sim, "/api/v1/incidents/unacknowledged", &[]).await;
     assert!(incidents(&body).iter().all(|i| !acked(i)));
 
-    let created = |i: &Value| {
-        i["description"]["created"]
-            .as_str()
-            .unwrap()
-            .parse::<i64>()
-            .unwrap()
-    };
+    let created = |i: &Value| i["description"]["created"].as_str().unwrap().parse::<i64>().unwrap();
     let cut = created(&truth[20]);
-    let bound = chrono::DateTime::from_timestamp(cut, 0)
-        .unwrap()
-        .format("%Y-%m-%d-%H:%M:%S")
-        .to_string();
+    let bound = chrono::DateTime::from_timestamp(cut, 0).unwrap().format("%Y-%m-%d-%H:%M:%S").to_string();
     let body = all(&sim, &[("newer_than", &bound)]).await;
     let expected = truth.iter().filter(|i| created(i) > cut).count();
     assert_eq!(incidents(&body).len(), expected);
@@ -255,10 +201,7 @@ async fn malformed_item_fault_breaks_one_incident() {
     let sim = start(6).await;
     sim.inject(Fault::MalformedItem, 1);
     let body = all(&sim, &[]).await;
-    let broken: Vec<Value> = incidents(&body)
-        .into_iter()
-        .filter(|i| i.get("id").is_none())
-        .collect();
+    let broken: Vec<Value> = incidents(&body).into_iter().filter(|i| i.get("id").is_none()).collect();
     assert_eq!(broken.len(), 1);
     assert_eq!(broken[0]["updated_id"], "not a number");
 }
@@ -297,8 +240,7 @@ async fn incidents_have_the_shape_of_the_documented_ones() {
     let real_ssh = &sekoia["incidents"][0];
     let mut sim_ssh = of("4002");
     // A real bundle has several events; compare against one of the same length.
-    sim_ssh["description"]["events"] =
-        Value::Array(vec![sim_ssh["description"]["events"][0].clone(); 2]);
+    sim_ssh["description"]["events"] = Value::Array(vec![sim_ssh["description"]["events"][0].clone(); 2]);
     assert_same_shape(real_ssh, &sim_ssh);
     assert_same_shape(&sekoia["incidents"][1], &of("17000"));
     assert_same_shape(&docs["incidents"][0], &of("3001"));

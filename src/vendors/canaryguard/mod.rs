@@ -70,13 +70,7 @@ impl Vendor for CanaryGuard {
         TimeWindow::plan(watermark, now, self.window).map_err(|e| PageError::State(e.to_string()))
     }
 
-    fn request(
-        &self,
-        client: &Client,
-        plan: &TimeWindow,
-        at: &Position,
-        key: &Credential,
-    ) -> RequestBuilder {
+    fn request(&self, client: &Client, plan: &TimeWindow, at: &Position, key: &Credential) -> RequestBuilder {
         let page = match at {
             Position::Page(n) => *n,
             _ => 1,
@@ -94,13 +88,9 @@ impl Vendor for CanaryGuard {
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let envelope: Value =
-            serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+        let envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
         if let Some(error) = envelope.get("error") {
-            let code = error
-                .get("code")
-                .and_then(Value::as_str)
-                .unwrap_or("UNKNOWN");
+            let code = error.get("code").and_then(Value::as_str).unwrap_or("UNKNOWN");
             let message = error.get("message").and_then(Value::as_str).unwrap_or("");
             return Err(PageError::Vendor(format!("{code}: {message}")));
         }
@@ -111,29 +101,17 @@ impl Vendor for CanaryGuard {
             .pointer("/meta/total")
             .and_then(Value::as_u64)
             .ok_or_else(|| PageError::Shape("`meta.total` is missing or not a number".into()))?;
-        let limit = envelope
-            .pointer("/meta/limit")
-            .and_then(Value::as_u64)
-            .unwrap_or(u64::from(self.page_size));
-        Ok(Page::new(
-            items.clone(),
-            Continuation::PageTotal { total, limit },
-        ))
+        let limit =
+            envelope.pointer("/meta/limit").and_then(Value::as_u64).unwrap_or(u64::from(self.page_size));
+        Ok(Page::new(items.clone(), Continuation::PageTotal { total, limit }))
     }
 
-    fn normalize(
-        &self,
-        item: &Value,
-        ctx: &NormalizeContext<'_>,
-    ) -> Result<Normalized, NormalizeError> {
+    fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
         normalize::normalize(item, ctx)
     }
 
     fn finish(&self, plan: &TimeWindow, _max_mark: Option<i64>) -> Finish {
-        Finish {
-            watermark: plan.watermark(),
-            prune_before: Some(plan.prune_before()),
-        }
+        Finish { watermark: plan.watermark(), prune_before: Some(plan.prune_before()) }
     }
 }
 
@@ -161,13 +139,7 @@ mod tests {
         let body = br#"{"data":[{"id":"alt_1"}],"meta":{"page":1,"limit":10,"total":3}}"#;
         let page = vendor().parse_page(body).unwrap();
         assert_eq!(page.items.len(), 1);
-        assert_eq!(
-            page.continuation,
-            Continuation::PageTotal {
-                total: 3,
-                limit: 10
-            }
-        );
+        assert_eq!(page.continuation, Continuation::PageTotal { total: 3, limit: 10 });
     }
 
     #[test]
@@ -181,17 +153,8 @@ mod tests {
 
     #[test]
     fn truncated_json_and_a_missing_total_are_clear_errors() {
-        assert!(matches!(
-            vendor().parse_page(br#"{"data":[{"id":"al"#),
-            Err(PageError::Json(_))
-        ));
-        assert!(matches!(
-            vendor().parse_page(br#"{"data":[]}"#),
-            Err(PageError::Shape(_))
-        ));
-        assert!(matches!(
-            vendor().parse_page(br#"{"data":{}}"#),
-            Err(PageError::Shape(_))
-        ));
+        assert!(matches!(vendor().parse_page(br#"{"data":[{"id":"al"#), Err(PageError::Json(_))));
+        assert!(matches!(vendor().parse_page(br#"{"data":[]}"#), Err(PageError::Shape(_))));
+        assert!(matches!(vendor().parse_page(br#"{"data":{}}"#), Err(PageError::Shape(_))));
     }
 }

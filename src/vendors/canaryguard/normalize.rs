@@ -10,18 +10,15 @@
 use serde_json::Value;
 
 use crate::event::{
-    Entities, Event, Geo, IpEntity, Kind, Role, SCHEMA_VERSION, Severity, SeverityLevel, Status,
-    StatusState, UrlEntity,
+    Entities, Event, Geo, IpEntity, Kind, Role, SCHEMA_VERSION, Severity, SeverityLevel, Status, StatusState,
+    UrlEntity,
 };
 use crate::vendors::fields::{boolean, float, required_text, required_time, text};
 use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
 
 use super::CanaryGuard;
 
-pub(super) fn normalize(
-    item: &Value,
-    ctx: &NormalizeContext<'_>,
-) -> Result<Normalized, NormalizeError> {
+pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
     let id = required_text(item, "/id")?;
     let triggered_at = required_time(item, "/triggered_at")?;
     let token_type = text(item, "/token_type");
@@ -41,26 +38,14 @@ pub(super) fn normalize(
     };
     let reviewed = boolean(item, "/reviewed");
     let status = match reviewed {
-        Some(true) => Status {
-            state: StatusState::Acknowledged,
-            vendor: Some("reviewed".into()),
-        },
-        Some(false) => Status {
-            state: StatusState::New,
-            vendor: Some("not_reviewed".into()),
-        },
-        None => Status {
-            state: StatusState::New,
-            vendor: None,
-        },
+        Some(true) => Status { state: StatusState::Acknowledged, vendor: Some("reviewed".into()) },
+        Some(false) => Status { state: StatusState::New, vendor: Some("not_reviewed".into()) },
+        None => Status { state: StatusState::New, vendor: None },
     };
 
     let mut entities = Entities::default();
     if let Some(ip) = source_ip {
-        entities.ips.push(IpEntity {
-            address: ip,
-            role: Role::Source,
-        });
+        entities.ips.push(IpEntity { address: ip, role: Role::Source });
     }
     if item.get("geo").is_some_and(Value::is_object) {
         let geo = Geo {
@@ -71,12 +56,7 @@ pub(super) fn normalize(
             lat: float(item, "/geo/lat"),
             lon: float(item, "/geo/lon"),
         };
-        if geo
-            != (Geo {
-                ip: source_ip,
-                ..Geo::default()
-            })
-        {
+        if geo != (Geo { ip: source_ip, ..Geo::default() }) {
             entities.geo.push(geo);
         }
     }
@@ -84,10 +64,7 @@ pub(super) fn normalize(
         entities.user_agents.push(ua);
     }
     if let Some(referer) = text(item, "/headers/referer") {
-        entities.urls.push(UrlEntity {
-            url: referer,
-            role: Role::Source,
-        });
+        entities.urls.push(UrlEntity { url: referer, role: Role::Source });
     }
 
     let mut tags = vec!["canarytoken".to_owned()];
@@ -107,10 +84,7 @@ pub(super) fn normalize(
         revision,
         title,
         description: Some(description),
-        severity: Severity {
-            level,
-            vendor: None,
-        },
+        severity: Severity { level, vendor: None },
         status,
         created_at: triggered_at,
         updated_at: None,
@@ -122,25 +96,16 @@ pub(super) fn normalize(
         console_url: None,
         raw: item.clone(),
     };
-    Ok(Normalized {
-        event,
-        item_time: triggered_at,
-        mark: None,
-    })
+    Ok(Normalized { event, item_time: triggered_at, mark: None })
 }
 
 fn describe(item: &Value, token_type: Option<&str>) -> String {
     let mut parts = vec![format!(
         "A {} canary token was triggered",
-        token_type
-            .map(|t| t.replace('_', " "))
-            .unwrap_or_else(|| "CanaryGuard".into())
+        token_type.map(|t| t.replace('_', " ")).unwrap_or_else(|| "CanaryGuard".into())
     )];
     if let Some(ip) = text(item, "/source_ip") {
-        let place: Vec<String> = ["/geo/city", "/geo/country"]
-            .iter()
-            .filter_map(|p| text(item, p))
-            .collect();
+        let place: Vec<String> = ["/geo/city", "/geo/country"].iter().filter_map(|p| text(item, p)).collect();
         if place.is_empty() {
             parts.push(format!("from {ip}"));
         } else {
@@ -160,10 +125,7 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> NormalizeContext<'static> {
-        NormalizeContext {
-            source: "acme",
-            ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap(),
-        }
+        NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() }
     }
 
     /// The alert object exactly as the vendor documents it.
@@ -182,16 +144,10 @@ mod tests {
         let n = normalize(&documented(), &ctx()).unwrap();
         let e = n.event;
         assert_eq!(e.native_id, "alt_7c2b1a9e");
-        assert_eq!(
-            e.title,
-            "Canary token prod-server-config triggered from 203.0.113.42"
-        );
+        assert_eq!(e.title, "Canary token prod-server-config triggered from 203.0.113.42");
         assert_eq!(e.severity.level, SeverityLevel::High);
         assert_eq!(e.status.state, StatusState::New);
-        assert_eq!(
-            e.created_at,
-            Utc.with_ymd_and_hms(2026, 3, 27, 8, 15, 42).unwrap()
-        );
+        assert_eq!(e.created_at, Utc.with_ymd_and_hms(2026, 3, 27, 8, 15, 42).unwrap());
         assert_eq!(e.entities.ips[0].address.to_string(), "203.0.113.42");
         assert_eq!(e.entities.geo[0].city.as_deref(), Some("Berlin"));
         assert_eq!(e.entities.geo[0].lat, Some(52.52));
@@ -213,8 +169,7 @@ mod tests {
 
     #[test]
     fn a_sparse_alert_still_normalizes() {
-        let item =
-            json!({ "id": "alt_1", "triggered_at": "2026-03-27T08:15:42Z", "token_type": "dns" });
+        let item = json!({ "id": "alt_1", "triggered_at": "2026-03-27T08:15:42Z", "token_type": "dns" });
         let e = normalize(&item, &ctx()).unwrap().event;
         assert!(e.entities.is_empty());
         assert_eq!(e.title, "Canary token triggered");
@@ -227,12 +182,7 @@ mod tests {
         assert!(normalize(&item, &ctx()).unwrap_err().0.contains("`id`"));
         let mut item = documented();
         item["triggered_at"] = json!("not a date");
-        assert!(
-            normalize(&item, &ctx())
-                .unwrap_err()
-                .0
-                .contains("triggered_at")
-        );
+        assert!(normalize(&item, &ctx()).unwrap_err().0.contains("triggered_at"));
     }
 
     #[test]

@@ -80,13 +80,7 @@ impl Vendor for RedCanary {
         TimeWindow::plan(watermark, now, self.window).map_err(|e| PageError::State(e.to_string()))
     }
 
-    fn request(
-        &self,
-        client: &Client,
-        plan: &TimeWindow,
-        at: &Position,
-        key: &Credential,
-    ) -> RequestBuilder {
+    fn request(&self, client: &Client, plan: &TimeWindow, at: &Position, key: &Credential) -> RequestBuilder {
         let page = match at {
             Position::Link(link) => {
                 let request = client.get(link.as_str());
@@ -94,9 +88,7 @@ impl Vendor for RedCanary {
                 // position; a stored walk state is checked again here, so
                 // the key can only ever go to the configured origin.
                 return match Url::parse(link) {
-                    Ok(url) if url.origin() == self.base_url.origin() => {
-                        key.header(request, "X-API-Key")
-                    }
+                    Ok(url) if url.origin() == self.base_url.origin() => key.header(request, "X-API-Key"),
                     _ => request,
                 };
             }
@@ -108,20 +100,13 @@ impl Vendor for RedCanary {
             ("per_page", self.page_size.to_string()),
             // Whole seconds, rounded down: a `since` a little early only
             // re-reads what the seen ids drop.
-            (
-                "since",
-                plan.after.to_rfc3339_opts(SecondsFormat::Secs, true),
-            ),
+            ("since", plan.after.to_rfc3339_opts(SecondsFormat::Secs, true)),
         ];
-        key.header(
-            client.get(self.detections_url.clone()).query(&query),
-            "X-API-Key",
-        )
+        key.header(client.get(self.detections_url.clone()).query(&query), "X-API-Key")
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let envelope: Value =
-            serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+        let envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
         let items = match envelope.get("data") {
             Some(Value::Array(items)) => items.clone(),
             _ => {
@@ -131,41 +116,28 @@ impl Vendor for RedCanary {
                 return Err(PageError::Shape("`data` is missing or not an array".into()));
             }
         };
-        let self_link = envelope
-            .pointer("/links/self")
-            .and_then(href)
-            .and_then(|l| self.base_url.join(&l).ok());
+        let self_link =
+            envelope.pointer("/links/self").and_then(href).and_then(|l| self.base_url.join(&l).ok());
         let param = |name: &str| {
             self_link.as_ref().and_then(|u| {
-                u.query_pairs()
-                    .find(|(k, _)| k == name)
-                    .and_then(|(_, v)| v.parse::<u64>().ok())
+                u.query_pairs().find(|(k, _)| k == name).and_then(|(_, v)| v.parse::<u64>().ok())
             })
         };
         let continuation = Continuation::Link {
             next: envelope.pointer("/links/next").and_then(href),
             page: param("page"),
             per_page: param("per_page").or(Some(u64::from(self.page_size))),
-            total_items: envelope
-                .pointer("/meta/total_items")
-                .and_then(Value::as_u64),
+            total_items: envelope.pointer("/meta/total_items").and_then(Value::as_u64),
         };
         Ok(Page::new(items, continuation).with_keys(detection_key))
     }
 
-    fn normalize(
-        &self,
-        item: &Value,
-        ctx: &NormalizeContext<'_>,
-    ) -> Result<Normalized, NormalizeError> {
+    fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
         normalize::normalize(item, ctx)
     }
 
     fn finish(&self, plan: &TimeWindow, _max_mark: Option<i64>) -> Finish {
-        Finish {
-            watermark: plan.watermark(),
-            prune_before: Some(plan.prune_before()),
-        }
+        Finish { watermark: plan.watermark(), prune_before: Some(plan.prune_before()) }
     }
 }
 
@@ -183,10 +155,7 @@ fn href(link: &Value) -> Option<String> {
 /// A detection's id, or `None` for a hollow item (no id or no attributes),
 /// which is what Red Canary pads pages past its end with.
 fn detection_key(item: &Value) -> Option<String> {
-    let has_attributes = item
-        .get("attributes")
-        .and_then(Value::as_object)
-        .is_some_and(|a| !a.is_empty());
+    let has_attributes = item.get("attributes").and_then(Value::as_object).is_some_and(|a| !a.is_empty());
     if !has_attributes {
         return None;
     }
@@ -207,11 +176,7 @@ fn error_text(errors: &Value) -> String {
         Value::Array(list) => list.iter().filter_map(one).collect(),
         other => one(other).into_iter().collect(),
     };
-    if texts.is_empty() {
-        "unspecified error".to_owned()
-    } else {
-        texts.join("; ")
-    }
+    if texts.is_empty() { "unspecified error".to_owned() } else { texts.join("; ") }
 }
 
 #[cfg(test)]
@@ -275,25 +240,13 @@ mod tests {
         let page = vendor().parse_page(body.as_bytes()).unwrap();
         assert_eq!(
             page.continuation,
-            Continuation::Link {
-                next: None,
-                page: Some(3),
-                per_page: Some(20),
-                total_items: Some(120),
-            }
+            Continuation::Link { next: None, page: Some(3), per_page: Some(20), total_items: Some(120) }
         );
         // Without links at all (the XSOAR sample), per_page is what was asked.
-        let page = vendor()
-            .parse_page(br#"{"meta":{"total_items":1},"data":[]}"#)
-            .unwrap();
+        let page = vendor().parse_page(br#"{"meta":{"total_items":1},"data":[]}"#).unwrap();
         assert_eq!(
             page.continuation,
-            Continuation::Link {
-                next: None,
-                page: None,
-                per_page: Some(50),
-                total_items: Some(1),
-            }
+            Continuation::Link { next: None, page: None, per_page: Some(50), total_items: Some(1) }
         );
     }
 
@@ -310,19 +263,11 @@ mod tests {
     #[test]
     fn an_errors_body_is_a_vendor_error_and_a_bad_envelope_a_shape_error() {
         assert_eq!(
-            vendor()
-                .parse_page(br#"{"errors":[{"detail":"per_page must be at most 50"}]}"#)
-                .unwrap_err(),
+            vendor().parse_page(br#"{"errors":[{"detail":"per_page must be at most 50"}]}"#).unwrap_err(),
             PageError::Vendor("per_page must be at most 50".into())
         );
-        assert!(matches!(
-            vendor().parse_page(br#"{"meta":{}}"#),
-            Err(PageError::Shape(_))
-        ));
-        assert!(matches!(
-            vendor().parse_page(br#"{"data":[{"id":"#),
-            Err(PageError::Json(_))
-        ));
+        assert!(matches!(vendor().parse_page(br#"{"meta":{}}"#), Err(PageError::Shape(_))));
+        assert!(matches!(vendor().parse_page(br#"{"data":[{"id":"#), Err(PageError::Json(_))));
     }
 
     fn query_of(req: RequestBuilder) -> (String, Option<String>, bool) {
@@ -338,34 +283,23 @@ mod tests {
     fn the_first_request_asks_since_the_window_start_with_the_key_header() {
         let v = vendor();
         let plan = TimeWindow {
-            after: DateTime::parse_from_rfc3339("2026-03-01T10:50:00.750Z")
-                .unwrap()
-                .with_timezone(&Utc),
+            after: DateTime::parse_from_rfc3339("2026-03-01T10:50:00.750Z").unwrap().with_timezone(&Utc),
             before: Utc::now(),
             overlap: std::time::Duration::from_secs(600),
         };
         let key = Credential::from_secret("k".into());
-        let (path, query, has_key) =
-            query_of(v.request(&Client::new(), &plan, &Position::Start, &key));
+        let (path, query, has_key) = query_of(v.request(&Client::new(), &plan, &Position::Start, &key));
         assert_eq!(path, "/openapi/v3/detections");
-        assert_eq!(
-            query.as_deref(),
-            Some("page=1&per_page=50&since=2026-03-01T10%3A50%3A00Z")
-        );
+        assert_eq!(query.as_deref(), Some("page=1&per_page=50&since=2026-03-01T10%3A50%3A00Z"));
         assert!(has_key);
     }
 
     #[test]
     fn a_stored_link_to_another_origin_never_gets_the_key() {
         let v = vendor();
-        let plan = TimeWindow {
-            after: Utc::now(),
-            before: Utc::now(),
-            overlap: std::time::Duration::ZERO,
-        };
+        let plan = TimeWindow { after: Utc::now(), before: Utc::now(), overlap: std::time::Duration::ZERO };
         let key = Credential::from_secret("k".into());
-        let own =
-            Position::Link("https://acme.my.redcanary.co/openapi/v3/detections?page=2".into());
+        let own = Position::Link("https://acme.my.redcanary.co/openapi/v3/detections?page=2".into());
         let foreign = Position::Link("https://evil.example/openapi/v3/detections?page=2".into());
         assert!(query_of(v.request(&Client::new(), &plan, &own, &key)).2);
         assert!(!query_of(v.request(&Client::new(), &plan, &foreign, &key)).2);

@@ -21,10 +21,7 @@ use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
 
 use super::RedCanary;
 
-pub(super) fn normalize(
-    item: &Value,
-    ctx: &NormalizeContext<'_>,
-) -> Result<Normalized, NormalizeError> {
+pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
     let id = required_text(item, "/id")?;
     let confirmed_at = required_time(item, "/attributes/confirmed_at")?;
     let changed_at = [
@@ -37,14 +34,9 @@ pub(super) fn normalize(
     .fold(confirmed_at, DateTime::max);
     let revision = changed_at.to_rfc3339_opts(SecondsFormat::Millis, true);
 
-    let title =
-        text(item, "/attributes/headline").unwrap_or_else(|| format!("Red Canary detection {id}"));
+    let title = text(item, "/attributes/headline").unwrap_or_else(|| format!("Red Canary detection {id}"));
     let severity_text = text(item, "/attributes/severity");
-    let level = match severity_text
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    let level = match severity_text.as_deref().map(str::to_ascii_lowercase).as_deref() {
         Some("low") => SeverityLevel::Low,
         Some("medium") => SeverityLevel::Medium,
         Some("high") => SeverityLevel::High,
@@ -60,10 +52,7 @@ pub(super) fn normalize(
         revision,
         title,
         description: text(item, "/attributes/summary"),
-        severity: Severity {
-            level,
-            vendor: severity_text,
-        },
+        severity: Severity { level, vendor: severity_text },
         status: status(item),
         created_at: confirmed_at,
         updated_at: (changed_at > confirmed_at).then_some(changed_at),
@@ -76,11 +65,7 @@ pub(super) fn normalize(
             .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
         raw: item.clone(),
     };
-    Ok(Normalized {
-        event,
-        item_time: confirmed_at,
-        mark: None,
-    })
+    Ok(Normalized { event, item_time: confirmed_at, mark: None })
 }
 
 /// Remediation decides over acknowledgement: `remediated` is resolved, any
@@ -100,39 +85,23 @@ fn status(item: &Value) -> Status {
         } else {
             StatusState::Unknown
         };
-        return Status {
-            state,
-            vendor: Some(vendor),
-        };
+        return Status { state, vendor: Some(vendor) };
     }
     if get(item, "/attributes/last_acknowledged_at").is_some() {
-        Status {
-            state: StatusState::Acknowledged,
-            vendor: Some("acknowledged".into()),
-        }
+        Status { state: StatusState::Acknowledged, vendor: Some("acknowledged".into()) }
     } else {
-        Status {
-            state: StatusState::New,
-            vendor: Some("unacknowledged".into()),
-        }
+        Status { state: StatusState::New, vendor: Some("unacknowledged".into()) }
     }
 }
 
 /// The affected endpoint (hostname, endpoint id, its addresses) and user.
 fn entities(item: &Value) -> Entities {
     let mut entities = Entities::default();
-    let addresses: Vec<std::net::IpAddr> = get(
-        item,
-        "/relationships/affected_endpoint/data/network_addresses",
-    )
-    .and_then(Value::as_array)
-    .map(|list| {
-        list.iter()
-            .filter_map(Value::as_str)
-            .filter_map(|a| a.trim().parse().ok())
-            .collect()
-    })
-    .unwrap_or_default();
+    let addresses: Vec<std::net::IpAddr> =
+        get(item, "/relationships/affected_endpoint/data/network_addresses")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(Value::as_str).filter_map(|a| a.trim().parse().ok()).collect())
+            .unwrap_or_default();
     let hostname = text(item, "/hostname");
     let endpoint_id = text(item, "/relationships/affected_endpoint/data/id");
     if hostname.is_some() || endpoint_id.is_some() || !addresses.is_empty() {
@@ -143,17 +112,9 @@ fn entities(item: &Value) -> Entities {
             role: Role::Target,
         });
     }
-    entities
-        .ips
-        .extend(addresses.into_iter().map(|address| IpEntity {
-            address,
-            role: Role::Target,
-        }));
+    entities.ips.extend(addresses.into_iter().map(|address| IpEntity { address, role: Role::Target }));
     if let Some(name) = text(item, "/username") {
-        entities.users.push(User {
-            name,
-            role: Role::Target,
-        });
+        entities.users.push(User { name, role: Role::Target });
     }
     entities
 }
@@ -164,9 +125,7 @@ fn tags(item: &Value) -> Vec<String> {
     if let Some(c) = text(item, "/attributes/classification/superclassification") {
         tags.push(format!("classification:{c}"));
     }
-    if let Some(list) =
-        get(item, "/attributes/classification/subclassification").and_then(Value::as_array)
-    {
+    if let Some(list) = get(item, "/attributes/classification/subclassification").and_then(Value::as_array) {
         tags.extend(
             list.iter()
                 .filter_map(Value::as_str)
@@ -185,10 +144,7 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> NormalizeContext<'static> {
-        NormalizeContext {
-            source: "acme",
-            ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap(),
-        }
+        NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() }
     }
 
     fn detection() -> Value {
@@ -221,37 +177,16 @@ mod tests {
         assert_eq!(e.severity.level, SeverityLevel::Low);
         assert_eq!(e.status.state, StatusState::New);
         assert_eq!(e.created_at.to_rfc3339(), "2019-12-25T02:37:41.311+00:00");
-        assert_eq!(
-            n.item_time, e.created_at,
-            "seen ids are pruned by confirmed_at"
-        );
-        assert_eq!(
-            e.observed_at.unwrap().to_rfc3339(),
-            "2019-12-25T02:07:37.329+00:00"
-        );
-        assert_eq!(
-            e.revision, "2019-12-25T03:22:26.494Z",
-            "last activity is the latest change"
-        );
-        assert_eq!(
-            e.entities.hosts[0].hostname.as_deref(),
-            Some("victim-llama")
-        );
+        assert_eq!(n.item_time, e.created_at, "seen ids are pruned by confirmed_at");
+        assert_eq!(e.observed_at.unwrap().to_rfc3339(), "2019-12-25T02:07:37.329+00:00");
+        assert_eq!(e.revision, "2019-12-25T03:22:26.494Z", "last activity is the latest change");
+        assert_eq!(e.entities.hosts[0].hostname.as_deref(), Some("victim-llama"));
         assert_eq!(e.entities.hosts[0].id.as_deref(), Some("42828"));
         assert_eq!(e.entities.hosts[0].ips, vec!["10.254.110.86"]);
         assert_eq!(e.entities.ips.len(), 1, "the unparsable address is dropped");
         assert_eq!(e.entities.users[0].name, "victim-llama\\rem");
-        assert_eq!(
-            e.tags,
-            vec![
-                "classification:Unwanted Software",
-                "subclassification:Riskware"
-            ]
-        );
-        assert_eq!(
-            e.console_url.as_deref(),
-            Some("https://acme.my.redcanary.co/openapi/v3/detections/741")
-        );
+        assert_eq!(e.tags, vec!["classification:Unwanted Software", "subclassification:Riskware"]);
+        assert_eq!(e.console_url.as_deref(), Some("https://acme.my.redcanary.co/openapi/v3/detections/741"));
     }
 
     #[test]
@@ -262,10 +197,7 @@ mod tests {
         let acked = normalize(&item, &ctx()).unwrap().event;
         assert_eq!(acked.status.state, StatusState::Acknowledged);
         assert_ne!(acked.id, first.id);
-        assert_eq!(
-            acked.updated_at.unwrap().to_rfc3339(),
-            "2019-12-26T10:00:00+00:00"
-        );
+        assert_eq!(acked.updated_at.unwrap().to_rfc3339(), "2019-12-26T10:00:00+00:00");
 
         item["attributes"]["last_remediated_status"] = json!({
             "reason": null, "remediation_state": "remediated", "marked_at": "2019-12-27T21:00:49.519Z"
@@ -279,10 +211,7 @@ mod tests {
         item["attributes"]["last_remediated_status"]["reason"] = json!("authorized_testing");
         let benign = normalize(&item, &ctx()).unwrap().event;
         assert_eq!(benign.status.state, StatusState::Suppressed);
-        assert_eq!(
-            benign.status.vendor.as_deref(),
-            Some("not_remediated (authorized_testing)")
-        );
+        assert_eq!(benign.status.vendor.as_deref(), Some("not_remediated (authorized_testing)"));
 
         assert_eq!(
             normalize(&item, &ctx()).unwrap().event.id,
@@ -301,11 +230,8 @@ mod tests {
 
         let err = normalize(&json!({"id": 9, "attributes": {}}), &ctx()).unwrap_err();
         assert!(err.0.contains("attributes.confirmed_at"), "{err}");
-        let err = normalize(
-            &json!({"attributes": {"confirmed_at": "2020-01-01T00:00:00Z"}}),
-            &ctx(),
-        )
-        .unwrap_err();
+        let err =
+            normalize(&json!({"attributes": {"confirmed_at": "2020-01-01T00:00:00Z"}}), &ctx()).unwrap_err();
         assert!(err.0.contains("`id`"), "{err}");
     }
 

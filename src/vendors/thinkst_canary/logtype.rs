@@ -35,9 +35,9 @@ pub(super) fn classify(logtype: Option<i64>) -> Class {
         Some(2000 | 3001 | 4002 | 6001 | 8001 | 9001 | 9002 | 12001 | 14003 | 29001) => {
             class("login_attempt", High)
         }
-        Some(
-            5000 | 7001 | 10001 | 13001 | 15001 | 18001..=18003 | 19001 | 20001 | 20002 | 21001,
-        ) => class("service_interaction", High),
+        Some(5000 | 7001 | 10001 | 13001 | 15001 | 18001..=18003 | 19001 | 20001 | 20002 | 21001) => {
+            class("service_interaction", High)
+        }
         _ => class("other", High),
     }
 }

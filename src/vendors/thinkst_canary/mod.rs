@@ -107,11 +107,7 @@ impl Vendor for ThinkstCanary {
     /// The watermark is an `updated_id`; a time (from `alertd cursors reset
     /// --since`, or a first walk that found nothing) starts from that
     /// creation time instead.
-    fn plan(
-        &self,
-        watermark: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<IncidentsPlan, PageError> {
+    fn plan(&self, watermark: Option<&str>, now: DateTime<Utc>) -> Result<IncidentsPlan, PageError> {
         let (since, newer_than) = match watermark.map(str::trim) {
             None => (0, Some(now - to_chrono(self.initial_lookback))),
             Some(text) => match text.parse::<i64>() {
@@ -126,11 +122,7 @@ impl Vendor for ThinkstCanary {
                 },
             },
         };
-        Ok(IncidentsPlan {
-            since,
-            newer_than,
-            planned_at: now,
-        })
+        Ok(IncidentsPlan { since, newer_than, planned_at: now })
     }
 
     fn request(
@@ -159,13 +151,9 @@ impl Vendor for ThinkstCanary {
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let envelope: Value =
-            serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+        let envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
         if envelope.get("result").and_then(Value::as_str) == Some("error") {
-            let message = envelope
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("(no message)");
+            let message = envelope.get("message").and_then(Value::as_str).unwrap_or("(no message)");
             return Err(PageError::Vendor(message.to_owned()));
         }
         let items = match envelope.get("incidents") {
@@ -181,11 +169,7 @@ impl Vendor for ThinkstCanary {
         Ok(Page::new(items, Continuation::Cursor(next)))
     }
 
-    fn normalize(
-        &self,
-        item: &Value,
-        ctx: &NormalizeContext<'_>,
-    ) -> Result<Normalized, NormalizeError> {
+    fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
         normalize::normalize(item, ctx)
     }
 
@@ -199,10 +183,7 @@ impl Vendor for ThinkstCanary {
             (None, Some(t)) if plan.since == 0 => format_time(t),
             (None, _) => plan.since.to_string(),
         };
-        Finish {
-            watermark,
-            prune_before: Some(plan.planned_at - to_chrono(self.overlap)),
-        }
+        Finish { watermark, prune_before: Some(plan.planned_at - to_chrono(self.overlap)) }
     }
 }
 
@@ -244,10 +225,7 @@ mod tests {
         assert_eq!(plan.since, 0);
         let req = built(&v, &plan, &Position::Start);
         assert_eq!(req.url().path(), "/api/v1/incidents/all");
-        assert_eq!(
-            req.url().query(),
-            Some("incidents_since=0&limit=25&newer_than=2026-02-28-12%3A00%3A00")
-        );
+        assert_eq!(req.url().query(), Some("incidents_since=0&limit=25&newer_than=2026-02-28-12%3A00%3A00"));
         assert_eq!(req.headers()["x-canary-auth-token"], "s3cr3t");
     }
 
@@ -276,14 +254,8 @@ mod tests {
         let v = vendor("");
         let plan = v.plan(Some("2026-01-01T00:00:00.000000Z"), now()).unwrap();
         assert_eq!(plan.since, 0);
-        assert_eq!(
-            plan.newer_than,
-            Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap())
-        );
-        assert!(matches!(
-            v.plan(Some("yesterday"), now()),
-            Err(PageError::State(_))
-        ));
+        assert_eq!(plan.newer_than, Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()));
+        assert!(matches!(v.plan(Some("yesterday"), now()), Err(PageError::State(_))));
     }
 
     #[test]
@@ -315,29 +287,20 @@ mod tests {
             assert_eq!(page.continuation, Continuation::Cursor(None));
         }
         let page = v
-            .parse_page(
-                br#"{"incidents":[{"id":"a"}],"cursor":{"next":"MTE6MTA="},"result":"success"}"#,
-            )
+            .parse_page(br#"{"incidents":[{"id":"a"}],"cursor":{"next":"MTE6MTA="},"result":"success"}"#)
             .unwrap();
         assert_eq!(page.items.len(), 1);
-        assert_eq!(
-            page.continuation,
-            Continuation::Cursor(Some("MTE6MTA=".into()))
-        );
+        assert_eq!(page.continuation, Continuation::Cursor(Some("MTE6MTA=".into())));
     }
 
     #[test]
     fn an_error_result_is_a_vendor_error_even_with_http_200() {
         let v = vendor("");
         assert_eq!(
-            v.parse_page(br#"{"message":"Invalid auth_token","result":"error"}"#)
-                .unwrap_err(),
+            v.parse_page(br#"{"message":"Invalid auth_token","result":"error"}"#).unwrap_err(),
             PageError::Vendor("Invalid auth_token".into())
         );
-        assert!(matches!(
-            v.parse_page(br#"{"incidents":{"id":"a"}}"#),
-            Err(PageError::Shape(_))
-        ));
+        assert!(matches!(v.parse_page(br#"{"incidents":{"id":"a"}}"#), Err(PageError::Shape(_))));
     }
 
     #[test]

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::event::{
-    Entities, Event, Geo, Host, IpEntity, Kind, Role, SCHEMA_VERSION, Severity, Status,
-    StatusState, UrlEntity, User,
+    Entities, Event, Geo, Host, IpEntity, Kind, Role, SCHEMA_VERSION, Severity, Status, StatusState,
+    UrlEntity, User,
 };
 use crate::vendors::fields::{boolean, float, get, integer, required_text, text, time};
 use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
@@ -23,25 +23,19 @@ use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
 use super::ThinkstCanary;
 use super::logtype::classify;
 
-pub(super) fn normalize(
-    item: &Value,
-    ctx: &NormalizeContext<'_>,
-) -> Result<Normalized, NormalizeError> {
+pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
     let id = required_text(item, "/id")?;
-    let updated_id = integer(item, "/updated_id").ok_or_else(|| {
-        NormalizeError("required field `updated_id` is missing or not an integer".into())
-    })?;
-    let created_at = first_time(item, &["/description/created", "/description/created_std"])
-        .ok_or_else(|| {
+    let updated_id = integer(item, "/updated_id")
+        .ok_or_else(|| NormalizeError("required field `updated_id` is missing or not an integer".into()))?;
+    let created_at =
+        first_time(item, &["/description/created", "/description/created_std"]).ok_or_else(|| {
             NormalizeError(
-                "required time `description.created` is missing or not a recognised timestamp"
-                    .into(),
+                "required time `description.created` is missing or not a recognised timestamp".into(),
             )
         })?;
     let updated_at = first_time(item, &["/updated_time", "/updated_std", "/updated"]);
-    let events: &[Value] = get(item, "/description/events")
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice);
+    let events: &[Value] =
+        get(item, "/description/events").and_then(Value::as_array).map_or(&[], Vec::as_slice);
     let observed_at = events.iter().filter_map(|e| time(e, "/timestamp")).min();
 
     let logtype = integer(item, "/description/logtype");
@@ -71,10 +65,7 @@ pub(super) fn normalize(
         revision,
         title: title.clone(),
         description: Some(describe(item, &title, events.len())),
-        severity: Severity {
-            level: class.level,
-            vendor: None,
-        },
+        severity: Severity { level: class.level, vendor: None },
         status: status(item),
         created_at,
         updated_at,
@@ -86,11 +77,7 @@ pub(super) fn normalize(
         console_url: None,
         raw: item.clone(),
     };
-    Ok(Normalized {
-        event,
-        item_time: updated_at.unwrap_or(created_at),
-        mark: Some(updated_id),
-    })
+    Ok(Normalized { event, item_time: updated_at.unwrap_or(created_at), mark: Some(updated_id) })
 }
 
 /// The first of `pointers` that holds a readable time.
@@ -100,18 +87,9 @@ fn first_time(item: &Value, pointers: &[&str]) -> Option<DateTime<Utc>> {
 
 fn status(item: &Value) -> Status {
     match boolean(item, "/description/acknowledged") {
-        Some(true) => Status {
-            state: StatusState::Acknowledged,
-            vendor: Some("acknowledged".into()),
-        },
-        Some(false) => Status {
-            state: StatusState::New,
-            vendor: Some("unacknowledged".into()),
-        },
-        None => Status {
-            state: StatusState::New,
-            vendor: None,
-        },
+        Some(true) => Status { state: StatusState::Acknowledged, vendor: Some("acknowledged".into()) },
+        Some(false) => Status { state: StatusState::New, vendor: Some("unacknowledged".into()) },
+        None => Status { state: StatusState::New, vendor: None },
     }
 }
 
@@ -144,9 +122,8 @@ fn describe(item: &Value, title: &str, events: usize) -> String {
             text_.push_str(&format!(" ({reverse})"));
         }
     }
-    let count = integer(item, "/description/events_count")
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(events);
+    let count =
+        integer(item, "/description/events_count").and_then(|n| usize::try_from(n).ok()).unwrap_or(events);
     let plural = if count == 1 { "event" } else { "events" };
     format!("{text_}: {count} {plural}.")
 }
@@ -177,10 +154,7 @@ fn entities(item: &Value, events: &[Value]) -> Entities {
 
     let source = ip(item, "/description/src_host");
     if let Some(address) = source {
-        entities.ips.push(IpEntity {
-            address,
-            role: Role::Source,
-        });
+        entities.ips.push(IpEntity { address, role: Role::Source });
         if let Some(reverse) = text(item, "/description/src_host_reverse") {
             entities.hosts.push(Host {
                 hostname: Some(reverse),
@@ -193,34 +167,17 @@ fn entities(item: &Value, events: &[Value]) -> Entities {
 
     for event in events {
         if let Some(address) = ip(event, "/src_host") {
-            push_unique(
-                &mut entities.ips,
-                IpEntity {
-                    address,
-                    role: Role::Source,
-                },
-            );
+            push_unique(&mut entities.ips, IpEntity { address, role: Role::Source });
         }
         for pointer in ["/USERNAME", "/USER"] {
             if let Some(name) = text(event, pointer) {
-                push_unique(
-                    &mut entities.users,
-                    User {
-                        name,
-                        role: Role::Target,
-                    },
-                );
+                push_unique(&mut entities.users, User { name, role: Role::Target });
             }
         }
         if let Some(hostname) = text(event, "/HOSTNAME") {
             push_unique(
                 &mut entities.hosts,
-                Host {
-                    hostname: Some(hostname),
-                    id: None,
-                    ips: Vec::new(),
-                    role: Role::Related,
-                },
+                Host { hostname: Some(hostname), id: None, ips: Vec::new(), role: Role::Related },
             );
         }
         for pointer in ["/USERAGENT", "/headers/User-Agent"] {
@@ -229,13 +186,7 @@ fn entities(item: &Value, events: &[Value]) -> Entities {
             }
         }
         if let Some(url) = text(event, "/url") {
-            push_unique(
-                &mut entities.urls,
-                UrlEntity {
-                    url,
-                    role: Role::Target,
-                },
-            );
+            push_unique(&mut entities.urls, UrlEntity { url, role: Role::Target });
         }
         if let Some(geo) = geo(event) {
             push_unique(&mut entities.geo, geo);
@@ -255,10 +206,7 @@ fn geo(event: &Value) -> Option<Geo> {
         lat: float(g, "/latitude"),
         lon: float(g, "/longitude"),
     };
-    let located = Geo {
-        ip: None,
-        ..geo.clone()
-    };
+    let located = Geo { ip: None, ..geo.clone() };
     (located != Geo::default()).then_some(geo)
 }
 
@@ -270,10 +218,7 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> NormalizeContext<'static> {
-        NormalizeContext {
-            source: "acme",
-            ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap(),
-        }
+        NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() }
     }
 
     fn ssh() -> Value {
@@ -307,43 +252,24 @@ mod tests {
         assert_eq!(e.title, "SSH Login Attempt");
         assert_eq!(
             e.description.as_deref(),
-            Some(
-                "SSH Login Attempt on thinkst-canary (9.10.11.12:22) from 5.6.7.8 (example.com): 2 events."
-            )
+            Some("SSH Login Attempt on thinkst-canary (9.10.11.12:22) from 5.6.7.8 (example.com): 2 events.")
         );
         assert_eq!(e.revision, "2");
         assert_eq!(n.mark, Some(2));
         assert_eq!(e.severity.level, SeverityLevel::High);
         assert_eq!(e.status.state, StatusState::New);
         assert_eq!(e.created_at, Utc.timestamp_opt(1720684078, 0).unwrap());
-        assert_eq!(
-            e.updated_at,
-            Some(Utc.timestamp_opt(1720684081, 0).unwrap())
-        );
+        assert_eq!(e.updated_at, Some(Utc.timestamp_opt(1720684081, 0).unwrap()));
         assert_eq!(n.item_time, e.updated_at.unwrap());
         assert_eq!(e.observed_at, Some(e.created_at));
-        assert_eq!(
-            e.entities.users.len(),
-            1,
-            "the same username twice is one user"
-        );
+        assert_eq!(e.entities.users.len(), 1, "the same username twice is one user");
         assert_eq!(e.entities.users[0].role, Role::Target);
         assert_eq!(e.entities.ips[0].address.to_string(), "5.6.7.8");
-        assert_eq!(
-            e.entities.hosts[0].hostname.as_deref(),
-            Some("thinkst-canary")
-        );
+        assert_eq!(e.entities.hosts[0].hostname.as_deref(), Some("thinkst-canary"));
         assert_eq!(e.entities.hosts[0].id.as_deref(), Some("node-id-2"));
         assert_eq!(e.entities.hosts[0].ips, vec!["9.10.11.12"]);
         assert_eq!(e.entities.hosts[1].hostname.as_deref(), Some("example.com"));
-        assert_eq!(
-            e.tags,
-            vec![
-                "logtype:4002",
-                "category:login_attempt",
-                "flock_id:flock:default"
-            ]
-        );
+        assert_eq!(e.tags, vec!["logtype:4002", "category:login_attempt", "flock_id:flock:default"]);
     }
 
     #[test]
@@ -367,11 +293,7 @@ mod tests {
         item.as_object_mut().unwrap().remove("updated_time");
         item.as_object_mut().unwrap().remove("updated_std");
         let e = normalize(&item, &ctx()).unwrap().event;
-        assert_eq!(
-            e.created_at,
-            Utc.timestamp_opt(1720684078, 0).unwrap(),
-            "from created_std"
-        );
+        assert_eq!(e.created_at, Utc.timestamp_opt(1720684078, 0).unwrap(), "from created_std");
         assert_eq!(
             e.updated_at,
             Some(Utc.timestamp_opt(1720684081, 0).unwrap()),
@@ -394,11 +316,7 @@ mod tests {
         });
         let e = normalize(&item, &ctx()).unwrap().event;
         assert_eq!(e.entities.hosts[0].hostname, None, "N/A is no name");
-        assert_eq!(
-            e.entities.ips.len(),
-            1,
-            "the event's src_host is the incident's"
-        );
+        assert_eq!(e.entities.ips.len(), 1, "the event's src_host is the incident's");
         assert_eq!(e.entities.user_agents, vec!["curl/8.7.1"]);
         let geo = &e.entities.geo[0];
         assert_eq!(geo.country.as_deref(), Some("FR"));
@@ -415,11 +333,9 @@ mod tests {
 
     #[test]
     fn missing_id_updated_id_or_creation_time_are_named() {
-        for (field, pointer) in [
-            ("`id`", "/id"),
-            ("updated_id", "/updated_id"),
-            ("description.created", "/description"),
-        ] {
+        for (field, pointer) in
+            [("`id`", "/id"), ("updated_id", "/updated_id"), ("description.created", "/description")]
+        {
             let mut item = ssh();
             let (parent, key) = pointer.rsplit_once('/').unwrap();
             item.pointer_mut(if parent.is_empty() { "" } else { parent })
