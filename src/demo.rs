@@ -34,6 +34,8 @@ const DEMO_VENDORS: &[(SimVendor, &str)] = &[
     (SimVendor::CanaryGuard, "canaryguard"),
     (SimVendor::Catchpoint, "catchpoint"),
     (SimVendor::Rapid7, "rapid7"),
+    (SimVendor::RedCanary, "red_canary"),
+    (SimVendor::ThinkstCanary, "thinkst_canary"),
 ];
 
 /// Run the demo until done (or `shutdown`, with `follow`).
@@ -47,8 +49,8 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<Po
             seed: options.seed,
             initial_items: options.items,
             arrival_every: options.follow.then_some(Duration::from_secs(2)),
-            api_key: vendor.default_api_key().to_owned(),
-            ..SimConfig::default()
+            update_every: options.follow.then_some(Duration::from_secs(5)),
+            ..SimConfig::for_vendor(*vendor)
         };
         let api_key = config.api_key.clone();
         let sim = Simulator::start(*vendor, config)

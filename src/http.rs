@@ -61,10 +61,8 @@ pub enum FetchError {
         detail: String,
     },
     /// An HTML page where JSON was expected: a proxy error page, a login
-    /// page, or a wrong base URL.
-    #[error(
-        "HTTP {status}: the server answered with an HTML page{title}, not the vendor's JSON API; check base_url"
-    )]
+    /// page, or a wrong base URL (a 404 page: nothing serves the API there).
+    #[error("HTTP {status}: {}", html_hint(*status, title))]
     Html {
         /// The status.
         status: u16,
@@ -232,6 +230,19 @@ pub async fn fetch_once(req: RequestBuilder, throttle_statuses: &[u16]) -> Resul
     })
 }
 
+/// What an HTML answer means: on a 404 nothing serves the vendor's API at
+/// the configured address (for per-tenant vendors, usually a wrong
+/// subdomain); otherwise a proxy or login page stands in front of it.
+fn html_hint(status: u16, title: &str) -> String {
+    if status == 404 {
+        format!(
+            "no vendor API at this address: the server answered with an HTML \"not found\" page{title}; check base_url (a wrong tenant subdomain or path looks like this)"
+        )
+    } else {
+        format!("the server answered with an HTML page{title}, not the vendor's JSON API; check base_url")
+    }
+}
+
 fn classify_transport(err: reqwest::Error) -> FetchError {
     // The URL may carry a key in its query: never keep it in the message.
     let err = err.without_url();
@@ -316,6 +327,8 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn html_is_recognised_with_or_without_a_content_type() {
@@ -335,6 +348,75 @@ mod tests {
         );
         assert_eq!(vendor_message(br#"{"result":"error","message":"bad token"}"#), "bad token");
         assert_eq!(vendor_message(b""), "(empty body)");
+    }
+
+    /// A server that answers `status` to its first `failures` requests, then 200.
+    async fn flaky(status: u16, failures: usize) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let code = if n < failures { status } else { 200 };
+                    (axum::http::StatusCode::from_u16(code).unwrap(), "{\"message\":\"slow down\"}")
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, hits)
+    }
+
+    /// An observer that notes nothing.
+    struct Quiet;
+    impl FetchObserver for Quiet {
+        fn answered(&self, _: &str) {}
+        fn retrying(&self, _: &FetchError, _: Duration) {}
+        fn paced(&self, _: Duration) {}
+    }
+
+    #[tokio::test]
+    async fn a_vendor_throttle_status_is_retried_like_429() {
+        let (url, hits) = flaky(406, 1).await;
+        let client = reqwest::Client::new();
+        let policy = RetryPolicy {
+            retries: 2,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(10),
+        };
+        let throttle = Throttle::new(&[]);
+        let ctx = FetchContext { policy, throttle: &throttle, observer: &Quiet, throttle_statuses: &[406] };
+        let body = fetch(|| client.get(&url), &ctx).await.unwrap();
+        assert_eq!(&body[..], b"{\"message\":\"slow down\"}");
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "retried once");
+
+        let (url, _) = flaky(406, 1).await;
+        let err = fetch_once(client.get(&url), &[]).await.unwrap_err();
+        assert_eq!(
+            err,
+            FetchError::Client { status: 406, detail: "slow down".into() },
+            "without the vendor's word, 406 is a refused request"
+        );
+        let (url, _) = flaky(406, 1).await;
+        let err = fetch_once(client.get(&url), &[406]).await.unwrap_err();
+        assert!(matches!(err, FetchError::Throttled { status: 406, .. }), "{err}");
+    }
+
+    #[test]
+    fn an_html_404_says_the_base_url_serves_no_api() {
+        let e = FetchError::Html {
+            status: 404,
+            title: " (\"The page you were looking for doesn't exist (404)\")".into(),
+        };
+        let text = e.to_string();
+        assert!(text.starts_with("HTTP 404: no vendor API at this address"), "{text}");
+        assert!(text.contains("check base_url") && text.contains("subdomain"), "{text}");
+        let e = FetchError::Html { status: 502, title: String::new() };
+        assert!(!e.to_string().contains("subdomain"), "{e}");
+        assert!(e.to_string().contains("HTML page"), "{e}");
     }
 
     #[test]

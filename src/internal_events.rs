@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use crate::http::FetchError;
-use crate::paginate::Position;
+
+use crate::paginate::{EndRule, Position};
 use crate::poller::{PollError, PollReport};
 use crate::publish::PublishReport;
 use crate::telemetry::{SourceLabels, StatusLabels, Telemetry};
@@ -120,6 +121,33 @@ impl PageDelivered<'_> {
             items = self.items,
             stored = self.published.stored,
             duplicates = self.published.duplicates,
+        );
+    }
+}
+
+/// A walk ended on a page past the API's end (a repeat of the previous page,
+/// or hollow items) rather than where the continuation said; worth seeing
+/// when a vendor's paging changes.
+pub struct WalkEndedByRule<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// Which rule.
+    pub rule: EndRule,
+    /// Pages fetched, the recognised one included.
+    pub pages: u64,
+}
+
+impl WalkEndedByRule<'_> {
+    /// Log it.
+    pub fn emit(&self) {
+        tracing::info!(
+            message = "Walk ended on a page past the end of the data.",
+            source = self.source,
+            vendor = self.vendor,
+            rule = self.rule.as_str(),
+            pages = self.pages,
         );
     }
 }

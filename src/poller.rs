@@ -23,7 +23,7 @@ use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig}
 use crate::http::{FetchContext, FetchError, FetchObserver, RetryPolicy};
 use crate::internal_events::{
     DeadLettered, ErrorAnsweredAsEmpty, HttpAnswered, Paced, PageDelivered, PollFailed, PollFinished,
-    RetryScheduled,
+    RetryScheduled, WalkEndedByRule,
 };
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
 use crate::publish::{Message, PublishError, Sink, dead_letter_subject, event_subject};
@@ -330,6 +330,9 @@ impl<V: Vendor> Poller<V> {
                 }
                 other => other,
             })?;
+        if let Some(rule) = outcome.ended_by {
+            WalkEndedByRule { source: &self.name, vendor: V::KEY, rule, pages: outcome.pages }.emit();
+        }
         let mut report = handler.report;
         report.complete = outcome.complete;
         Ok(report)

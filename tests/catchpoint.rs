@@ -4,8 +4,6 @@
 //! simulator, a real nats-server and SQLite.
 
 mod common;
-#[path = "common/golden.rs"]
-mod golden;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -59,7 +57,7 @@ async fn the_seeded_alert_set_normalizes_to_its_reviewed_golden_events() {
     let levels: HashSet<&str> = items.iter().filter_map(|i| i["level"]["name"].as_str()).collect();
     assert_eq!(levels.len(), 4, "the set covers every level: {levels:?}");
     assert!(items.iter().any(|i| !i["acknowledgedBy"].is_null()), "and an acknowledged alert");
-    golden::check("catchpoint", "simulated", &items, &events);
+    common::golden::check("catchpoint", "simulated", &items, &events);
 }
 
 async fn simulator(items: usize, anchor_age: TimeDelta) -> Simulator {

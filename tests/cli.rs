@@ -33,7 +33,9 @@ fn check_config_names_the_file_line_and_field_of_a_bad_line() {
     let out = Command::new(alertd_bin()).arg("check-config").arg(&path).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{}:13:", path.display())), "{stderr}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().position(|l| l.starts_with("page_size")).unwrap() + 1;
+    assert!(stderr.contains(&format!("{}:{line}:13:", path.display())), "{stderr}");
     assert!(stderr.contains("page_size"), "{stderr}");
 }
 

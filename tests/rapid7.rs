@@ -2,8 +2,6 @@
 //! whole pipeline against the simulator, a real nats-server and SQLite.
 
 mod common;
-#[path = "common/golden.rs"]
-mod golden;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -49,12 +47,12 @@ fn roles(file: &str) -> (Endpoint, Endpoint) {
 
 #[test]
 fn every_fixture_item_normalizes_to_its_reviewed_golden_event() {
-    let Some(dir) = golden::fixture_dir("rapid7") else {
+    let Some(dir) = common::golden::fixture_dir("rapid7") else {
         return;
     };
     let ctx =
         NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() };
-    let files = golden::fixture_files(&dir);
+    let files = common::golden::fixture_files(&dir);
     assert_eq!(files.len(), 3, "{files:?}");
     for path in files {
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
@@ -71,7 +69,7 @@ fn every_fixture_item_normalizes_to_its_reviewed_golden_event() {
                 serde_json::to_value(&n.event).unwrap()
             })
             .collect();
-        golden::check("rapid7", name.trim_end_matches(".json"), &page.items, &events);
+        common::golden::check("rapid7", name.trim_end_matches(".json"), &page.items, &events);
     }
 }
 
@@ -163,7 +161,7 @@ async fn a_higher_alert_version_is_one_new_event() {
     run_once(&cfg).await.expect("first poll");
     let before = sim.ground_truth();
 
-    assert_eq!(sim.update_items(1), 1);
+    assert_eq!(sim.update_items(1).len(), 1);
     let report = run_once(&cfg).await.expect("poll after the update");
     assert_eq!(report.published, 1, "one new revision");
     assert_eq!(report.skipped_seen, 29, "the unchanged alerts are known");

@@ -5,7 +5,10 @@
 //! base URL is refused, because the request would carry the API key to it.
 //! When a page has no next link but says which page it is, how many items
 //! per page and how many in all, the scheme continues with `page + 1` while
-//! `page * per_page < total_items` (some API versions omit the link).
+//! `page * per_page < total_items` (some API versions omit the link). When
+//! the envelope does not say which page it is (Red Canary's `meta` only has
+//! `total_items`), the page is the one the request asked for: 1 at the
+//! start, the `page` query parameter of a followed link.
 
 use url::Url;
 
@@ -23,11 +26,7 @@ impl LinkNext {
         Self { base }
     }
 
-    pub(super) fn next(
-        &self,
-        _at: &Position,
-        cont: &Continuation,
-    ) -> Result<Option<Position>, PaginateError> {
+    pub(super) fn next(&self, at: &Position, cont: &Continuation) -> Result<Option<Position>, PaginateError> {
         let Continuation::Link { next, page, per_page, total_items } = cont else {
             return Err(PaginateError::Mismatch { scheme: "link_next", got: cont.name() });
         };
@@ -38,12 +37,24 @@ impl LinkNext {
             }
             return Ok(Some(Position::Link(url.into())));
         }
-        match (page, per_page, total_items) {
+        match (page.or_else(|| page_of(at)), per_page, total_items) {
             (Some(page), Some(per), Some(total)) if *per > 0 && page.saturating_mul(*per) < *total => {
                 Ok(Some(Position::Page(page + 1)))
             }
             _ => Ok(None),
         }
+    }
+}
+
+/// The page number a request at `at` asked for.
+fn page_of(at: &Position) -> Option<u64> {
+    match at {
+        Position::Start => Some(1),
+        Position::Page(n) => Some(*n),
+        Position::Link(link) => {
+            Url::parse(link).ok()?.query_pairs().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse().ok())
+        }
+        Position::Cursor(_) => None,
     }
 }
 
@@ -101,6 +112,18 @@ mod tests {
         };
         assert_eq!(scheme().next(&Position::Start, &cont(2)).unwrap(), Some(Position::Page(3)));
         assert_eq!(scheme().next(&Position::Start, &cont(3)).unwrap(), None);
+    }
+
+    #[test]
+    fn without_a_page_in_the_envelope_the_requested_page_counts() {
+        let cont = Continuation::Link { next: None, page: None, per_page: Some(10), total_items: Some(25) };
+        let s = scheme();
+        assert_eq!(s.next(&Position::Start, &cont).unwrap(), Some(Position::Page(2)));
+        assert_eq!(s.next(&Position::Page(2), &cont).unwrap(), Some(Position::Page(3)));
+        assert_eq!(s.next(&Position::Page(3), &cont).unwrap(), None);
+        let followed =
+            Position::Link("https://acme.my.redcanary.co/openapi/v3/detections?per_page=10&page=2".into());
+        assert_eq!(s.next(&followed, &cont).unwrap(), Some(Position::Page(3)));
     }
 
     #[test]

@@ -9,6 +9,13 @@
 //! (a vendor bug would otherwise loop forever), and so does passing the
 //! configured page bound.
 //!
+//! Some APIs keep answering past their last page: with the last page again,
+//! or with "hollow" items that carry no id (Red Canary clients met both). A
+//! vendor that knows its items' ids hands them over with [`Page::with_keys`];
+//! [`walk`] then ends the walk, as complete, on a page that repeats the
+//! previous page's ids or holds only hollow items ([`EndRule`]), instead of
+//! following such pages until the page bound.
+//!
 //! One file per scheme:
 //! - [`page_total`]: `page`/`limit` + a total item count (CanaryGuard);
 //! - [`link_next`]: follow a `links.next` URL, refusing other origins (Red Canary);
@@ -85,6 +92,66 @@ pub struct Page {
     pub items: Vec<serde_json::Value>,
     /// What the envelope says about the next page.
     pub continuation: Continuation,
+    /// Each item's id as the vendor reads it (`None` for a hollow item), when
+    /// the vendor wants [`walk`] to apply the [`EndRule`]s; `None` when it
+    /// does not.
+    pub keys: Option<Vec<Option<String>>>,
+}
+
+impl Page {
+    /// A page without item keys: only the scheme's continuation ends the walk.
+    pub fn new(items: Vec<serde_json::Value>, continuation: Continuation) -> Page {
+        Page { items, continuation, keys: None }
+    }
+
+    /// Read each item's id with `key` (`None` for a hollow item), so that
+    /// [`walk`] can recognise a repeated or hollow page past the end.
+    #[must_use]
+    pub fn with_keys(mut self, key: impl Fn(&serde_json::Value) -> Option<String>) -> Page {
+        self.keys = Some(self.items.iter().map(key).collect());
+        self
+    }
+
+    /// The sorted ids of the page's non-hollow items, to compare pages by.
+    fn fingerprint(&self) -> Option<Vec<String>> {
+        let mut ids: Vec<String> = self.keys.as_ref()?.iter().flatten().cloned().collect();
+        ids.sort_unstable();
+        Some(ids)
+    }
+
+    /// The rule that ends the walk at this page, given the previous page's
+    /// fingerprint.
+    fn end_rule(&self, fingerprint: Option<&[String]>, previous: Option<&[String]>) -> Option<EndRule> {
+        let keys = self.keys.as_ref()?;
+        if !keys.is_empty() && keys.iter().all(Option::is_none) {
+            return Some(EndRule::HollowPage);
+        }
+        match (fingerprint, previous) {
+            (Some(now), Some(before)) if !now.is_empty() && now == before => Some(EndRule::RepeatedPage),
+            _ => None,
+        }
+    }
+}
+
+/// Why [`walk`] ended a walk although the page's continuation pointed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndRule {
+    /// The page held exactly the ids of the page before it: a server that
+    /// answers past its end with its last page again.
+    RepeatedPage,
+    /// Every item on the page was hollow (no id): a server that pads past
+    /// its end with empty records.
+    HollowPage,
+}
+
+impl EndRule {
+    /// A bounded label for structured logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndRule::RepeatedPage => "repeated_page",
+            EndRule::HollowPage => "hollow_page",
+        }
+    }
 }
 
 /// A pagination scheme.
@@ -229,9 +296,15 @@ pub struct WalkOutcome {
     /// True when the last page said there was nothing more; false when the
     /// handler asked to stop early.
     pub complete: bool,
+    /// Set when an [`EndRule`] ended the walk rather than the continuation.
+    pub ended_by: Option<EndRule>,
 }
 
 /// Walk `scheme` from `start`, at most `max_pages` pages.
+///
+/// A page that an [`EndRule`] recognises as past the end is delivered
+/// without its items (they are repeats or hollow) as the walk's last page,
+/// so the caller still commits the walk's end.
 pub async fn walk<H: PageHandler + Send>(
     scheme: &Scheme,
     start: Position,
@@ -239,6 +312,7 @@ pub async fn walk<H: PageHandler + Send>(
     handler: &mut H,
 ) -> Result<WalkOutcome, H::Error> {
     let mut visited = HashSet::new();
+    let mut previous: Option<Vec<String>> = None;
     let mut at = start;
     let mut pages = 0;
     loop {
@@ -248,17 +322,27 @@ pub async fn walk<H: PageHandler + Send>(
         if pages >= max_pages {
             return Err(PaginateError::TooManyPages(pages).into());
         }
-        let page = handler.fetch(&at).await?;
+        let mut page = handler.fetch(&at).await?;
         pages += 1;
-        let next = scheme.next(&at, &page)?;
+        let fingerprint = page.fingerprint();
+        let ended_by = page.end_rule(fingerprint.as_deref(), previous.as_deref());
+        let next = match ended_by {
+            Some(_) => {
+                page.items.clear();
+                page.keys = Some(Vec::new());
+                None
+            }
+            None => scheme.next(&at, &page)?,
+        };
+        previous = fingerprint;
         let go_on = handler.deliver(&at, page, next.as_ref()).await?;
         match next {
             Some(next) if go_on => at = next,
             Some(_) => {
-                return Ok(WalkOutcome { pages, complete: false });
+                return Ok(WalkOutcome { pages, complete: false, ended_by: None });
             }
             None => {
-                return Ok(WalkOutcome { pages, complete: true });
+                return Ok(WalkOutcome { pages, complete: true, ended_by });
             }
         }
     }
@@ -273,43 +357,51 @@ mod tests {
     struct Script {
         pages: Vec<(Position, Page)>,
         delivered: Vec<(Position, Option<Position>)>,
+        delivered_items: Vec<usize>,
         stop_after: Option<usize>,
+    }
+
+    impl Script {
+        fn new(pages: Vec<(Position, Page)>) -> Script {
+            Script { pages, delivered: vec![], delivered_items: vec![], stop_after: None }
+        }
     }
 
     impl PageHandler for Script {
         type Error = PaginateError;
         async fn fetch(&mut self, at: &Position) -> Result<Page, PaginateError> {
             let found = self.pages.iter().find(|(p, _)| p == at);
-            Ok(found
-                .map(|(_, page)| page.clone())
-                .unwrap_or(Page { items: vec![], continuation: Continuation::HasMore(false) }))
+            Ok(found.map(|(_, page)| page.clone()).unwrap_or(Page::new(vec![], Continuation::HasMore(false))))
         }
         async fn deliver(
             &mut self,
             at: &Position,
-            _page: Page,
+            page: Page,
             next: Option<&Position>,
         ) -> Result<bool, PaginateError> {
             self.delivered.push((at.clone(), next.cloned()));
+            self.delivered_items.push(page.items.len());
             Ok(self.stop_after != Some(self.delivered.len()))
         }
     }
 
     fn page(n: usize, continuation: Continuation) -> Page {
-        Page { items: (0..n).map(|i| json!({ "i": i })).collect(), continuation }
+        Page::new((0..n).map(|i| json!({ "i": i })).collect(), continuation)
+    }
+
+    /// A page of items `{"id": …}` (JSON null for a hollow item), keyed by id.
+    fn keyed(ids: &[Option<u32>], continuation: Continuation) -> Page {
+        let items = ids.iter().map(|id| json!({ "id": id })).collect();
+        Page::new(items, continuation).with_keys(|item| item["id"].as_u64().map(|id| id.to_string()))
     }
 
     #[tokio::test]
     async fn a_cursor_that_comes_back_stops_the_walk_with_a_loop_error() {
         let scheme = Scheme::Cursor(cursor::CursorScheme);
-        let mut script = Script {
-            pages: vec![
-                (Position::Start, page(2, Continuation::Cursor(Some("a".into())))),
-                (Position::Cursor("a".into()), page(2, Continuation::Cursor(Some("a".into())))),
-            ],
-            delivered: vec![],
-            stop_after: None,
-        };
+        let mut script = Script::new(vec![
+            (Position::Start, page(2, Continuation::Cursor(Some("a".into())))),
+            (Position::Cursor("a".into()), page(2, Continuation::Cursor(Some("a".into())))),
+        ]);
         let err = walk(&scheme, Position::Start, 100, &mut script).await.unwrap_err();
         assert!(matches!(err, PaginateError::Loop(_)), "{err}");
         assert_eq!(script.delivered.len(), 2);
@@ -318,11 +410,9 @@ mod tests {
     #[tokio::test]
     async fn the_page_bound_stops_an_endless_walk() {
         let scheme = Scheme::HasMore(has_more::HasMore);
-        let mut script = Script {
-            pages: (1..=10).map(|n| (Position::Page(n), page(1, Continuation::HasMore(true)))).collect(),
-            delivered: vec![],
-            stop_after: None,
-        };
+        let mut script = Script::new(
+            (1..=10).map(|n| (Position::Page(n), page(1, Continuation::HasMore(true)))).collect(),
+        );
         let err = walk(&scheme, Position::Page(1), 3, &mut script).await.unwrap_err();
         assert_eq!(err, PaginateError::TooManyPages(3));
     }
@@ -330,27 +420,19 @@ mod tests {
     #[tokio::test]
     async fn a_walk_ends_on_an_empty_page_even_if_the_server_says_more() {
         let scheme = Scheme::HasMore(has_more::HasMore);
-        let mut script = Script {
-            pages: vec![
-                (Position::Page(1), page(1, Continuation::HasMore(true))),
-                (Position::Page(2), page(0, Continuation::HasMore(true))),
-            ],
-            delivered: vec![],
-            stop_after: None,
-        };
+        let mut script = Script::new(vec![
+            (Position::Page(1), page(1, Continuation::HasMore(true))),
+            (Position::Page(2), page(0, Continuation::HasMore(true))),
+        ]);
         let outcome = walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
-        assert_eq!(outcome, WalkOutcome { pages: 2, complete: true });
+        assert_eq!(outcome, WalkOutcome { pages: 2, complete: true, ended_by: None });
     }
 
     #[tokio::test]
     async fn deliver_is_told_where_the_walk_continues() {
         let scheme = Scheme::PageTotal(page_total::PageTotal);
         let cont = Continuation::PageTotal { total: 5, limit: 2 };
-        let mut script = Script {
-            pages: (1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect(),
-            delivered: vec![],
-            stop_after: None,
-        };
+        let mut script = Script::new((1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect());
         walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
         assert_eq!(
             script.delivered,
@@ -366,13 +448,91 @@ mod tests {
     async fn a_handler_can_stop_a_walk_between_pages() {
         let scheme = Scheme::PageTotal(page_total::PageTotal);
         let cont = Continuation::PageTotal { total: 6, limit: 2 };
-        let mut script = Script {
-            pages: (1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect(),
-            delivered: vec![],
-            stop_after: Some(1),
-        };
+        let mut script = Script::new((1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect());
+        script.stop_after = Some(1);
         let outcome = walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
-        assert_eq!(outcome, WalkOutcome { pages: 1, complete: false });
+        assert_eq!(outcome, WalkOutcome { pages: 1, complete: false, ended_by: None });
+    }
+
+    fn link(page: u64) -> Continuation {
+        Continuation::Link {
+            next: Some(format!("https://acme.example/d?page={page}")),
+            page: None,
+            per_page: None,
+            total_items: None,
+        }
+    }
+
+    fn link_scheme() -> Scheme {
+        Scheme::LinkNext(link_next::LinkNext::new(url::Url::parse("https://acme.example").unwrap()))
+    }
+
+    fn at_link(page: u64) -> Position {
+        Position::Link(format!("https://acme.example/d?page={page}"))
+    }
+
+    #[tokio::test]
+    async fn a_page_repeating_the_previous_ids_ends_the_walk_as_complete() {
+        // Page 3 is past the end and the server answers with page 2 again
+        // (in another order); its link points on, forever.
+        let mut script = Script::new(vec![
+            (Position::Start, keyed(&[Some(1), Some(2)], link(2))),
+            (at_link(2), keyed(&[Some(3), Some(4)], link(3))),
+            (at_link(3), keyed(&[Some(4), Some(3)], link(4))),
+            (at_link(4), keyed(&[Some(5)], link(5))),
+        ]);
+        let outcome = walk(&link_scheme(), Position::Start, 100, &mut script).await.unwrap();
+        assert_eq!(outcome, WalkOutcome { pages: 3, complete: true, ended_by: Some(EndRule::RepeatedPage) });
+        assert_eq!(script.delivered[2], (at_link(3), None), "delivered as the last page");
+        assert_eq!(script.delivered_items, vec![2, 2, 0], "the repeats are not delivered again");
+    }
+
+    #[tokio::test]
+    async fn a_page_of_hollow_items_ends_the_walk_as_complete() {
+        let mut script = Script::new(vec![
+            (Position::Start, keyed(&[Some(1), Some(2)], link(2))),
+            (at_link(2), keyed(&[None, None, None], link(3))),
+            (at_link(3), keyed(&[Some(9)], link(4))),
+        ]);
+        let outcome = walk(&link_scheme(), Position::Start, 100, &mut script).await.unwrap();
+        assert_eq!(outcome.ended_by, Some(EndRule::HollowPage));
+        assert!(outcome.complete);
+        assert_eq!(outcome.pages, 2);
+        assert_eq!(script.delivered_items, vec![2, 0]);
+    }
+
+    #[tokio::test]
+    async fn overlapping_or_partly_hollow_pages_do_not_end_the_walk() {
+        // Items shifting by one between pages (an insert at the top of a
+        // newest-first list) and one hollow item among real ones are normal.
+        let mut script = Script::new(vec![
+            (Position::Start, keyed(&[Some(1), Some(2)], link(2))),
+            (at_link(2), keyed(&[Some(2), Some(3)], link(3))),
+            (at_link(3), keyed(&[None, Some(4)], link(4))),
+            (
+                at_link(4),
+                keyed(
+                    &[Some(5)],
+                    Continuation::Link { next: None, page: None, per_page: None, total_items: None },
+                ),
+            ),
+        ]);
+        let outcome = walk(&link_scheme(), Position::Start, 100, &mut script).await.unwrap();
+        assert_eq!(outcome, WalkOutcome { pages: 4, complete: true, ended_by: None });
+        assert_eq!(script.delivered_items, vec![2, 2, 2, 1]);
+    }
+
+    #[tokio::test]
+    async fn pages_without_keys_are_never_judged_repeated() {
+        // Identical item lists but no keys: the vendor did not opt in, so
+        // only the continuation (here: a page bound) ends the walk.
+        let scheme = Scheme::HasMore(has_more::HasMore);
+        let mut script = Script::new(
+            (1..=5).map(|n| (Position::Page(n), page(2, Continuation::HasMore(n < 5)))).collect(),
+        );
+        let outcome = walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
+        assert_eq!(outcome.pages, 5);
+        assert_eq!(outcome.ended_by, None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
 
-use super::state::{Item, Routes, Shared, VendorApi};
+use super::state::{Item, Routes, Shared, VendorApi, hex, pick};
 
 /// A well-formed key for demos and tests, so nobody needs a real account.
 pub const CANARYGUARD_DEMO_KEY: &str = "cg_live_0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
@@ -153,6 +153,10 @@ impl VendorApi for CanaryGuard {
 
     fn unauthorized(&self) -> Response {
         unauthorized()
+    }
+
+    fn error_in_200(&self) -> Response {
+        error(StatusCode::OK, "INTERNAL_ERROR", "An unexpected error occurred while listing alerts.")
     }
 
     fn malform(&self, body: &mut Value) {
@@ -294,14 +298,6 @@ fn unauthorized() -> Response {
 /// CanaryGuard's error envelope, used for every non-2xx answer.
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
-}
-
-fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
-    &items[rng.random_range(0..items.len())]
-}
-
-fn hex(rng: &mut StdRng, len: usize) -> String {
-    (0..len).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect()
 }
 
 fn base58(rng: &mut StdRng, len: usize) -> String {

@@ -228,6 +228,10 @@ impl VendorApi for Catchpoint {
         unauthorized()
     }
 
+    fn error_in_200(&self) -> Response {
+        error(StatusCode::OK, "500", "An error occurred while processing the request.")
+    }
+
     fn malform(&self, body: &mut Value) {
         let alert = match body.pointer_mut("/data/alerts") {
             Some(Value::Array(alerts)) => {

@@ -13,7 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 use serde_json::Value;
 
-use super::state::Shared;
+use super::state::{SavedPage, Shared};
 use super::{Fault, RequestRecord};
 
 /// What a reverse proxy in front of a vendor shows when the backend dies;
@@ -51,11 +51,12 @@ pub(crate) async fn inject_fault(
     next: Next,
 ) -> Response {
     let Some(fault) = shared.next_fault() else {
-        return next.run(request).await;
+        return remember(&shared, next.run(request).await).await;
     };
     match fault {
         Fault::RateLimited { retry_after_secs } => shared.vendor().rate_limited(retry_after_secs),
         Fault::Unauthorized => shared.vendor().unauthorized(),
+        Fault::ErrorIn200 => shared.vendor().error_in_200(),
         Fault::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
@@ -68,11 +69,43 @@ pub(crate) async fn inject_fault(
                 () = tokio::time::sleep(delay) => {}
                 () = shared.stopped().cancelled() => {}
             }
-            next.run(request).await
+            remember(&shared, next.run(request).await).await
         }
         Fault::TruncatedJson => truncate(next.run(request).await).await,
-        Fault::MalformedItem => malform(&shared, next.run(request).await).await,
+        Fault::MalformedItem => rewrite(next.run(request).await, |body| shared.vendor().malform(body)).await,
+        Fault::RepeatPreviousPage => match shared.last_page() {
+            Some(page) => {
+                let mut response = Response::new(Body::from(page.body));
+                if let Some(content_type) = page.content_type {
+                    response.headers_mut().insert(CONTENT_TYPE, content_type);
+                }
+                response
+            }
+            None => remember(&shared, next.run(request).await).await,
+        },
+        Fault::HollowItems => rewrite(next.run(request).await, |body| shared.vendor().hollow(body)).await,
+        Fault::NextLinkTo(origin) => {
+            rewrite(next.run(request).await, |body| {
+                shared.vendor().link_to(body, &origin);
+            })
+            .await
+        }
     }
+}
+
+/// Keeps a successful answer so [`Fault::RepeatPreviousPage`] can serve it
+/// again.
+async fn remember(shared: &Shared, response: Response) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    shared
+        .save_page(SavedPage { content_type: parts.headers.get(CONTENT_TYPE).cloned(), body: bytes.clone() });
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Cuts the body in half, as when a connection drops mid-transfer behind a
@@ -86,8 +119,9 @@ async fn truncate(response: Response) -> Response {
     Response::from_parts(parts, Body::from(bytes.slice(..bytes.len() / 2)))
 }
 
-/// Lets the vendor break one item of a successful JSON page.
-async fn malform(shared: &Shared, response: Response) -> Response {
+/// Lets the vendor change a successful JSON page (break an item, hollow
+/// the items, redirect the next link).
+async fn rewrite(response: Response, change: impl FnOnce(&mut Value)) -> Response {
     if !response.status().is_success() {
         return response;
     }
@@ -98,7 +132,7 @@ async fn malform(shared: &Shared, response: Response) -> Response {
     let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) else {
         return Response::from_parts(parts, Body::from(bytes));
     };
-    shared.vendor().malform(&mut json);
+    change(&mut json);
     parts.headers.remove(CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(json.to_string()))
 }

@@ -17,15 +17,20 @@
 //! and the server lifecycle. A vendor is one file next to `canaryguard.rs`
 //! that implements the crate-private `VendorApi` trait:
 //!
-//! - `generate` makes one alert at a given time from the shared RNG;
-//! - `rate_limited` / `unauthorized` render the vendor's error envelopes, used
-//!   when the matching [`Fault`] is injected;
+//! - `generate` makes one alert at a given time from the shared RNG (the
+//!   vendor is built knowing the simulator's base URL, for the absolute links
+//!   some APIs put in their items);
+//! - `rate_limited` / `unauthorized` / `error_in_200` render the vendor's
+//!   error envelopes, used when the matching [`Fault`] is injected;
 //! - `malform` breaks one item of a list body for [`Fault::MalformedItem`];
 //! - `update` (optional) changes an existing alert for
 //!   [`Simulator::update_items`], for vendors whose items have revisions;
 //! - `routes` returns its `open` routes (health, fallback) and its `data`
 //!   routes; handlers get the shared state, read the store through
-//!   `Shared::with_items` and do their own auth, filtering and paging.
+//!   `Shared::with_items` and do their own auth, filtering and paging;
+//! - optionally `update` (how an existing alert changes), `stamp` (a
+//!   store-wide change counter such as Thinkst's `updated_id`), `hollow` and
+//!   `link_to` (for [`Fault::HollowItems`] and [`Fault::NextLinkTo`]).
 //!
 //! Then add a [`SimVendor`] variant, one arm in `vendor_api` and its demo
 //! key in [`SimVendor::default_api_key`]. The framework
@@ -37,9 +42,11 @@ pub mod canaryguard;
 pub mod catchpoint;
 mod layers;
 pub mod rapid7;
+pub mod red_canary;
 mod state;
 #[cfg(test)]
 mod tests;
+pub mod thinkst_canary;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -56,6 +63,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub use canaryguard::CANARYGUARD_DEMO_KEY;
 pub use catchpoint::CATCHPOINT_DEMO_KEY;
 pub use rapid7::RAPID7_DEMO_KEY;
+pub use red_canary::RED_CANARY_DEMO_KEY;
+pub use thinkst_canary::THINKST_CANARY_DEMO_KEY;
 
 use state::{Seeding, Shared, VendorApi};
 
@@ -72,17 +81,23 @@ pub enum SimVendor {
     /// Rapid7 InsightIDR's alerts search and v2 investigations, index paged,
     /// with `RateLimit-*` headers and alerts that change version.
     Rapid7,
+    /// Red Canary's `/openapi/v3/detections`, newest first, `links.next`.
+    RedCanary,
+    /// Thinkst Canary's `/api/v1/incidents/all`, by `updated_id`, cursors.
+    ThinkstCanary,
 }
 
 impl SimVendor {
-    /// The key the simulator accepts by default, shaped like the vendor's
-    /// real keys, so demos and tests need no configuration.
+    /// The key this simulator accepts by default, well-formed for the
+    /// vendor, so demos and tests need no account.
     #[must_use]
     pub fn default_api_key(self) -> &'static str {
         match self {
             SimVendor::CanaryGuard => CANARYGUARD_DEMO_KEY,
             SimVendor::Catchpoint => CATCHPOINT_DEMO_KEY,
             SimVendor::Rapid7 => RAPID7_DEMO_KEY,
+            SimVendor::RedCanary => RED_CANARY_DEMO_KEY,
+            SimVendor::ThinkstCanary => THINKST_CANARY_DEMO_KEY,
         }
     }
 }
@@ -100,6 +115,9 @@ pub struct SimConfig {
     /// Lets a new alert arrive every interval while running, to exercise
     /// incremental polling; `None` keeps the data set static.
     pub arrival_every: Option<Duration>,
+    /// Lets an existing alert change every interval while running (for
+    /// vendors whose alerts change), to exercise revisions; `None` never.
+    pub update_every: Option<Duration>,
     /// The only key accepted, so auth handling is tested for real.
     pub api_key: String,
 }
@@ -111,8 +129,17 @@ impl Default for SimConfig {
             initial_items: 250,
             history: Duration::from_secs(48 * 3600),
             arrival_every: None,
+            update_every: None,
             api_key: CANARYGUARD_DEMO_KEY.to_owned(),
         }
+    }
+}
+
+impl SimConfig {
+    /// The defaults, with `vendor`'s own demo key.
+    #[must_use]
+    pub fn for_vendor(vendor: SimVendor) -> Self {
+        Self { api_key: vendor.default_api_key().to_owned(), ..Self::default() }
     }
 }
 
@@ -135,8 +162,21 @@ pub enum Fault {
     Slow(Duration),
     /// 200 with a normal page in which one item is broken.
     MalformedItem,
-    /// 401 envelope even though the key is right.
+    /// The vendor's auth failure (401; Red Canary's is 403) even though the
+    /// key is right.
     Unauthorized,
+    /// 200 whose body is the vendor's error envelope, as APIs that report
+    /// errors only in the body do (Thinkst's `"result": "error"`).
+    ErrorIn200,
+    /// 200 with the previous successful data answer again, as APIs that
+    /// answer past their end with their last page do.
+    RepeatPreviousPage,
+    /// 200 with the page's items replaced by the hollow records some APIs
+    /// pad pages past their end with (Red Canary).
+    HollowItems,
+    /// The normal answer with its next-page link pointing at this origin
+    /// (`http://host:port`), to check a poller never follows it with the key.
+    NextLinkTo(String),
 }
 
 /// One request the simulator answered, so tests can check what the poller
@@ -162,7 +202,7 @@ pub struct RequestRecord {
 /// Reasons a [`SimConfig`] cannot be served.
 #[derive(Debug, thiserror::Error)]
 enum ConfigError {
-    #[error("arrival_every must be longer than zero")]
+    #[error("arrival_every and update_every must be longer than zero")]
     ZeroArrival,
     #[error("history is too long to represent as a date")]
     History,
@@ -201,7 +241,7 @@ impl Simulator {
         anchor: DateTime<Utc>,
     ) -> std::io::Result<Simulator> {
         let invalid = |e: ConfigError| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        if config.arrival_every == Some(Duration::ZERO) {
+        if config.arrival_every == Some(Duration::ZERO) || config.update_every == Some(Duration::ZERO) {
             return Err(invalid(ConfigError::ZeroArrival));
         }
         let history = TimeDelta::from_std(config.history)
@@ -209,8 +249,10 @@ impl Simulator {
             .filter(|h| anchor.checked_sub_signed(*h).is_some())
             .ok_or_else(|| invalid(ConfigError::History))?;
 
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
         let mut rng = StdRng::seed_from_u64(config.seed);
-        let api = vendor_api(vendor, &mut rng);
+        let api = vendor_api(vendor, &mut rng, &format!("http://{addr}"));
         let routes = api.routes();
         let seeding =
             Seeding { initial_items: config.initial_items, history, anchor: anchor.trunc_subsecs(0) };
@@ -222,8 +264,6 @@ impl Simulator {
             .merge(routes.data.route_layer(from_fn_with_state(shared.clone(), layers::inject_fault)))
             .layer(from_fn_with_state(shared.clone(), layers::record))
             .with_state(shared.clone());
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
         let serve_stop = token.clone();
         let mut tasks = vec![tokio::spawn(async move {
             let served =
@@ -233,7 +273,14 @@ impl Simulator {
             }
         })];
         if let Some(every) = config.arrival_every {
-            tasks.push(tokio::spawn(arrivals(shared.clone(), every, token.clone())));
+            tasks.push(tokio::spawn(every_so_often(shared.clone(), every, token.clone(), |s| {
+                s.add_items(1, state::now())
+            })));
+        }
+        if let Some(every) = config.update_every {
+            tasks.push(tokio::spawn(every_so_often(shared.clone(), every, token.clone(), |s| {
+                drop(s.update_items(1, Utc::now()))
+            })));
         }
         Ok(Simulator { shared, addr, tasks, stop: token.drop_guard() })
     }
@@ -256,11 +303,12 @@ impl Simulator {
         self.shared.add_items(n, state::now());
     }
 
-    /// Lets the vendor change its `n` newest alerts now (a triage action on
-    /// its side), for tests of items that come back at a new revision.
-    /// Returns how many changed: 0 for vendors whose items never change.
-    pub fn update_items(&self, n: usize) -> usize {
-        self.shared.update_items(n, state::now())
+    /// Changes up to `n` existing alerts now, newest first (for vendors
+    /// whose alerts change); returns them as changed. Changes are stamped
+    /// with the full clock (vendors write milliseconds), since they move no
+    /// alert in the store's order.
+    pub fn update_items(&self, n: usize) -> Vec<serde_json::Value> {
+        self.shared.update_items(n, Utc::now())
     }
 
     /// Every alert that exists, oldest first and exactly as served, to
@@ -290,23 +338,30 @@ impl Simulator {
 }
 
 /// Builds the vendor hooks, drawing its fixed pool (tokens, sensors, ...)
-/// from the seeded RNG before the alerts.
-fn vendor_api(vendor: SimVendor, rng: &mut StdRng) -> Box<dyn VendorApi> {
+/// from the seeded RNG before the alerts; `base_url` is where it is served.
+fn vendor_api(vendor: SimVendor, rng: &mut StdRng, base_url: &str) -> Box<dyn VendorApi> {
     match vendor {
         SimVendor::CanaryGuard => Box::new(canaryguard::CanaryGuard::new(rng)),
         SimVendor::Catchpoint => Box::new(catchpoint::Catchpoint::new(rng)),
         SimVendor::Rapid7 => Box::new(rapid7::Rapid7::new(rng)),
+        SimVendor::RedCanary => Box::new(red_canary::RedCanary::new(rng, base_url)),
+        SimVendor::ThinkstCanary => Box::new(thinkst_canary::ThinkstCanary::new(rng)),
     }
 }
 
-/// Lets one alert arrive every `every` until the simulator stops.
-async fn arrivals(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
+/// Runs `tick` (an arrival, an update) every `every` until the simulator stops.
+async fn every_so_often(
+    shared: Arc<Shared>,
+    every: Duration,
+    stop: CancellationToken,
+    tick: impl Fn(&Shared) + Send + 'static,
+) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = ticks.tick() => shared.add_items(1, state::now()),
+            _ = ticks.tick() => tick(&shared),
         }
     }
 }

@@ -210,6 +210,10 @@ impl VendorApi for Rapid7 {
         message(StatusCode::UNAUTHORIZED, "Unauthorized")
     }
 
+    fn error_in_200(&self) -> Response {
+        message(StatusCode::OK, "Internal server error")
+    }
+
     fn malform(&self, body: &mut Value) {
         let (list, time) =
             if body.get("alerts").is_some() { ("alerts", "created_at") } else { ("data", "created_time") };

@@ -5,6 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::response::Response;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use rand::Rng;
@@ -52,18 +53,30 @@ pub(crate) trait VendorApi: Send + Sync + 'static {
     fn rate_limited(&self, retry_after_secs: u64) -> Response;
     /// The vendor's auth failure answer, for faults that reject a good key.
     fn unauthorized(&self) -> Response;
+    /// The vendor's error envelope with HTTP 200, for [`Fault::ErrorIn200`].
+    fn error_in_200(&self) -> Response;
     /// Breaks one item of a successful list body the way real data breaks.
     fn malform(&self, body: &mut Value);
-    /// Changes an existing alert at `at` as a triage action on the vendor's
-    /// side would (Rapid7 bumps `version`), for vendors whose items have
-    /// revisions. Must keep `item.at` and `item.id`, which order the store.
-    /// Returns false for vendors whose items never change.
-    fn update(&self, rng: &mut StdRng, item: &mut Item, at: DateTime<Utc>) -> bool {
-        let _ = (rng, item, at);
-        false
-    }
     /// The vendor's HTTP surface.
     fn routes(&self) -> Routes;
+
+    /// Changes `item` the way the vendor changes an existing alert at `at`
+    /// (acknowledged, remediated, a Rapid7 `version` bump); `false` when the
+    /// vendor never changes alerts or this one cannot change any more. Must
+    /// keep `item.at` and `item.id`, which order the store.
+    fn update(&self, _rng: &mut StdRng, _item: &mut Item, _at: DateTime<Utc>) -> bool {
+        false
+    }
+    /// Writes the store's change counter into `item`: every created or
+    /// updated alert gets the next value, in store order for the initial
+    /// set. For vendors with a change sequence (Thinkst's `updated_id`).
+    fn stamp(&self, _item: &mut Item, _seq: u64) {}
+    /// Replaces the items of a list body with the hollow records the vendor
+    /// pads pages past its end with, for [`Fault::HollowItems`].
+    fn hollow(&self, _body: &mut Value) {}
+    /// Points the list body's next-page link at `origin`, for
+    /// [`Fault::NextLinkTo`].
+    fn link_to(&self, _body: &mut Value, _origin: &str) {}
 }
 
 /// Everything a running simulator's handlers and tasks share.
@@ -81,8 +94,21 @@ struct Data {
     items: Vec<Item>,
     ids: HashSet<String>,
     rng: StdRng,
+    /// The last value given to [`VendorApi::stamp`].
+    seq: u64,
     faults: VecDeque<Fault>,
     log: Vec<RequestRecord>,
+    /// The last successful data answer, for [`Fault::RepeatPreviousPage`].
+    last_page: Option<SavedPage>,
+}
+
+/// A successful data answer, kept to be served again.
+#[derive(Clone)]
+pub(crate) struct SavedPage {
+    /// Its `Content-Type`, if any.
+    pub(crate) content_type: Option<axum::http::HeaderValue>,
+    /// Its body.
+    pub(crate) body: Bytes,
 }
 
 impl Shared {
@@ -104,7 +130,12 @@ impl Shared {
             })
             .collect();
         items.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-        let data = Data { items, ids, rng, faults: VecDeque::new(), log: Vec::new() };
+        let mut seq = 0;
+        for item in &mut items {
+            seq += 1;
+            vendor.stamp(item, seq);
+        }
+        let data = Data { items, ids, rng, seq, faults: VecDeque::new(), log: Vec::new(), last_page: None };
         Self { api_key, vendor, stop, data: Mutex::new(data) }
     }
 
@@ -139,24 +170,44 @@ impl Shared {
         let mut guard = self.lock();
         let data = &mut *guard;
         for _ in 0..n {
-            let item = unique_item(self.vendor.as_ref(), &mut data.rng, &mut data.ids, at);
+            let mut item = unique_item(self.vendor.as_ref(), &mut data.rng, &mut data.ids, at);
+            data.seq += 1;
+            self.vendor.stamp(&mut item, data.seq);
             let pos = data.items.partition_point(|i| (i.at, &i.id) <= (item.at, &item.id));
             data.items.insert(pos, item);
         }
     }
 
-    /// Lets the vendor change its `n` newest alerts at `at`; returns how
-    /// many changed.
-    pub(crate) fn update_items(&self, n: usize, at: DateTime<Utc>) -> usize {
+    /// Changes up to `n` existing alerts, newest first, at `at`; returns
+    /// them as changed.
+    pub(crate) fn update_items(&self, n: usize, at: DateTime<Utc>) -> Vec<Value> {
         let mut guard = self.lock();
         let data = &mut *guard;
-        let mut changed = 0;
-        for item in data.items.iter_mut().rev().take(n) {
+        let mut changed = Vec::new();
+        // Newest first: triage happens to recent alerts, and a poller sees
+        // an update only while the item is inside its overlap window.
+        for index in (0..data.items.len()).rev() {
+            if changed.len() == n {
+                break;
+            }
+            let item = &mut data.items[index];
             if self.vendor.update(&mut data.rng, item, at) {
-                changed += 1;
+                data.seq += 1;
+                self.vendor.stamp(item, data.seq);
+                changed.push(item.json.clone());
             }
         }
         changed
+    }
+
+    /// Keeps a successful data answer for [`Fault::RepeatPreviousPage`].
+    pub(crate) fn save_page(&self, page: SavedPage) {
+        self.lock().last_page = Some(page);
+    }
+
+    /// The last successful data answer, if any.
+    pub(crate) fn last_page(&self) -> Option<SavedPage> {
+        self.lock().last_page.clone()
     }
 
     /// Every alert as served, oldest first.
@@ -206,4 +257,15 @@ fn unique_item(
             return item;
         }
     }
+}
+
+/// One of `items`, drawn from the simulator's seeded RNG so a seed
+/// reproduces the data set.
+pub(crate) fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
+    &items[rng.random_range(0..items.len())]
+}
+
+/// `len` lowercase hex digits from the seeded RNG (ids, hashes, node ids).
+pub(crate) fn hex(rng: &mut StdRng, len: usize) -> String {
+    (0..len).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect()
 }

@@ -39,6 +39,16 @@ pub fn float(item: &Value, pointer: &str) -> Option<f64> {
     }
 }
 
+/// An integer, from a number or an integer string (Thinkst sends counts,
+/// ports and ids both ways).
+pub fn integer(item: &Value, pointer: &str) -> Option<i64> {
+    match get(item, pointer)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// A boolean, from `true`, `"True"`, `"true"`, `1`, `"1"` and their negations.
 pub fn boolean(item: &Value, pointer: &str) -> Option<bool> {
     match get(item, pointer)? {
@@ -54,8 +64,9 @@ pub fn boolean(item: &Value, pointer: &str) -> Option<bool> {
 }
 
 /// A time: RFC 3339 / ISO 8601 with or without offset (no offset means
-/// UTC), `YYYY-MM-DD HH:MM:SS`, or epoch seconds/milliseconds as a number
-/// or string.
+/// UTC), `YYYY-MM-DD HH:MM:SS` (optionally followed by `UTC+0000`), RFC 1123
+/// (`Wed, 08 Apr 2020 10:55:09 GMT`), or epoch seconds/milliseconds as a
+/// number or string.
 pub fn time(item: &Value, pointer: &str) -> Option<DateTime<Utc>> {
     match get(item, pointer)? {
         Value::String(s) => parse_lenient_time(s),
@@ -85,10 +96,18 @@ pub fn parse_lenient_time(s: &str) -> Option<DateTime<Utc>> {
             return Some(Utc.from_utc_datetime(&t));
         }
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f %z", "%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f %z",
+        "%Y-%m-%d %H:%M:%S %z",
+        "%Y-%m-%d %H:%M:%S%.f UTC%z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(s, format) {
             return Some(t.with_timezone(&Utc));
         }
+    }
+    if let Ok(t) = DateTime::parse_from_rfc2822(s) {
+        return Some(t.with_timezone(&Utc));
     }
     s.parse::<f64>().ok().and_then(from_epoch)
 }
@@ -161,6 +180,9 @@ mod tests {
             json!("2026-03-27T08:15:42"),
             json!("2026-03-27 08:15:42"),
             json!("2026-03-27 08:15:42 +0000"),
+            json!("2026-03-27 10:15:42 UTC+0200"),
+            json!("2026-03-27 08:15:42 UTC+0000"),
+            json!("Fri, 27 Mar 2026 08:15:42 GMT"),
             json!(1774599342),
             json!("1774599342"),
             json!(1774599342000_i64),
@@ -175,6 +197,14 @@ mod tests {
         assert!(err.0.contains("a.id"), "{err}");
         let err = required_time(&json!({ "t": "soon" }), "/t").unwrap_err();
         assert!(err.0.contains("not a recognised"), "{err}");
+    }
+
+    #[test]
+    fn stringly_integers_are_read() {
+        assert_eq!(integer(&json!({ "n": "53804" }), "/n"), Some(53804));
+        assert_eq!(integer(&json!({ "n": 142 }), "/n"), Some(142));
+        assert_eq!(integer(&json!({ "n": "" }), "/n"), None);
+        assert_eq!(integer(&json!({ "n": "1.5" }), "/n"), None);
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod canaryguard;
 pub mod catchpoint;
 pub mod fields;
 pub mod rapid7;
+pub mod red_canary;
+pub mod thinkst_canary;
 
 use std::fmt::Debug;
 
@@ -29,8 +31,13 @@ use crate::paginate::{Page, Position, Scheme};
 use crate::throttle::RateLimit;
 
 /// Every vendor alertd can poll. One line per vendor.
-pub static REGISTRY: &[VendorEntry] =
-    &[entry::<canaryguard::CanaryGuard>(), entry::<catchpoint::Catchpoint>(), entry::<rapid7::Rapid7>()];
+pub static REGISTRY: &[VendorEntry] = &[
+    entry::<canaryguard::CanaryGuard>(),
+    entry::<catchpoint::Catchpoint>(),
+    entry::<rapid7::Rapid7>(),
+    entry::<red_canary::RedCanary>(),
+    entry::<thinkst_canary::ThinkstCanary>(),
+];
 
 /// One vendor's API, as alertd uses it.
 pub trait Vendor: Sized + Send + Sync + 'static {

@@ -83,3 +83,61 @@ pub fn check(vendor: &str, stem: &str, items: &[Value], events: &[Value]) {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// The golden test of vendor `V` over every JSON file in
+/// `../shared/fixtures/vendors/<fixture_dir>/`: a file is split into items
+/// with the vendor's own `parse_page` (anything else is one item), each item
+/// is normalized as a source named `golden` at `base_url` would, and checked
+/// with [`check`]. Golden files that match no fixture item fail the test.
+pub fn check_fixtures<V: alertd::vendors::Vendor>(fixture_dir: &str, base_url: &str) {
+    use alertd::vendors::NormalizeContext;
+    let Some(dir) = self::fixture_dir(fixture_dir) else { return };
+    let text = format!(
+        "[[source]]\nvendor = \"{}\"\nname = \"golden\"\nbase_url = \"{base_url}\"\ncredential = {{ env = \"UNUSED\" }}\n",
+        V::KEY
+    );
+    let config = alertd::config::Config::from_toml(&text, "golden.toml").expect("golden source config");
+    let url = url::Url::parse(base_url).expect("base url");
+    let vendor = V::new(&config.sources[0], url, V::Options::default()).expect("vendor builds");
+    let ctx = NormalizeContext {
+        source: "golden",
+        ingested_at: chrono::DateTime::parse_from_rfc3339("2026-03-28T00:00:00Z").unwrap().to_utc(),
+    };
+    let mut expected_names = std::collections::BTreeSet::new();
+    let files = fixture_files(&dir);
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    for file in files {
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&file).unwrap();
+        let items = match vendor.parse_page(&bytes) {
+            Ok(page) if !page.items.is_empty() => page.items,
+            _ => vec![serde_json::from_slice(&bytes).expect("fixture is JSON")],
+        };
+        let events: Vec<Value> = items
+            .iter()
+            .map(|item| {
+                let n = vendor
+                    .normalize(item, &ctx)
+                    .unwrap_or_else(|e| panic!("{stem}: a real payload must normalize: {e}"));
+                serde_json::to_value(&n.event).unwrap()
+            })
+            .collect();
+        for n in 1..=items.len() {
+            expected_names.insert(if items.len() == 1 {
+                format!("{stem}.json")
+            } else {
+                format!("{stem}-{n}.json")
+            });
+        }
+        check(V::KEY, &stem, &items, &events);
+    }
+    let goldens = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(V::KEY);
+    let stale: Vec<String> = std::fs::read_dir(&goldens)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !expected_names.contains(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(stale.is_empty(), "golden files without a fixture item: {stale:?}");
+}

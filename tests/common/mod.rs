@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+pub mod golden;
+pub mod poll;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -31,10 +31,54 @@ async fn initial_items_lie_within_history_before_start() {
 }
 
 #[tokio::test]
-async fn zero_arrival_interval_is_rejected() {
-    let config = SimConfig { arrival_every: Some(Duration::ZERO), ..SimConfig::default() };
-    let error = Simulator::start(SimVendor::CanaryGuard, config).await.err().unwrap();
-    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+async fn zero_arrival_or_update_interval_is_rejected() {
+    for config in [
+        SimConfig { arrival_every: Some(Duration::ZERO), ..SimConfig::default() },
+        SimConfig { update_every: Some(Duration::ZERO), ..SimConfig::default() },
+    ] {
+        let error = Simulator::start(SimVendor::CanaryGuard, config).await.err().unwrap();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    }
+}
+
+#[tokio::test]
+async fn each_vendor_accepts_its_own_default_key() {
+    for vendor in [SimVendor::CanaryGuard, SimVendor::RedCanary, SimVendor::ThinkstCanary] {
+        let config = SimConfig::for_vendor(vendor);
+        assert_eq!(config.api_key, vendor.default_api_key());
+    }
+    assert_ne!(SimVendor::RedCanary.default_api_key(), SimVendor::ThinkstCanary.default_api_key());
+}
+
+#[tokio::test]
+async fn repeat_previous_page_fault_serves_the_last_good_answer_again() {
+    let sim = start(SimConfig::default()).await;
+    let first = alerts(&sim, &[("limit", "4"), ("page", "1")]).await;
+    sim.inject(Fault::RepeatPreviousPage, 1);
+    let repeated = alerts(&sim, &[("limit", "4"), ("page", "2")]).await;
+    assert_eq!(repeated, first);
+    let second = alerts(&sim, &[("limit", "4"), ("page", "2")]).await;
+    assert_ne!(second, first);
+    assert_eq!(second["meta"]["page"], 2);
+}
+
+#[tokio::test]
+async fn error_in_200_fault_is_the_error_envelope_with_status_ok() {
+    let sim = start(SimConfig::default()).await;
+    sim.inject(Fault::ErrorIn200, 1);
+    let response = get(&sim, "/api/v1/alerts", &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+    recovers(&sim).await;
+}
+
+#[tokio::test]
+async fn alerts_that_never_change_are_not_updated() {
+    let sim = start(SimConfig::default()).await;
+    let before = sim.ground_truth();
+    assert!(sim.update_items(5).is_empty());
+    assert_eq!(sim.ground_truth(), before);
 }
 
 /// Asserts that the following request is served normally again.
@@ -185,6 +229,6 @@ async fn arrivals_run_until_shutdown() {
 async fn vendors_whose_items_never_change_update_nothing() {
     let sim = start(SimConfig::default()).await;
     let before = sim.ground_truth();
-    assert_eq!(sim.update_items(5), 0);
+    assert!(sim.update_items(5).is_empty());
     assert_eq!(sim.ground_truth(), before);
 }

@@ -5,6 +5,8 @@ mod canaryguard;
 mod catchpoint;
 mod framework;
 mod rapid7;
+mod red_canary;
+mod thinkst_canary;
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
@@ -42,4 +44,63 @@ async fn alerts(sim: &Simulator, query: &[(&str, &str)]) -> Value {
 
 fn ids(values: &[Value]) -> Vec<String> {
     values.iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// A real payload from `../shared/fixtures/vendors/<dir>/<file>`, or `None`
+/// (with a note) when the shared fixtures are not checked out.
+fn fixture(dir: &str, file: &str) -> Option<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/vendors")
+        .join(dir)
+        .join(file);
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).unwrap()),
+        Err(_) => {
+            eprintln!("SKIP: {} not found; shape tests need the shared fixtures", path.display());
+            None
+        }
+    }
+}
+
+/// Every field path of `real` (arrays folded to `[]`) with its JSON type.
+fn paths(value: &Value, prefix: &str, out: &mut Vec<(String, &'static str)>) {
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    out.push((prefix.to_owned(), kind));
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                paths(v, &format!("{prefix}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                paths(v, &format!("{prefix}/[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Asserts that `simulated` has every field of `real` with the same JSON
+/// type (null on either side matches anything: the field is nullable).
+fn assert_same_shape(real: &Value, simulated: &Value) {
+    let (mut want, mut have) = (Vec::new(), Vec::new());
+    paths(real, "", &mut want);
+    paths(simulated, "", &mut have);
+    for (path, kind) in want {
+        let found: Vec<_> = have.iter().filter(|(p, _)| *p == path).collect();
+        assert!(!found.is_empty(), "the simulator lacks {path}");
+        assert!(
+            kind == "null" || found.iter().any(|(_, k)| *k == kind || *k == "null"),
+            "{path} is {kind} in the real payload but {:?} in the simulator",
+            found
+        );
+    }
 }

@@ -181,7 +181,7 @@ async fn data_answers_carry_ratelimit_headers_and_a_429_says_when_it_resets() {
 async fn updates_bump_version_and_move_alerts_through_triage() {
     let sim = start(10).await;
     let before = sim.ground_truth();
-    assert_eq!(sim.update_items(2), 2);
+    assert_eq!(sim.update_items(2).len(), 2);
     let after = sim.ground_truth();
     assert_eq!(before[..8], after[..8], "older alerts are untouched");
     for (old, new) in before[8..].iter().zip(&after[8..]) {

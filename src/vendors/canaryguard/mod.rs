@@ -103,7 +103,7 @@ impl Vendor for CanaryGuard {
             .ok_or_else(|| PageError::Shape("`meta.total` is missing or not a number".into()))?;
         let limit =
             envelope.pointer("/meta/limit").and_then(Value::as_u64).unwrap_or(u64::from(self.page_size));
-        Ok(Page { items: items.clone(), continuation: Continuation::PageTotal { total, limit } })
+        Ok(Page::new(items.clone(), Continuation::PageTotal { total, limit }))
     }
 
     fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {

@@ -164,7 +164,7 @@ impl Vendor for Catchpoint {
     fn empty_page_for(&self, error: &FetchError) -> Option<Page> {
         match error {
             FetchError::Client { status, .. } if *status == StatusCode::NOT_FOUND.as_u16() => {
-                Some(Page { items: Vec::new(), continuation: Continuation::HasMore(false) })
+                Some(Page::new(Vec::new(), Continuation::HasMore(false)))
             }
             _ => None,
         }
@@ -210,7 +210,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, PageError> {
         Some(_) => return Err(PageError::Shape("`data.hasMore` is not a boolean".into())),
     };
     Ok(Parsed {
-        page: Page { items, continuation: Continuation::HasMore(has_more) },
+        page: Page::new(items, Continuation::HasMore(has_more)),
         usage: envelope.get("usageLimits").and_then(usage_limits),
     })
 }

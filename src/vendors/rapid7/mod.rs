@@ -240,7 +240,7 @@ fn parse_alerts(envelope: &Value) -> Result<Page, PageError> {
     if is_last.is_none() && total_pages.is_none() {
         return Err(PageError::Shape("`metadata` has neither `is_last_index` nor `total_items`".into()));
     }
-    Ok(Page { items: items.clone(), continuation: Continuation::IndexPages { total_pages, is_last } })
+    Ok(Page::new(items.clone(), Continuation::IndexPages { total_pages, is_last }))
 }
 
 /// An investigations page: `data[]` and `metadata.total_pages`.
@@ -257,7 +257,7 @@ fn parse_investigations(envelope: &Value) -> Result<Page, PageError> {
     if total_pages.is_none() {
         return Err(PageError::Shape("`metadata` has neither `total_pages` nor `total_data`".into()));
     }
-    Ok(Page { items: items.clone(), continuation: Continuation::IndexPages { total_pages, is_last: None } })
+    Ok(Page::new(items.clone(), Continuation::IndexPages { total_pages, is_last: None }))
 }
 
 /// Pages in all from an item total and the page size the server applied.

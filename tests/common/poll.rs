@@ -1,0 +1,44 @@
+//! Helpers for vendor integration tests: one daemon poll, and what the
+//! stream holds per item revision.
+
+use std::collections::HashMap;
+
+use alertd::config::Config;
+use alertd::daemon::{self, Mode};
+use alertd::poller::{PollError, PollReport};
+use tokio_util::sync::CancellationToken;
+
+use super::stream_messages;
+
+/// One poll of the config's only source by a fresh daemon (a restart).
+pub async fn run_once(config: &Config) -> Result<PollReport, PollError> {
+    let mut results =
+        daemon::run(config, None, Mode::Once, CancellationToken::new()).await.expect("daemon starts");
+    results.remove(0).1
+}
+
+/// How often each `(native_id, revision)` is in `stream`, after checking
+/// every message's `Nats-Msg-Id` is its event id and its subject is
+/// `subject` (dead letters excluded).
+pub async fn revisions_in_stream(url: &str, stream: &str, subject: &str) -> HashMap<(String, String), usize> {
+    let mut counts = HashMap::new();
+    for m in stream_messages(url, stream).await {
+        if m.subject.starts_with("alertd.deadletter.") {
+            continue;
+        }
+        assert_eq!(m.subject, subject);
+        assert_eq!(m.msg_id.as_deref(), m.payload["id"].as_str(), "Nats-Msg-Id is the event id");
+        let key = (
+            m.payload["native_id"].as_str().expect("native_id").to_owned(),
+            m.payload["revision"].as_str().expect("revision").to_owned(),
+        );
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Panics on any revision stored more than once.
+pub fn assert_no_duplicates(stream: &HashMap<(String, String), usize>) {
+    let dupes: Vec<_> = stream.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dupes.is_empty(), "duplicates in the stream: {dupes:?}");
+}
