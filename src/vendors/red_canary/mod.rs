@@ -19,6 +19,8 @@
 
 mod normalize;
 
+use std::time::Duration;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::{Client, RequestBuilder};
 use serde::Deserialize;
@@ -29,6 +31,7 @@ use crate::config::{Credential, SourceConfig};
 use crate::event::Kind;
 use crate::incremental::{TimeWindow, WindowSettings};
 use crate::paginate::{Continuation, Page, Position, Scheme, link_next::LinkNext};
+use crate::throttle::RateLimit;
 
 use super::{Finish, NormalizeContext, NormalizeError, Normalized, PageError, Vendor};
 
@@ -55,6 +58,9 @@ impl Vendor for RedCanary {
     const MAX_PAGE_SIZE: u32 = 50;
     /// Red Canary's guide: "429 (Too Many Requests) or 406 (Not Accepted)".
     const THROTTLE_STATUSES: &'static [u16] = &[406];
+    /// The documented limits: 10 requests per second and 20 per minute.
+    const RATE_LIMITS: &'static [RateLimit] =
+        &[RateLimit::new(10, Duration::from_secs(1)), RateLimit::new(20, Duration::from_secs(60))];
 
     type Options = Options;
     type Plan = TimeWindow;
