@@ -5,19 +5,18 @@
 
 mod common;
 
+use common::poll::run_once;
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use alertd::checkpoint::Store;
 use alertd::config::Config;
-use alertd::daemon::{self, Mode};
-use alertd::poller::{PollError, PollReport};
 use alertd::sim::{CATCHPOINT_DEMO_KEY, SimConfig, SimVendor, Simulator};
 use alertd::vendors::catchpoint::{Catchpoint, Options};
 use alertd::vendors::{NormalizeContext, Vendor};
 use chrono::{TimeDelta, TimeZone, Utc};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use common::{NatsServer, config, stream_messages};
@@ -70,12 +69,6 @@ async fn simulator(items: usize, anchor_age: TimeDelta) -> Simulator {
     Simulator::start_at(SimVendor::Catchpoint, config, Utc::now() - anchor_age)
         .await
         .expect("simulator starts")
-}
-
-async fn run_once(cfg: &Config) -> Result<PollReport, PollError> {
-    let mut results =
-        daemon::run(cfg, None, Mode::Once, CancellationToken::new()).await.expect("daemon starts");
-    results.remove(0).1
 }
 
 async fn ids_in_stream(nats: &NatsServer) -> HashMap<String, usize> {

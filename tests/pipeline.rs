@@ -3,14 +3,13 @@
 
 mod common;
 
+use common::poll::run_once;
+
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use alertd::checkpoint::Store;
-use alertd::daemon::{self, Mode};
-use alertd::poller::PollError;
 use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault, SimConfig, SimVendor, Simulator};
-use tokio_util::sync::CancellationToken;
 
 use common::{NatsServer, config, stream_messages};
 
@@ -40,13 +39,6 @@ fn assert_exactly_once(stream: &HashMap<String, usize>, truth: &HashSet<String>)
     let missing: Vec<_> = truth.iter().filter(|id| !stream.contains_key(*id)).collect();
     assert!(missing.is_empty(), "{} alerts missing from the stream: {missing:?}", missing.len());
     assert_eq!(stream.len(), truth.len(), "stream holds alerts the vendor never had");
-}
-
-async fn run_once(config: &alertd::config::Config) -> Result<alertd::poller::PollReport, PollError> {
-    let mut results = daemon::run(config, common::quiet_sink(config), Mode::Once, CancellationToken::new())
-        .await
-        .expect("daemon starts");
-    results.remove(0).1
 }
 
 #[tokio::test]
@@ -103,11 +95,7 @@ async fn a_cursor_is_not_advanced_while_nats_is_down_and_nothing_is_lost() {
     let store = Store::open(&cfg.state.path).unwrap();
 
     // A long-running daemon; NATS goes away, alerts keep coming.
-    let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn({
-        let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
-        async move { daemon::run(&cfg, None, Mode::Forever, shutdown).await }
-    });
+    let daemon = common::poll::RunningDaemon::start(&cfg);
     tokio::time::sleep(Duration::from_millis(500)).await;
     nats.stop();
     // Polls with nothing new may still complete (there is nothing to ack);
@@ -131,8 +119,7 @@ async fn a_cursor_is_not_advanced_while_nats_is_down_and_nothing_is_lost() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    shutdown.cancel();
-    daemon.await.unwrap().expect("daemon stops cleanly");
+    daemon.stop().await;
     let after = store.load("test-canaryguard").await.unwrap();
     assert!(after.watermark > before.watermark, "the watermark moves once NATS is back");
 }

@@ -3,19 +3,18 @@
 
 mod common;
 
+use common::poll::run_once;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use alertd::checkpoint::Store;
 use alertd::config::Config;
-use alertd::daemon::{self, Mode};
-use alertd::poller::{PollError, PollReport};
 use alertd::sim::{Fault, RAPID7_DEMO_KEY, SimConfig, SimVendor, Simulator};
 use alertd::vendors::rapid7::{Endpoint, Options, Rapid7};
 use alertd::vendors::{NormalizeContext, Vendor};
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use common::{NatsServer, config, stream_messages};
@@ -81,12 +80,6 @@ async fn simulator(items: usize) -> Simulator {
         ..SimConfig::default()
     };
     Simulator::start(SimVendor::Rapid7, config).await.expect("simulator starts")
-}
-
-async fn run_once(cfg: &Config) -> Result<PollReport, PollError> {
-    let mut results =
-        daemon::run(cfg, None, Mode::Once, CancellationToken::new()).await.expect("daemon starts");
-    results.remove(0).1
 }
 
 /// Events in the stream by (native id, revision), with their count.

@@ -7,9 +7,7 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alertd::daemon::{self, Mode};
 use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault, SimConfig, SimVendor, Simulator};
-use tokio_util::sync::CancellationToken;
 
 use common::{NatsServer, config, free_port};
 
@@ -44,11 +42,7 @@ async fn metrics_and_healthz_report_what_the_pollers_did() {
     cfg.sources[0].schedule = "every 1h".parse().unwrap();
     let port = free_port();
     cfg.service.listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
-    let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn({
-        let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
-        async move { daemon::run(&cfg, None, Mode::Forever, shutdown).await }
-    });
+    let daemon = common::poll::RunningDaemon::start(&cfg);
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     let metrics = loop {
@@ -78,8 +72,7 @@ async fn metrics_and_healthz_report_what_the_pollers_did() {
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["sources"]["test-canaryguard"]["healthy"], true);
 
-    shutdown.cancel();
-    daemon.await.unwrap().expect("clean stop");
+    daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,11 +85,7 @@ async fn healthz_is_503_when_a_source_has_not_succeeded_within_its_interval() {
     let mut cfg = config(dir.path(), None, "canaryguard", &sim.base_url(), "cg_live_wrong", "");
     let port = free_port();
     cfg.service.listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
-    let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn({
-        let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
-        async move { daemon::run(&cfg, None, Mode::Forever, shutdown).await }
-    });
+    let daemon = common::poll::RunningDaemon::start(&cfg);
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(75);
     loop {
@@ -120,8 +109,7 @@ async fn healthz_is_503_when_a_source_has_not_succeeded_within_its_interval() {
         r#"alertd_polls_total{source="test-canaryguard",vendor="canaryguard",result="auth"}"#,
     );
     assert!(failed.is_some_and(|n| n >= 2.0), "{metrics}");
-    shutdown.cancel();
-    daemon.await.unwrap().expect("clean stop");
+    daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

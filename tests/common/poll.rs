@@ -12,9 +12,35 @@ use super::stream_messages;
 
 /// One poll of the config's only source by a fresh daemon (a restart).
 pub async fn run_once(config: &Config) -> Result<PollReport, PollError> {
+    let sink = super::quiet_sink(config);
     let mut results =
-        daemon::run(config, None, Mode::Once, CancellationToken::new()).await.expect("daemon starts");
+        daemon::run(config, sink, Mode::Once, CancellationToken::new()).await.expect("daemon starts");
     results.remove(0).1
+}
+
+/// A daemon running on its schedules in this process, as `alertd run` does.
+pub struct RunningDaemon {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<daemon::PollResults, daemon::DaemonError>>,
+}
+
+impl RunningDaemon {
+    /// Start `config` in the background.
+    pub fn start(config: &Config) -> RunningDaemon {
+        let shutdown = CancellationToken::new();
+        let (config, token) = (config.clone(), shutdown.clone());
+        let task = tokio::spawn(async move {
+            let sink = super::quiet_sink(&config);
+            daemon::run(&config, sink, Mode::Forever, token).await
+        });
+        RunningDaemon { shutdown, task }
+    }
+
+    /// Stop it as SIGTERM does and check it stopped cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("daemon task").expect("daemon stops cleanly");
+    }
 }
 
 /// How often each `(native_id, revision)` is in `stream`, after checking
