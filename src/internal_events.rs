@@ -314,34 +314,62 @@ impl ErrorAnsweredAsEmpty<'_> {
     }
 }
 
-/// The API budget a vendor reported in a response body (Catchpoint's
-/// `usageLimits`): allowed calls and calls made per minute, hour and day.
-/// Logged at debug level for now; the values are the ones a metrics
-/// exporter will publish as gauges.
+/// A vendor reported its API budgets beside a page.
 pub struct ApiUsageReported<'a> {
     /// Source name.
     pub source: &'a str,
     /// Vendor key.
     pub vendor: &'a str,
     /// What the vendor reported.
-    pub usage: &'a crate::vendors::catchpoint::UsageLimits,
+    pub usage: &'a [crate::paginate::ApiUsage],
 }
 
 impl ApiUsageReported<'_> {
-    /// Log it.
-    pub fn emit(&self) {
-        let u = self.usage;
-        tracing::debug!(
-            message = "Vendor reported API usage.",
-            source = self.source,
-            vendor = self.vendor,
-            limit_minute = u.limits.minute,
-            limit_hour = u.limits.hour,
-            limit_day = u.limits.day,
-            runs_minute = u.runs.minute,
-            runs_hour = u.runs.hour,
-            runs_day = u.runs.day,
-            exceeded = u.exceeded_message.as_deref(),
+    /// Export it as gauges and log it at debug level.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        for u in self.usage {
+            let l = crate::telemetry::QuotaLabels {
+                source: self.source.to_owned(),
+                vendor: self.vendor.to_owned(),
+                period: u.period.to_owned(),
+            };
+            if let Some(limit) = u.limit {
+                telemetry.metrics.quota_limit.get_or_create(&l).set(limit as i64);
+            }
+            if let Some(used) = u.used {
+                telemetry.metrics.quota_used.get_or_create(&l).set(used as i64);
+            }
+            tracing::debug!(
+                message = "Vendor reported API usage.",
+                source = self.source,
+                vendor = self.vendor,
+                period = u.period,
+                limit = u.limit,
+                used = u.used,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paginate::ApiUsage;
+
+    #[test]
+    fn reported_api_usage_becomes_quota_gauges() {
+        let telemetry = Telemetry::default();
+        let usage = [ApiUsage { period: "minute", limit: Some(20), used: Some(3) }];
+        ApiUsageReported { source: "acme", vendor: "catchpoint", usage: &usage }.emit(&telemetry);
+        let text = telemetry.render();
+        assert!(
+            text.contains(
+                r#"alertd_vendor_quota_limit{source="acme",vendor="catchpoint",period="minute"} 20"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"alertd_vendor_quota_used{source="acme",vendor="catchpoint",period="minute"} 3"#)
         );
     }
 }

@@ -22,8 +22,8 @@ use crate::checkpoint::{Seen, Store, StoreError};
 use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig};
 use crate::http::{FetchContext, FetchError, FetchObserver, RetryPolicy};
 use crate::internal_events::{
-    DeadLettered, ErrorAnsweredAsEmpty, HttpAnswered, Paced, PageDelivered, PollFailed, PollFinished,
-    RetryScheduled, WalkEndedByRule,
+    ApiUsageReported, DeadLettered, ErrorAnsweredAsEmpty, HttpAnswered, Paced, PageDelivered, PollFailed,
+    PollFinished, RetryScheduled, WalkEndedByRule,
 };
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
 use crate::publish::{Message, PublishError, Sink, dead_letter_subject, event_subject};
@@ -398,7 +398,11 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                 });
             }
         };
-        p.vendor.parse_page(&body).map_err(|error| p.page_err(at, error))
+        let page = p.vendor.parse_page(&body).map_err(|error| p.page_err(at, error))?;
+        if !page.usage.is_empty() {
+            ApiUsageReported { source: &p.name, vendor: V::KEY, usage: &page.usage }.emit(&p.deps.telemetry);
+        }
+        Ok(page)
     }
 
     async fn deliver(

@@ -96,12 +96,26 @@ pub struct Page {
     /// the vendor wants [`walk`] to apply the [`EndRule`]s; `None` when it
     /// does not.
     pub keys: Option<Vec<Option<String>>>,
+    /// API usage the vendor reported beside the page (Catchpoint's
+    /// `usageLimits`), exported as metrics by the poller.
+    pub usage: Vec<ApiUsage>,
+}
+
+/// One of a vendor's API budgets, as the vendor reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiUsage {
+    /// The budget's period: `minute`, `hour`, `day`.
+    pub period: &'static str,
+    /// Calls allowed in the period.
+    pub limit: Option<u64>,
+    /// Calls made in the current period.
+    pub used: Option<u64>,
 }
 
 impl Page {
     /// A page without item keys: only the scheme's continuation ends the walk.
     pub fn new(items: Vec<serde_json::Value>, continuation: Continuation) -> Page {
-        Page { items, continuation, keys: None }
+        Page { items, continuation, keys: None, usage: Vec::new() }
     }
 
     /// Read each item's id with `key` (`None` for a hollow item), so that

@@ -30,6 +30,17 @@ pub struct StatusLabels {
     pub status: String,
 }
 
+/// Labels of a vendor's reported API budget.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabels {
+    /// Source name.
+    pub source: String,
+    /// Vendor key.
+    pub vendor: String,
+    /// `minute`, `hour`, `day`.
+    pub period: String,
+}
+
 /// Labels of poll outcomes.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -75,6 +86,10 @@ pub struct Metrics {
     pub puback_latency: Family<SourceLabels, Histogram, fn() -> Histogram>,
     /// Poll durations.
     pub poll_duration: Family<SourceLabels, Histogram, fn() -> Histogram>,
+    /// Calls the vendor allows per period, as it reports (Catchpoint).
+    pub quota_limit: Family<QuotaLabels, Gauge>,
+    /// Calls made in the current period, as the vendor reports.
+    pub quota_used: Family<QuotaLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,6 +114,8 @@ impl Default for Metrics {
             watermark_lag: Family::default(),
             puback_latency: Family::new_with_constructor(latency_histogram),
             poll_duration: Family::new_with_constructor(latency_histogram),
+            quota_limit: Family::default(),
+            quota_used: Family::default(),
             registry: Registry::default(),
         };
         registry.register("polls", "Polls by outcome", m.polls.clone());
@@ -141,6 +158,16 @@ impl Default for Metrics {
             m.puback_latency.clone(),
         );
         registry.register("poll_duration_seconds", "Poll durations", m.poll_duration.clone());
+        registry.register(
+            "vendor_quota_limit",
+            "API calls the vendor allows per period",
+            m.quota_limit.clone(),
+        );
+        registry.register(
+            "vendor_quota_used",
+            "API calls made in the vendor's current period",
+            m.quota_used.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

@@ -26,8 +26,7 @@ use crate::config::{Credential, SourceConfig};
 use crate::event::Kind;
 use crate::http::FetchError;
 use crate::incremental::{TimeWindow, WindowSettings};
-use crate::internal_events::ApiUsageReported;
-use crate::paginate::{Continuation, Page, Position, Scheme, has_more::HasMore};
+use crate::paginate::{ApiUsage, Continuation, Page, Position, Scheme, has_more::HasMore};
 use crate::throttle::RateLimit;
 
 use super::{Finish, NormalizeContext, NormalizeError, Normalized, PageError, Vendor};
@@ -66,8 +65,8 @@ pub struct PerPeriod {
 }
 
 /// The `usageLimits` block every Catchpoint answer carries: what the
-/// consumer may call and has called. Kept with the parsed page so a metrics
-/// exporter can publish it; today it is logged at debug level.
+/// consumer may call and has called. It becomes the page's [`ApiUsage`],
+/// which the poller exports as `alertd_vendor_quota_*` gauges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageLimits {
     /// Calls allowed per period (`limits`).
@@ -154,10 +153,22 @@ impl Vendor for Catchpoint {
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
         let parsed = parse(body)?;
+        let mut page = parsed.page;
         if let Some(usage) = &parsed.usage {
-            ApiUsageReported { source: &self.source, vendor: Self::KEY, usage }.emit();
+            if let Some(message) = &usage.exceeded_message {
+                tracing::warn!(message = "Catchpoint reports an exceeded API limit.", source = %self.source, exceeded = %message);
+            }
+            page.usage = [
+                ("minute", usage.limits.minute, usage.runs.minute),
+                ("hour", usage.limits.hour, usage.runs.hour),
+                ("day", usage.limits.day, usage.runs.day),
+            ]
+            .into_iter()
+            .filter(|(_, limit, used)| limit.is_some() || used.is_some())
+            .map(|(period, limit, used)| ApiUsage { period, limit, used })
+            .collect();
         }
-        Ok(parsed.page)
+        Ok(page)
     }
 
     /// Catchpoint answers a query that matches no alert with 404.
@@ -324,6 +335,27 @@ mod tests {
                 runs: PerPeriod { minute: Some(3), hour: Some(41), day: Some(310) },
                 exceeded_message: None,
             }
+        );
+    }
+
+    #[test]
+    fn usage_limits_travel_with_the_page_for_the_metrics() {
+        let config = crate::config::Config::from_toml(
+            "[[source]]\nvendor = \"catchpoint\"\nname = \"t\"\ncredential = { env = \"X\" }\n",
+            "t.toml",
+        )
+        .unwrap();
+        let vendor = crate::vendors::instantiate::<Catchpoint>(&config.sources[0]).unwrap();
+        let body = br#"{"data":{"alerts":[]},"completed":true,
+            "usageLimits":{"limits":{"minute":20,"hour":500,"day":2000},"runs":{"minute":3,"hour":41}}}"#;
+        let page = vendor.parse_page(body).unwrap();
+        assert_eq!(
+            page.usage,
+            vec![
+                ApiUsage { period: "minute", limit: Some(20), used: Some(3) },
+                ApiUsage { period: "hour", limit: Some(500), used: Some(41) },
+                ApiUsage { period: "day", limit: Some(2000), used: None },
+            ]
         );
     }
 
