@@ -12,6 +12,8 @@
 pub mod canaryguard;
 pub mod catchpoint;
 pub mod fields;
+#[cfg(test)]
+mod proptests;
 pub mod rapid7;
 pub mod red_canary;
 pub mod thinkst_canary;
