@@ -99,6 +99,15 @@ pub trait Vendor: Sized + Send + Sync + 'static {
         None
     }
 
+    /// Whether an answer's body says the vendor throttled, whatever its
+    /// status (Catchpoint answers a spent quota with "quota exceeded"). Such
+    /// an answer is retried with backoff and counted as throttled time, like
+    /// a 429. Default: no body does.
+    fn throttled_answer(body: &[u8]) -> bool {
+        let _ = body;
+        false
+    }
+
     /// A cheap request that only checks the key (Rapid7's `GET /validate`),
     /// for a credential check before the first poll. Default: none.
     fn validate_request(&self, client: &Client, key: &Credential) -> Option<RequestBuilder> {

@@ -200,9 +200,8 @@ fn id() -> BoxedStrategy<Value> {
 /// string or a JSON:API `{href}` object.
 fn link() -> BoxedStrategy<Value> {
     let text = prop_oneof![
-        (0u64..20, 0u64..60).prop_map(|(p, n)| format!(
-            "https://tenant.example/openapi/v3/detections?page={p}&per_page={n}"
-        )),
+        (0u64..20, 0u64..60)
+            .prop_map(|(p, n)| format!("https://tenant.example/openapi/v3/detections?page={p}&per_page={n}")),
         (0u64..20).prop_map(|p| format!("/openapi/v3/detections?page={p}")),
         Just("https://evil.example/openapi/v3/detections?page=2".to_owned()),
         Just("http://tenant.example:99999/".to_owned()),
