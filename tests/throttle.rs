@@ -196,3 +196,44 @@ async fn catchpoint_quota_exceeded_is_retried_and_counted_as_throttling() {
     let throttled = sample(&format!("alertd_throttled_seconds_total{{{l}}}")).unwrap_or(0.0);
     assert!(throttled > 0.0, "the quota waits count as throttled time: {metrics}");
 }
+
+/// The figure for `docs/reliability.md`: a backfill far larger than the
+/// budget, throttled to `20/min` for three minutes; prints requests per
+/// minute and the busiest 60-second window. Run it with
+/// `cargo test --test throttle -- --ignored --nocapture measure_`.
+#[tokio::test]
+#[ignore = "a three-minute measurement, not a check"]
+async fn measure_a_throttled_backfill_for_three_minutes() {
+    let sim =
+        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 2000, ..SimConfig::default() })
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        None,
+        "canaryguard",
+        &sim.base_url(),
+        CANARYGUARD_DEMO_KEY,
+        "page_size = 5\nrate_limits = [\"20/min\"]",
+    );
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn({
+        let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
+        async move { daemon::run(&cfg, common::quiet_sink(&cfg), Mode::Forever, shutdown).await }
+    });
+    let run = Duration::from_secs(180);
+    tokio::time::sleep(run).await;
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
+    let times: Vec<Instant> = sim.requests().iter().map(|r| r.received).collect();
+    let per_minute = times.len() as f64 / run.as_secs_f64() * 60.0;
+    let busiest = busiest(&times, Duration::from_secs(60));
+    let statuses: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
+    println!(
+        "20/min allowed: {} requests in {run:?} = {per_minute:.1}/min; busiest 60 s window {busiest}; non-200: {}",
+        times.len(),
+        statuses.iter().filter(|s| **s != 200).count()
+    );
+    assert!(busiest <= 20);
+}
