@@ -134,6 +134,26 @@ pub trait FetchObserver: Sync {
     fn paced(&self, delay: Duration);
 }
 
+/// How a vendor says "slow down" besides a plain 429.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleSignals {
+    /// Statuses read like 429 (Red Canary: 406).
+    pub statuses: &'static [u16],
+    /// Whether an answer's body says the vendor throttled, whatever its
+    /// status (Catchpoint's "quota exceeded").
+    pub body: fn(&[u8]) -> bool,
+}
+
+impl ThrottleSignals {
+    /// Only 429 means throttled.
+    pub const NONE: ThrottleSignals = ThrottleSignals { statuses: &[], body: |_| false };
+
+    /// Also `statuses`.
+    pub const fn statuses(statuses: &'static [u16]) -> ThrottleSignals {
+        ThrottleSignals { statuses, ..ThrottleSignals::NONE }
+    }
+}
+
 /// Everything a source's requests share.
 pub struct FetchContext<'a> {
     /// Retries.
@@ -142,8 +162,8 @@ pub struct FetchContext<'a> {
     pub throttle: &'a Throttle,
     /// Counts and logs attempts.
     pub observer: &'a dyn FetchObserver,
-    /// Statuses the vendor uses for throttling besides 429 (Red Canary: 406).
-    pub throttle_statuses: &'a [u16],
+    /// How the vendor throttles besides 429.
+    pub throttling: ThrottleSignals,
 }
 
 /// A 2xx answer.
@@ -173,7 +193,7 @@ where
     let max = policy.max_delay;
     (|| async {
         ctx.throttle.acquire().await;
-        let result = fetch_once(make(), ctx.throttle_statuses).await;
+        let result = fetch_once(make(), ctx.throttling).await;
         observer.answered(&match &result {
             Ok(answer) => answer.status.as_u16().to_string(),
             Err(e) => e.status().map_or_else(|| e.code().to_owned(), |s| s.to_string()),
@@ -198,26 +218,25 @@ where
     .await
 }
 
-/// One attempt. `throttle_statuses` are read like 429.
-pub async fn fetch_once(req: RequestBuilder, throttle_statuses: &[u16]) -> Result<Answer, FetchError> {
+/// One attempt. An answer `throttling` recognises is read like 429.
+pub async fn fetch_once(req: RequestBuilder, throttling: ThrottleSignals) -> Result<Answer, FetchError> {
     let response = req.send().await.map_err(classify_transport)?;
     let status = response.status();
     let retry_after = retry_after(&response);
-    let now_epoch =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let pace = crate::throttle::hint(response.headers(), now_epoch);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let pace = crate::throttle::hint(response.headers(), now);
     let html = is_html(&response);
     let body = response.bytes().await.map_err(classify_transport)?;
     if html || looks_like_html(&body) {
         return Err(FetchError::Html { status: status.as_u16(), title: html_title(&body) });
     }
+    if throttling.statuses.contains(&status.as_u16()) || (throttling.body)(&body) {
+        return Err(FetchError::Throttled { status: status.as_u16(), retry_after: retry_after.or(pace) });
+    }
     if status.is_success() {
         return Ok(Answer { status, body, pace });
     }
     let detail = vendor_message(&body);
-    if throttle_statuses.contains(&status.as_u16()) {
-        return Err(FetchError::Throttled { status: status.as_u16(), retry_after: retry_after.or(pace) });
-    }
     Err(match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
             FetchError::Auth { status: status.as_u16(), detail }
@@ -388,20 +407,25 @@ mod tests {
             max_delay: Duration::from_millis(10),
         };
         let throttle = Throttle::new(&[]);
-        let ctx = FetchContext { policy, throttle: &throttle, observer: &Quiet, throttle_statuses: &[406] };
+        let ctx = FetchContext {
+            policy,
+            throttle: &throttle,
+            observer: &Quiet,
+            throttling: ThrottleSignals::statuses(&[406]),
+        };
         let body = fetch(|| client.get(&url), &ctx).await.unwrap();
         assert_eq!(&body[..], b"{\"message\":\"slow down\"}");
         assert_eq!(hits.load(Ordering::SeqCst), 2, "retried once");
 
         let (url, _) = flaky(406, 1).await;
-        let err = fetch_once(client.get(&url), &[]).await.unwrap_err();
+        let err = fetch_once(client.get(&url), ThrottleSignals::NONE).await.unwrap_err();
         assert_eq!(
             err,
             FetchError::Client { status: 406, detail: "slow down".into() },
             "without the vendor's word, 406 is a refused request"
         );
         let (url, _) = flaky(406, 1).await;
-        let err = fetch_once(client.get(&url), &[406]).await.unwrap_err();
+        let err = fetch_once(client.get(&url), ThrottleSignals::statuses(&[406])).await.unwrap_err();
         assert!(matches!(err, FetchError::Throttled { status: 406, .. }), "{err}");
     }
 

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{Seen, Store, StoreError};
 use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig};
-use crate::http::{FetchContext, FetchError, FetchObserver, RetryPolicy};
+use crate::http::{FetchContext, FetchError, FetchObserver, RetryPolicy, ThrottleSignals};
 use crate::internal_events::{
     ApiUsageReported, DeadLettered, ErrorAnsweredAsEmpty, HttpAnswered, Paced, PageDelivered, PollFailed,
     PollFinished, RetryScheduled, WalkEndedByRule,
@@ -278,7 +278,7 @@ impl<V: Vendor> Poller<V> {
                 true,
             ),
         };
-        let answer = crate::http::fetch_once(request.timeout(self.timeout), V::THROTTLE_STATUSES)
+        let answer = crate::http::fetch_once(request.timeout(self.timeout), throttling::<V>())
             .await
             .map_err(|error| PollError::Fetch {
                 vendor: V::KEY,
@@ -381,7 +381,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             policy: p.retry,
             throttle: &p.throttle,
             observer: p,
-            throttle_statuses: V::THROTTLE_STATUSES,
+            throttling: throttling::<V>(),
         };
         let body = match crate::http::fetch(make, &ctx).await {
             Ok(body) => body,
@@ -501,6 +501,11 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
 
 /// A dead letter: the item verbatim with the source and the reason. Its id
 /// is derived from the item's bytes so a re-fetched bad item is stored once.
+/// How `V` says "slow down" besides 429.
+fn throttling<V: Vendor>() -> ThrottleSignals {
+    ThrottleSignals { statuses: V::THROTTLE_STATUSES, body: V::throttled_answer }
+}
+
 fn dead_letter(
     prefix: &str,
     vendor: &'static str,

@@ -135,7 +135,11 @@ impl Throttle {
 /// When fewer than a tenth of the budget (at least 2) remain, the remaining
 /// requests are spread evenly until the reset. `Reset` is read as epoch
 /// seconds when it is that large, else as seconds from now (vendors differ).
-pub fn hint(headers: &reqwest::header::HeaderMap, now_epoch: u64) -> Option<Duration> {
+/// Either way it has whole seconds, so the window may reset up to a second
+/// after it says: the wait runs to one second past it, or the last call of a
+/// window could land just before the reset and draw the 429 it avoids.
+/// `now` is the time since the Unix epoch.
+pub fn hint(headers: &reqwest::header::HeaderMap, now: Duration) -> Option<Duration> {
     let get = |name: &str| -> Option<u64> {
         let value = headers.get(name).or_else(|| headers.get(format!("x-{name}").as_str()))?;
         value.to_str().ok()?.split([',', ';']).next()?.trim().parse().ok()
@@ -147,8 +151,12 @@ pub fn hint(headers: &reqwest::header::HeaderMap, now_epoch: u64) -> Option<Dura
     if remaining >= low {
         return None;
     }
-    let reset_in = if reset > 1_000_000_000 { reset.saturating_sub(now_epoch) } else { reset };
-    Some(Duration::from_secs(reset_in) / (remaining as u32 + 1))
+    let reset_in = if reset > 1_000_000_000 {
+        Duration::from_secs(reset.saturating_add(1)).saturating_sub(now)
+    } else {
+        Duration::from_secs(reset.saturating_add(1))
+    };
+    Some(reset_in / (u32::try_from(remaining).unwrap_or(u32::MAX - 1) + 1)).filter(|d| !d.is_zero())
 }
 
 #[cfg(test)]
@@ -185,20 +193,23 @@ mod tests {
 
     #[test]
     fn a_low_remaining_budget_spreads_requests_until_the_reset() {
-        let now = 1_800_000_000;
+        let now = Duration::from_millis(1_800_000_000_500);
         let h = headers(&[
             ("ratelimit-limit", "100"),
             ("ratelimit-remaining", "3"),
             ("ratelimit-reset", "1800000040"),
         ]);
-        assert_eq!(hint(&h, now), Some(Duration::from_secs(10)));
+        // 40.5 s to one second past the stated reset, for 4 calls.
+        assert_eq!(hint(&h, now), Some(Duration::from_millis(10_125)));
         let delta = headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "30")]);
-        assert_eq!(hint(&delta, now), Some(Duration::from_secs(30)));
+        assert_eq!(hint(&delta, now), Some(Duration::from_secs(31)));
         let plenty =
             headers(&[("ratelimit-limit", "100"), ("ratelimit-remaining", "50"), ("ratelimit-reset", "30")]);
         assert_eq!(hint(&plenty, now), None);
         let prefixed = headers(&[("x-ratelimit-remaining", "1"), ("x-ratelimit-reset", "9")]);
-        assert_eq!(hint(&prefixed, now), Some(Duration::from_millis(4500)));
+        assert_eq!(hint(&prefixed, now), Some(Duration::from_secs(5)));
+        let past = headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "1799999990")]);
+        assert_eq!(hint(&past, now), None, "a reset in the past holds nothing");
         assert_eq!(hint(&HeaderMap::new(), now), None);
     }
 

@@ -3,10 +3,14 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use alertd::daemon::{self, Mode};
-use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault, SimConfig, SimVendor, Simulator};
+use alertd::sim::{
+    CANARYGUARD_DEMO_KEY, CallBudget, Fault, RAPID7_DEMO_KEY, SimConfig, SimVendor, Simulator,
+};
 use tokio_util::sync::CancellationToken;
 
 use common::config;
@@ -90,4 +94,146 @@ async fn persistent_throttling_fails_the_poll_without_moving_the_cursor() {
     let state =
         alertd::checkpoint::Store::open(&cfg.state.path).unwrap().load("test-canaryguard").await.unwrap();
     assert_eq!(state.watermark, None);
+}
+
+/// Rapid7 announces its call budget in `RateLimit-*` headers and answers 429
+/// once it is spent. A backfill of more pages than one budget holds slows
+/// down as `RateLimit-Remaining` runs low and waits for the reset, so the
+/// vendor never has to refuse a call.
+#[tokio::test]
+async fn ratelimit_remaining_slows_a_rapid7_backfill_before_the_429() {
+    let budget = CallBudget { calls: 10, window: Duration::from_secs(2) };
+    let sim = Simulator::start(
+        SimVendor::Rapid7,
+        SimConfig {
+            initial_items: 120,
+            call_budget: Some(budget),
+            ..SimConfig::for_vendor(SimVendor::Rapid7)
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // No retries: a 429 would fail the poll.
+    let cfg = config(dir.path(), None, "rapid7", &sim.base_url(), RAPID7_DEMO_KEY, "page_size = 5");
+    let results =
+        daemon::run(&cfg, common::quiet_sink(&cfg), Mode::Once, CancellationToken::new()).await.unwrap();
+    let log = sim.requests();
+    let statuses: Vec<u16> = log.iter().map(|r| r.status).collect();
+    let report = results[0].1.as_ref().unwrap_or_else(|e| panic!("the backfill failed: {e}; {statuses:?}"));
+    assert_eq!(report.published, 120);
+    assert_eq!(log.len(), 24, "one call per page: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200), "the budget was overrun: {statuses:?}");
+    let span = log[log.len() - 1].received - log[0].received;
+    assert!(span >= 2 * budget.window, "24 calls on a budget of 10 per 2 s took only {span:?}");
+}
+
+/// A Catchpoint stand-in that answers "quota exceeded" (403, the error
+/// envelope, `usageLimits.exceededMessage`) `times` times, then 404: no
+/// alerts in the window.
+async fn catchpoint_over_quota(times: usize) -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().fallback(move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < times {
+                let body = r#"{"data":null,"completed":false,"errors":[{"id":"403","message":"Quota exceeded."}],
+                    "usageLimits":{"limits":{"minute":20,"hour":500,"day":2000},"runs":{"minute":3,"hour":41,"day":2000},
+                    "exceededMessage":"Daily limit of 2000 calls exceeded."}}"#;
+                (axum::http::StatusCode::FORBIDDEN, body)
+            } else {
+                (axum::http::StatusCode::NOT_FOUND, r#"{"completed":false,"errors":[{"message":"No alerts found."}]}"#)
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+/// Catchpoint's "quota exceeded" is throttling, whatever its status: it is
+/// retried with backoff (not taken for a refused key) and the wait counts in
+/// `alertd_throttled_seconds_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catchpoint_quota_exceeded_is_retried_and_counted_as_throttling() {
+    let (url, calls) = catchpoint_over_quota(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), None, "catchpoint", &url, "cp-key", "");
+    cfg.sources[0].retries = 3;
+    cfg.sources[0].schedule = "every 1h".parse().unwrap();
+    let port = common::free_port();
+    cfg.service.listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn({
+        let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
+        async move { daemon::run(&cfg, common::quiet_sink(&cfg), Mode::Forever, shutdown).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            let text = r.text().await.unwrap_or_default();
+            if text.contains("alertd_polls_total{") {
+                break text;
+            }
+        }
+        assert!(Instant::now() < deadline, "no poll was counted within 30s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    shutdown.cancel();
+    daemon.await.unwrap().expect("clean stop");
+    let sample = |prefix: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    let l = r#"source="test-catchpoint",vendor="catchpoint""#;
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "two refusals, then the answer");
+    assert_eq!(sample(&format!("alertd_polls_total{{{l},result=\"ok\"}}")), Some(1.0), "{metrics}");
+    assert_eq!(sample(&format!("alertd_http_responses_total{{{l},status=\"403\"}}")), Some(2.0), "{metrics}");
+    let throttled = sample(&format!("alertd_throttled_seconds_total{{{l}}}")).unwrap_or(0.0);
+    assert!(throttled > 0.0, "the quota waits count as throttled time: {metrics}");
+}
+
+/// The figure for `docs/reliability.md`: a backfill far larger than the
+/// budget, throttled to `20/min` for three minutes; prints requests per
+/// minute and the busiest 60-second window. Run it with
+/// `cargo test --test throttle -- --ignored --nocapture measure_`.
+#[tokio::test]
+#[ignore = "a three-minute measurement, not a check"]
+async fn measure_a_throttled_backfill_for_three_minutes() {
+    let sim =
+        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 2000, ..SimConfig::default() })
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        None,
+        "canaryguard",
+        &sim.base_url(),
+        CANARYGUARD_DEMO_KEY,
+        "page_size = 5\nrate_limits = [\"20/min\"]",
+    );
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn({
+        let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
+        async move { daemon::run(&cfg, common::quiet_sink(&cfg), Mode::Forever, shutdown).await }
+    });
+    let run = Duration::from_secs(180);
+    tokio::time::sleep(run).await;
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
+    let times: Vec<Instant> = sim.requests().iter().map(|r| r.received).collect();
+    let per_minute = times.len() as f64 / run.as_secs_f64() * 60.0;
+    let busiest = busiest(&times, Duration::from_secs(60));
+    let statuses: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
+    println!(
+        "20/min allowed: {} requests in {run:?} = {per_minute:.1}/min; busiest 60 s window {busiest}; non-200: {}",
+        times.len(),
+        statuses.iter().filter(|s| **s != 200).count()
+    );
+    assert!(busiest <= 20);
 }

@@ -120,6 +120,20 @@ pub struct SimConfig {
     pub update_every: Option<Duration>,
     /// The only key accepted, so auth handling is tested for real.
     pub api_key: String,
+    /// The call budget of a simulator that announces one in `RateLimit-*`
+    /// headers and answers 429 once it is spent (Rapid7); `None` keeps the
+    /// vendor's documented budget. Tests shrink it to see pacing within
+    /// seconds instead of a 15-minute window.
+    pub call_budget: Option<CallBudget>,
+}
+
+/// `calls` per `window`, counted in fixed windows from the first call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallBudget {
+    /// Calls allowed per window.
+    pub calls: u64,
+    /// How long a window lasts.
+    pub window: Duration,
 }
 
 impl Default for SimConfig {
@@ -131,6 +145,7 @@ impl Default for SimConfig {
             arrival_every: None,
             update_every: None,
             api_key: CANARYGUARD_DEMO_KEY.to_owned(),
+            call_budget: None,
         }
     }
 }
@@ -252,7 +267,7 @@ impl Simulator {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let mut rng = StdRng::seed_from_u64(config.seed);
-        let api = vendor_api(vendor, &mut rng, &format!("http://{addr}"));
+        let api = vendor_api(vendor, &mut rng, &format!("http://{addr}"), config.call_budget);
         let routes = api.routes();
         let seeding =
             Seeding { initial_items: config.initial_items, history, anchor: anchor.trunc_subsecs(0) };
@@ -339,11 +354,16 @@ impl Simulator {
 
 /// Builds the vendor hooks, drawing its fixed pool (tokens, sensors, ...)
 /// from the seeded RNG before the alerts; `base_url` is where it is served.
-fn vendor_api(vendor: SimVendor, rng: &mut StdRng, base_url: &str) -> Box<dyn VendorApi> {
+fn vendor_api(
+    vendor: SimVendor,
+    rng: &mut StdRng,
+    base_url: &str,
+    call_budget: Option<CallBudget>,
+) -> Box<dyn VendorApi> {
     match vendor {
         SimVendor::CanaryGuard => Box::new(canaryguard::CanaryGuard::new(rng)),
         SimVendor::Catchpoint => Box::new(catchpoint::Catchpoint::new(rng)),
-        SimVendor::Rapid7 => Box::new(rapid7::Rapid7::new(rng)),
+        SimVendor::Rapid7 => Box::new(rapid7::Rapid7::new(rng, call_budget)),
         SimVendor::RedCanary => Box::new(red_canary::RedCanary::new(rng, base_url)),
         SimVendor::ThinkstCanary => Box::new(thinkst_canary::ThinkstCanary::new(rng)),
     }

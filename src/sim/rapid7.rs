@@ -25,6 +25,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
+use super::CallBudget;
 use super::state::{Item, Routes, Shared, VendorApi};
 
 /// An organization API key in Rapid7's UUID form, for demos and tests.
@@ -33,8 +34,8 @@ pub const RAPID7_DEMO_KEY: &str = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a";
 const SEARCH_PATH: &str = "/idr/at/alerts/ops/search";
 const INVESTIGATIONS_PATH: &str = "/idr/v2/investigations";
 const MAX_SIZE: u64 = 100;
-const BUDGET: u64 = 1000;
-const BUDGET_WINDOW: TimeDelta = TimeDelta::minutes(15);
+/// The documented budget: 1000 calls per 15 minutes.
+const BUDGET: CallBudget = CallBudget { calls: 1000, window: std::time::Duration::from_secs(15 * 60) };
 
 /// Detections: title, MITRE codes as Rapid7 lists them (tactic names and
 /// technique ids mixed), the keys of interest they carry, and priority.
@@ -69,6 +70,8 @@ pub(crate) struct Rapid7 {
 
 /// Calls left in the current rate-limit window.
 struct Budget {
+    limit: u64,
+    window: TimeDelta,
     resets_at: DateTime<Utc>,
     used: u64,
 }
@@ -77,24 +80,32 @@ impl Budget {
     /// Counts a call; `None` when the budget is spent.
     fn spend(&mut self, now: DateTime<Utc>) -> Option<u64> {
         if now >= self.resets_at {
-            self.resets_at = now + BUDGET_WINDOW;
+            self.resets_at = now + self.window;
             self.used = 0;
         }
-        (self.used < BUDGET).then(|| {
+        (self.used < self.limit).then(|| {
             self.used += 1;
-            BUDGET - self.used
+            self.limit - self.used
         })
     }
 }
 
 impl Rapid7 {
-    /// Draws the organization's ids.
-    pub(crate) fn new(rng: &mut StdRng) -> Self {
+    /// Draws the organization's ids; `budget` replaces the documented
+    /// call budget.
+    pub(crate) fn new(rng: &mut StdRng, budget: Option<CallBudget>) -> Self {
+        let CallBudget { calls, window } = budget.unwrap_or(BUDGET);
+        let budget = Budget {
+            limit: calls,
+            window: TimeDelta::from_std(window).unwrap_or(TimeDelta::MAX),
+            resets_at: DateTime::<Utc>::MIN_UTC,
+            used: 0,
+        };
         Self {
             org_id: uuid(rng),
             customer_id: uuid(rng),
             product_token: hex(rng, 20).to_ascii_uppercase(),
-            budget: Arc::new(Mutex::new(Budget { resets_at: DateTime::<Utc>::MIN_UTC, used: 0 })),
+            budget: Arc::new(Mutex::new(budget)),
         }
     }
 }
@@ -201,8 +212,9 @@ impl VendorApi for Rapid7 {
     fn rate_limited(&self, retry_after_secs: u64) -> Response {
         let reset =
             super::state::now() + TimeDelta::seconds(i64::try_from(retry_after_secs).unwrap_or(i64::MAX / 2));
+        let limit = self.budget.lock().unwrap_or_else(PoisonError::into_inner).limit;
         let mut response = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-        rate_headers(response.headers_mut(), 0, reset);
+        rate_headers(response.headers_mut(), limit, 0, reset);
         response
     }
 
@@ -243,8 +255,8 @@ fn message(status: StatusCode, text: &str) -> Response {
     (status, Json(json!({ "message": text, "correlation_id": correlation }))).into_response()
 }
 
-fn rate_headers(headers: &mut HeaderMap, remaining: u64, reset: DateTime<Utc>) {
-    headers.insert("RateLimit-Limit", HeaderValue::from(BUDGET));
+fn rate_headers(headers: &mut HeaderMap, limit: u64, remaining: u64, reset: DateTime<Utc>) {
+    headers.insert("RateLimit-Limit", HeaderValue::from(limit));
     headers.insert("RateLimit-Remaining", HeaderValue::from(remaining));
     headers.insert("RateLimit-Reset", HeaderValue::from(reset.timestamp()));
 }
@@ -266,13 +278,13 @@ async fn not_found() -> Response {
 }
 
 /// Auth, `Accept-version` and the call budget, shared by both lists; the
-/// remaining budget and reset time on success.
+/// budget, what remains of it and its reset time on success.
 fn admit(
     shared: &Shared,
     budget: &Mutex<Budget>,
     headers: &HeaderMap,
     version: &str,
-) -> Result<(u64, DateTime<Utc>), Box<Response>> {
+) -> Result<(u64, u64, DateTime<Utc>), Box<Response>> {
     if !authorized(shared, headers) {
         return Err(Box::new(message(StatusCode::UNAUTHORIZED, "Unauthorized")));
     }
@@ -280,7 +292,7 @@ fn admit(
     let mut budget = budget.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(remaining) = budget.spend(now) else {
         let mut response = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-        rate_headers(response.headers_mut(), 0, budget.resets_at);
+        rate_headers(response.headers_mut(), budget.limit, 0, budget.resets_at);
         return Err(Box::new(response));
     };
     if headers.get("accept-version").and_then(|v| v.to_str().ok()) != Some(version) {
@@ -289,7 +301,7 @@ fn admit(
             &format!("Unsupported or missing Accept-version header; this API requires `{version}`."),
         )));
     }
-    Ok((remaining, budget.resets_at))
+    Ok((budget.limit, remaining, budget.resets_at))
 }
 
 /// `index` and `size` from the query string.
@@ -346,7 +358,7 @@ async fn search_alerts(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let (remaining, reset) = match admit(&shared, &budget, &headers, "strong-force-preview") {
+    let (limit, remaining, reset) = match admit(&shared, &budget, &headers, "strong-force-preview") {
         Ok(ok) => ok,
         Err(response) => return *response,
     };
@@ -384,7 +396,7 @@ async fn search_alerts(
         "region_failures": [],
     }))
     .into_response();
-    rate_headers(response.headers_mut(), remaining, reset);
+    rate_headers(response.headers_mut(), limit, remaining, reset);
     response
 }
 
@@ -394,7 +406,7 @@ async fn investigations(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let (remaining, reset) = match admit(&shared, &budget, &headers, "investigations-preview") {
+    let (limit, remaining, reset) = match admit(&shared, &budget, &headers, "investigations-preview") {
         Ok(ok) => ok,
         Err(response) => return *response,
     };
@@ -430,7 +442,7 @@ async fn investigations(
         },
     }))
     .into_response();
-    rate_headers(response.headers_mut(), remaining, reset);
+    rate_headers(response.headers_mut(), limit, remaining, reset);
     response
 }
 

@@ -4,7 +4,7 @@
 //! fields that are null, absent or empty. These helpers read what is there and
 //! say precisely which field is missing or unreadable when a required one is.
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
 use super::NormalizeError;
@@ -30,13 +30,15 @@ pub fn required_text(item: &Value, pointer: &str) -> Result<String, NormalizeErr
         .ok_or_else(|| NormalizeError(format!("required field `{}` is missing or empty", display(pointer))))
 }
 
-/// A float, from a number or numeric string.
+/// A finite float, from a number or numeric string (`"NaN"` and `"inf"`
+/// parse as floats but are no coordinate or threshold).
 pub fn float(item: &Value, pointer: &str) -> Option<f64> {
     match get(item, pointer)? {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+    .filter(|f: &f64| f.is_finite())
 }
 
 /// An integer, from a number or an integer string (Thinkst sends counts,
@@ -66,7 +68,9 @@ pub fn boolean(item: &Value, pointer: &str) -> Option<bool> {
 /// A time: RFC 3339 / ISO 8601 with or without offset (no offset means
 /// UTC), `YYYY-MM-DD HH:MM:SS` (optionally followed by `UTC+0000`), RFC 1123
 /// (`Wed, 08 Apr 2020 10:55:09 GMT`), or epoch seconds/milliseconds as a
-/// number or string.
+/// number or string. Only years 0000 to 9999 in UTC are times: an event's
+/// timestamps are RFC 3339, which has four-digit years, and a date outside
+/// them (a huge epoch, `9999-12-31T23:59:59-01:00`) is garbage, not a time.
 pub fn time(item: &Value, pointer: &str) -> Option<DateTime<Utc>> {
     match get(item, pointer)? {
         Value::String(s) => parse_lenient_time(s),
@@ -85,8 +89,17 @@ pub fn required_time(item: &Value, pointer: &str) -> Result<DateTime<Utc>, Norma
     }
 }
 
-/// Parse the timestamp forms vendors use.
+/// Parse the timestamp forms vendors use, in years 0000 to 9999 UTC (see [`time`]).
 pub fn parse_lenient_time(s: &str) -> Option<DateTime<Utc>> {
+    parse_any_time(s).filter(rfc3339_year)
+}
+
+/// Whether `t` has a four-digit year, as RFC 3339 requires.
+fn rfc3339_year(t: &DateTime<Utc>) -> bool {
+    (0..=9999).contains(&t.year())
+}
+
+fn parse_any_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
@@ -159,7 +172,7 @@ fn from_epoch(n: f64) -> Option<DateTime<Utc>> {
     let secs = if n > 1e11 { n / 1000.0 } else { n };
     let whole = secs.trunc() as i64;
     let nanos = ((secs - secs.trunc()) * 1e9).round() as u32;
-    Utc.timestamp_opt(whole, nanos.min(999_999_999)).single()
+    Utc.timestamp_opt(whole, nanos.min(999_999_999)).single().filter(rfc3339_year)
 }
 
 fn display(pointer: &str) -> String {
@@ -191,6 +204,27 @@ mod tests {
         }
     }
 
+    /// Found by the property tests: years past 9999 serialized as
+    /// `+10000-…`, which the event schema (RFC 3339) refuses.
+    #[test]
+    fn times_outside_four_digit_years_are_not_times() {
+        for v in [
+            json!("9999-12-31T23:59:59-01:00"),
+            json!("0000-01-01T00:30:00+01:00"),
+            json!("9999-12-31 23:59:59 UTC-0100"),
+            json!(253_402_300_800_000_i64),
+            json!("253402300800000"),
+            json!(1.8e19),
+        ] {
+            assert_eq!(time(&json!({ "t": v }), "/t"), None, "{v}");
+        }
+        let last = time(&json!({ "t": "9999-12-31T23:59:59Z" }), "/t").unwrap();
+        assert_eq!(serde_json::to_value(last).unwrap(), json!("9999-12-31T23:59:59Z"));
+        assert!(time(&json!({ "t": "0000-01-01T00:00:00Z" }), "/t").is_some());
+        let err = required_time(&json!({ "t": 253_402_300_800_000_i64 }), "/t").unwrap_err();
+        assert!(err.0.contains("not a recognised"), "{err}");
+    }
+
     #[test]
     fn a_missing_required_field_is_named() {
         let err = required_text(&json!({ "a": {} }), "/a/id").unwrap_err();
@@ -205,6 +239,15 @@ mod tests {
         assert_eq!(integer(&json!({ "n": 142 }), "/n"), Some(142));
         assert_eq!(integer(&json!({ "n": "" }), "/n"), None);
         assert_eq!(integer(&json!({ "n": "1.5" }), "/n"), None);
+    }
+
+    /// Found by the property tests: `"NaN"` became a latitude (serialized as null).
+    #[test]
+    fn non_finite_float_strings_are_not_floats() {
+        for v in ["NaN", "inf", "-infinity", "1e400"] {
+            assert_eq!(float(&json!({ "f": v }), "/f"), None, "{v}");
+        }
+        assert_eq!(float(&json!({ "f": " 52.52 " }), "/f"), Some(52.52));
     }
 
     #[test]

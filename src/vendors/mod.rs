@@ -12,6 +12,8 @@
 pub mod canaryguard;
 pub mod catchpoint;
 pub mod fields;
+#[cfg(test)]
+mod proptests;
 pub mod rapid7;
 pub mod red_canary;
 pub mod thinkst_canary;
@@ -95,6 +97,15 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     fn empty_page_for(&self, error: &FetchError) -> Option<Page> {
         let _ = error;
         None
+    }
+
+    /// Whether an answer's body says the vendor throttled, whatever its
+    /// status (Catchpoint answers a spent quota with "quota exceeded"). Such
+    /// an answer is retried with backoff and counted as throttled time, like
+    /// a 429. Default: no body does.
+    fn throttled_answer(body: &[u8]) -> bool {
+        let _ = body;
+        false
     }
 
     /// A cheap request that only checks the key (Rapid7's `GET /validate`),

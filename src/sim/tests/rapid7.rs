@@ -148,7 +148,10 @@ async fn the_vendors_validate_request_passes_with_the_right_key_only() {
     let check = |key: &str| {
         use crate::vendors::Vendor;
         let key = crate::config::Credential::from_secret(key.to_owned().into());
-        crate::http::fetch_once(vendor.validate_request(&client, &key).unwrap(), &[])
+        crate::http::fetch_once(
+            vendor.validate_request(&client, &key).unwrap(),
+            crate::http::ThrottleSignals::NONE,
+        )
     };
     let body = check(RAPID7_DEMO_KEY).await.unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&body.body).unwrap()["message"], "Authorized");

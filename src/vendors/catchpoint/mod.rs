@@ -181,6 +181,10 @@ impl Vendor for Catchpoint {
         }
     }
 
+    fn throttled_answer(body: &[u8]) -> bool {
+        quota_exceeded(body)
+    }
+
     fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
         normalize::normalize(item, ctx)
     }
@@ -224,6 +228,35 @@ pub fn parse(body: &[u8]) -> Result<Parsed, PageError> {
         page: Page::new(items, Continuation::HasMore(has_more)),
         usage: envelope.get("usageLimits").and_then(usage_limits),
     })
+}
+
+/// Whether an answer is Catchpoint's "quota exceeded": an answer that did
+/// not complete (any status) whose errors, message or
+/// `usageLimits.exceededMessage` say a limit was exceeded. The documents
+/// name the error but not its status or envelope, so the text decides. A
+/// completed answer is data, whatever its alerts are called.
+pub fn quota_exceeded(body: &[u8]) -> bool {
+    let mentions = |text: &str| {
+        let text = text.to_ascii_lowercase();
+        text.contains("exceeded") && (text.contains("quota") || text.contains("limit"))
+    };
+    // Cheap first: most answers are pages that name no limit at all.
+    if !body.windows(8).any(|w| w.eq_ignore_ascii_case(b"exceeded")) {
+        return false;
+    }
+    let Ok(envelope) = serde_json::from_slice::<Value>(body) else {
+        return mentions(&String::from_utf8_lossy(body));
+    };
+    if envelope.get("completed").and_then(Value::as_bool) == Some(true) {
+        return false;
+    }
+    let exceeded = super::fields::text(&envelope, "/usageLimits/exceededMessage").is_some();
+    let said = ["/message", "/Message", "/error"]
+        .iter()
+        .filter_map(|p| super::fields::text(&envelope, p))
+        .chain(std::iter::once(error_messages(&envelope)))
+        .any(|m| mentions(&m));
+    exceeded || said
 }
 
 /// The messages of `errors[]`, joined; a fixed text when there are none.
@@ -379,6 +412,27 @@ mod tests {
         assert!(matches!(parse(br#"{"completed":true}"#), Err(PageError::Shape(_))));
         assert!(matches!(parse(br#"{"data":{"alerts":"x"}}"#), Err(PageError::Shape(_))));
         assert!(matches!(parse(br#"{"data":{"alerts":[],"hasMore":"yes"}}"#), Err(PageError::Shape(_))));
+    }
+
+    #[test]
+    fn quota_exceeded_is_recognised_in_any_envelope_and_only_there() {
+        for throttled in [
+            &br#"{"data":null,"completed":false,"errors":[{"id":"1","message":"Quota exceeded."}]}"#[..],
+            br#"{"completed":false,"errors":[],"usageLimits":{"exceededMessage":"Daily limit exceeded"}}"#,
+            br#"{"Message":"API quota exceeded for consumer 17"}"#,
+            b"Quota Exceeded",
+        ] {
+            assert!(quota_exceeded(throttled), "{}", String::from_utf8_lossy(throttled));
+        }
+        for other in [
+            &br#"{"data":{"alerts":[{"id":"a","alertType":{"name":"Limit exceeded"}}]},"completed":true}"#[..],
+            br#"{"completed":false,"errors":[{"message":"No alerts found."}]}"#,
+            br#"{"completed":false,"errors":[{"message":"Timeout exceeded while reading the test."}]}"#,
+            br#"{"data":{"alerts":[]},"completed":true,"usageLimits":{"exceededMessage":null}}"#,
+            b"",
+        ] {
+            assert!(!quota_exceeded(other), "{}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]

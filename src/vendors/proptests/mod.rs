@@ -1,0 +1,220 @@
+//! Property tests: no vendor's page parser or normalizer panics on any
+//! input, and every event a normalizer does produce validates against the
+//! event JSON Schema and serializes.
+//!
+//! Vendors' JSON is patchy in ways nobody lists in advance (numbers as
+//! strings, nulls, missing keys, four timestamp forms, years past 9999), so
+//! the inputs are generated: arbitrary bytes and truncated envelopes for
+//! `parse_page`, and for `normalize` items shaped like the vendor's (its real
+//! field names, see [`shapes`]) whose values are drawn from every JSON type,
+//! with odd strings, huge numbers and boundary timestamps. The harness is
+//! generic over [`Vendor`]; each vendor has one `proptest!` block below.
+//!
+//! Failures are not persisted to files: every panic found here is fixed in
+//! the vendor code and pinned by a regression unit test beside the fix.
+
+mod shapes;
+mod strategies;
+
+use std::sync::OnceLock;
+
+use chrono::{TimeZone, Utc};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use serde_json::Value;
+
+use super::canaryguard::CanaryGuard;
+use super::catchpoint::Catchpoint;
+use super::rapid7::Rapid7;
+use super::red_canary::RedCanary;
+use super::thinkst_canary::ThinkstCanary;
+use super::{NormalizeContext, Vendor};
+use crate::config::Config;
+use crate::event::Event;
+use strategies::{bodies, shaped};
+
+/// Cases per property: enough to find type confusions in every field, few
+/// enough that the whole suite stays a few seconds.
+const CASES: u32 = 256;
+
+fn config() -> ProptestConfig {
+    ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+/// `V` built for a test tenant, with `options` as `[source.options]` lines.
+fn vendor<V: Vendor>(options: &str) -> V {
+    let options = if options.is_empty() { String::new() } else { format!("[source.options]\n{options}\n") };
+    let text = format!(
+        "[[source]]\nvendor = \"{}\"\nname = \"fuzz\"\nbase_url = \"https://tenant.example\"\n\
+         credential = {{ env = \"X\" }}\n{options}",
+        V::KEY
+    );
+    let config = Config::from_toml(&text, "fuzz.toml").expect("the fuzz config is valid");
+    super::instantiate::<V>(&config.sources[0]).expect("the fuzz source builds")
+}
+
+fn ctx() -> NormalizeContext<'static> {
+    NormalizeContext { source: "fuzz", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() }
+}
+
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/alertd-event.v1.schema.json");
+        let text = std::fs::read_to_string(path).expect("the checked-in event schema");
+        let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("the event schema compiles")
+    })
+}
+
+/// Parse `body`; when it is a page, ask the scheme for the next position
+/// and normalize every item, none of which may panic.
+fn check_parse<V: Vendor>(v: &V, body: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(page) = v.parse_page(body) {
+        let scheme = v.scheme();
+        let _ = scheme.next(&scheme.first(), &page);
+        for item in &page.items {
+            check_normalize(v, item)?;
+        }
+    }
+    Ok(())
+}
+
+/// Normalize `item`; an event it yields must validate, serialize, read back,
+/// keep the item verbatim and be deterministic.
+fn check_normalize<V: Vendor>(v: &V, item: &Value) -> Result<(), TestCaseError> {
+    let Ok(normalized) = v.normalize(item, &ctx()) else {
+        return Ok(());
+    };
+    let event = &normalized.event;
+    let json = serde_json::to_value(event).map_err(|e| TestCaseError::fail(format!("to_value: {e}")))?;
+    let errors: Vec<String> =
+        validator().iter_errors(&json).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    prop_assert!(errors.is_empty(), "schema violations {errors:?}\nitem: {item}\nevent: {json}");
+    let text = serde_json::to_string(event).map_err(|e| TestCaseError::fail(format!("to_string: {e}")))?;
+    let back: Event =
+        serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("read back: {e}\n{text}")))?;
+    prop_assert_eq!(&back.id, &event.id);
+    prop_assert_eq!(&event.raw, item);
+    prop_assert_eq!(event.source.vendor.as_str(), V::KEY);
+    let again = v.normalize(item, &ctx()).map_err(|e| TestCaseError::fail(format!("second run: {e}")))?;
+    prop_assert_eq!(again.event.id, event.id, "the id is a function of the item");
+    Ok(())
+}
+
+/// How many of `cases` generated items normalize; the strategies must reach
+/// the success path often, or the schema property would check nothing.
+fn successes<V: Vendor>(v: &V, shape: &Value, cases: usize) -> usize {
+    let strategy = shaped(shape);
+    let mut runner = TestRunner::deterministic();
+    let ok = (0..cases)
+        .filter(|_| {
+            let item = strategy.new_tree(&mut runner).expect("a value").current();
+            v.normalize(&item, &ctx()).is_ok()
+        })
+        .count();
+    eprintln!("{}: {ok} of {cases} generated items normalized", V::KEY);
+    ok
+}
+
+#[test]
+fn the_item_strategies_reach_the_success_path_of_every_normalizer() {
+    let counts = [
+        ("canaryguard", successes(&vendor::<CanaryGuard>(""), &shapes::canaryguard_item(), 100)),
+        ("catchpoint", successes(&vendor::<Catchpoint>(""), &shapes::catchpoint_item(), 100)),
+        ("rapid7 alerts", successes(&vendor::<Rapid7>(""), &shapes::rapid7_alert(), 100)),
+        (
+            "rapid7 investigations",
+            successes(
+                &vendor::<Rapid7>("endpoint = \"investigations\""),
+                &shapes::rapid7_investigation(),
+                100,
+            ),
+        ),
+        ("red_canary", successes(&vendor::<RedCanary>(""), &shapes::red_canary_item(), 100)),
+        ("thinkst_canary", successes(&vendor::<ThinkstCanary>(""), &shapes::thinkst_item(), 100)),
+    ];
+    for (name, ok) in counts {
+        assert!(ok >= 10, "{name}: only {ok} of 100 generated items normalized");
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn canaryguard_parse_page_never_panics(body in bodies(&shapes::canaryguard_page())) {
+        check_parse(&vendor::<CanaryGuard>(""), &body)?;
+    }
+
+    #[test]
+    fn canaryguard_events_validate(item in shaped(&shapes::canaryguard_item())) {
+        check_normalize(&vendor::<CanaryGuard>(""), &item)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn catchpoint_parse_page_never_panics(body in bodies(&shapes::catchpoint_page())) {
+        check_parse(&vendor::<Catchpoint>(""), &body)?;
+    }
+
+    #[test]
+    fn catchpoint_events_validate(item in shaped(&shapes::catchpoint_item())) {
+        check_normalize(&vendor::<Catchpoint>(""), &item)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn rapid7_alert_pages_never_panic(body in bodies(&shapes::rapid7_alerts_page())) {
+        check_parse(&vendor::<Rapid7>(""), &body)?;
+    }
+
+    #[test]
+    fn rapid7_investigation_pages_never_panic(body in bodies(&shapes::rapid7_investigations_page())) {
+        check_parse(&vendor::<Rapid7>("endpoint = \"investigations\""), &body)?;
+    }
+
+    #[test]
+    fn rapid7_alert_events_validate(item in shaped(&shapes::rapid7_alert())) {
+        check_normalize(&vendor::<Rapid7>(""), &item)?;
+    }
+
+    #[test]
+    fn rapid7_investigation_events_validate(item in shaped(&shapes::rapid7_investigation())) {
+        check_normalize(&vendor::<Rapid7>("endpoint = \"investigations\""), &item)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn red_canary_parse_page_never_panics(body in bodies(&shapes::red_canary_page())) {
+        check_parse(&vendor::<RedCanary>(""), &body)?;
+    }
+
+    #[test]
+    fn red_canary_events_validate(item in shaped(&shapes::red_canary_item())) {
+        check_normalize(&vendor::<RedCanary>(""), &item)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn thinkst_canary_parse_page_never_panics(body in bodies(&shapes::thinkst_page())) {
+        check_parse(&vendor::<ThinkstCanary>(""), &body)?;
+    }
+
+    #[test]
+    fn thinkst_canary_events_validate(item in shaped(&shapes::thinkst_item())) {
+        check_normalize(&vendor::<ThinkstCanary>(""), &item)?;
+    }
+}
