@@ -7,6 +7,7 @@
 //! - [`config`]: TOML → typed settings, errors with file:line; API keys.
 //! - [`event`]: the normalized event (schema v1) and its deterministic id.
 //! - [`paginate`]: the five pagination schemes and the one page loop.
+//! - [`ocsf`]: the OCSF 1.8.0 Detection Finding of an event (an optional output format).
 //! - [`incremental`]: time-window planning shared by timestamp-filtered APIs.
 //! - [`vendors`]: one folder per vendor (requests, page parsing, normalize) and the registry.
 //! - [`http`]: requests, retries and the classification of what came back.
@@ -36,6 +37,7 @@ pub mod event;
 pub mod http;
 pub mod incremental;
 pub mod internal_events;
+pub mod ocsf;
 pub mod paginate;
 pub mod poller;
 pub mod publish;

@@ -39,6 +39,22 @@ enum LogFormat {
     Json,
 }
 
+/// `--format` values (clap's mirror of [`alertd::publish::Format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Alertd,
+    Ocsf,
+}
+
+impl OutputFormat {
+    fn into_format(self) -> alertd::publish::Format {
+        match self {
+            OutputFormat::Alertd => alertd::publish::Format::Alertd,
+            OutputFormat::Ocsf => alertd::publish::Format::Ocsf,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the pollers on their schedules until SIGTERM/SIGINT.
@@ -77,6 +93,9 @@ enum Command {
         /// Seed of the simulated data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// What to publish or print for each event (repeatable): `alertd` (schema v1), `ocsf`.
+        #[arg(long = "format", value_enum, default_values_t = [OutputFormat::Alertd])]
+        formats: Vec<OutputFormat>,
     },
     /// Print the event JSON Schema (v1).
     Schema,
@@ -151,9 +170,10 @@ async fn dispatch(command: Command, config: &Path) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cursors { action } => cursors(&load(config)?, action).await,
-        Command::Demo { nats, follow, items, seed } => {
+        Command::Demo { nats, follow, items, seed, formats } => {
             let shutdown = shutdown_on_signals();
-            let results = demo::run(DemoOptions { nats, follow, items, seed }, shutdown).await?;
+            let formats = formats.into_iter().map(OutputFormat::into_format).collect();
+            let results = demo::run(DemoOptions { nats, follow, items, seed, formats }, shutdown).await?;
             Ok(summarize(&results))
         }
         Command::Schema => {

@@ -25,8 +25,9 @@ use crate::internal_events::{
     DeadLettered, ErrorAnsweredAsEmpty, HttpAnswered, Paced, PageDelivered, PollFailed, PollFinished,
     RetryScheduled, WalkEndedByRule,
 };
+use crate::ocsf;
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
-use crate::publish::{Message, PublishError, Sink, dead_letter_subject, event_subject};
+use crate::publish::{Format, Message, PublishError, Sink, dead_letter_subject, event_subject};
 use crate::telemetry::Telemetry;
 use crate::throttle::Throttle;
 use crate::vendors::{NormalizeContext, PageError, Vendor, instantiate};
@@ -71,7 +72,8 @@ pub struct PollReport {
     pub pages: u64,
     /// Items on those pages.
     pub items: u64,
-    /// Events newly stored by the sink.
+    /// Messages newly stored by the sink (one per event and configured
+    /// format, plus dead letters).
     pub published: u64,
     /// Events the sink already had (acked as duplicates).
     pub duplicates: u64,
@@ -438,11 +440,20 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                 skipped += 1;
                 continue;
             }
-            let payload = serde_json::to_vec(&n.event).map(Bytes::from).map_err(|e| {
+            let unserializable = |e: serde_json::Error| {
                 p.page_err(at, PageError::Shape(format!("event could not be serialized: {e}")))
-            })?;
-            let subject = event_subject(&prefix, V::KEY, &p.name, n.event.source.kind.as_str());
-            messages.push(Message { subject, id: id.clone(), payload });
+            };
+            for format in p.deps.sink.formats() {
+                match format {
+                    Format::Alertd => {
+                        let payload =
+                            serde_json::to_vec(&n.event).map(Bytes::from).map_err(unserializable)?;
+                        let subject = event_subject(&prefix, V::KEY, &p.name, n.event.source.kind.as_str());
+                        messages.push(Message { subject, id: id.clone(), payload });
+                    }
+                    Format::Ocsf => messages.push(ocsf::message(&prefix, &n.event).map_err(unserializable)?),
+                }
+            }
             seen.push(Seen { event_id: id, item_time: n.item_time });
         }
         let dead_count = dead.len() as u64;

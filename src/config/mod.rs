@@ -96,6 +96,10 @@ pub struct NatsConfig {
     /// Stream replicas when alertd creates the stream (1 for a single server).
     #[serde(default = "one")]
     pub replicas: usize,
+    /// What to publish for each event: `alertd` (schema v1, the default)
+    /// and/or `ocsf` (OCSF 1.8.0 Detection Finding on `<prefix>.ocsf.…`).
+    #[serde(default = "crate::publish::default_formats", deserialize_with = "formats")]
+    pub formats: Vec<crate::publish::Format>,
 }
 
 /// JetStream storage for a stream alertd creates.
@@ -333,6 +337,16 @@ fn subject_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::E
             "subject_prefix `{prefix}` must be dot-separated tokens of letters, digits, `-` and `_` (no wildcards)"
         )))
     }
+}
+
+fn formats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<crate::publish::Format>, D::Error> {
+    let mut formats = Vec::<crate::publish::Format>::deserialize(d)?;
+    if formats.is_empty() {
+        return Err(serde::de::Error::custom("formats must name at least one of `alertd`, `ocsf`"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    formats.retain(|f| seen.insert(*f));
+    Ok(formats)
 }
 
 fn default_listen() -> Option<std::net::SocketAddr> {
