@@ -18,6 +18,7 @@
 //! - [`schedule`]: per-source timing, jitter, shutdown.
 //! - [`daemon`]: wiring it together: `run(config, sink, mode, shutdown)`.
 //! - [`sim`]: simulators of the vendor APIs (tests, demo, benchmarks).
+//! - [`tail`]: `alertd tail`: the stream's events as they arrive.
 //! - [`demo`]: `alertd demo`.
 //! - [`check`]: `alertd check`: config, credentials, NATS.
 //! - [`internal_events`]: one struct per log line and metric.
@@ -44,6 +45,7 @@ pub mod publish;
 pub mod schedule;
 pub mod service;
 pub mod sim;
+pub mod tail;
 pub mod telemetry;
 pub mod throttle;
 pub mod vendors;

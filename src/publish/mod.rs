@@ -8,9 +8,11 @@
 
 mod nats;
 mod stdout;
+mod subscribe;
 
 pub use nats::NatsSink;
 pub use stdout::StdoutSink;
+pub use subscribe::{Received, TailStart};
 
 use bytes::Bytes;
 

@@ -18,7 +18,7 @@ use super::{Format, Message, PublishError, PublishReport};
 /// A connected JetStream publisher.
 #[derive(Clone)]
 pub struct NatsSink {
-    js: jetstream::Context,
+    pub(super) js: jetstream::Context,
     prefix: String,
     formats: Vec<Format>,
 }
