@@ -184,6 +184,10 @@ pub struct SourceConfig {
     /// Vendor-specific settings (`[source.options]`).
     #[serde(default)]
     pub options: Option<Spanned<toml::Table>>,
+    /// How long before its API key expires to start warning (keys that are
+    /// JWTs with an `exp` claim, e.g. Catchpoint's). Default 14 days.
+    #[serde(default = "default_expiry_warning", with = "humantime_serde")]
+    pub credential_expiry_warning: Duration,
 }
 
 impl SourceConfig {
@@ -363,6 +367,10 @@ fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<std::net
             "listen `{text}` is not `host:port` (an IP address and a port) or `off`"
         ))
     })
+}
+
+fn default_expiry_warning() -> Duration {
+    Duration::from_secs(14 * 24 * 3600)
 }
 
 fn default_stream() -> String {

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub puback_latency: Family<SourceLabels, Histogram, fn() -> Histogram>,
     /// Poll durations.
     pub poll_duration: Family<SourceLabels, Histogram, fn() -> Histogram>,
+    /// When the source's API key expires (Unix seconds), for keys that say.
+    pub credential_expiry: Family<SourceLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,6 +101,7 @@ impl Default for Metrics {
             watermark_lag: Family::default(),
             puback_latency: Family::new_with_constructor(latency_histogram),
             poll_duration: Family::new_with_constructor(latency_histogram),
+            credential_expiry: Family::default(),
             registry: Registry::default(),
         };
         registry.register("polls", "Polls by outcome", m.polls.clone());
@@ -141,6 +144,11 @@ impl Default for Metrics {
             m.puback_latency.clone(),
         );
         registry.register("poll_duration_seconds", "Poll durations", m.poll_duration.clone());
+        registry.register(
+            "credential_expiry_timestamp_seconds",
+            "When the source's API key expires (Unix time), for keys that carry an expiry (JWTs)",
+            m.credential_expiry.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
