@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::checkpoint::Store;
-use crate::config::Config;
+use chrono::{DateTime, Utc};
+
+use crate::config::{Config, Credential};
 use crate::daemon::http_client;
 use crate::http::RetryPolicy;
 use crate::poller::{PollerDeps, build_all};
@@ -88,17 +90,38 @@ async fn check_sources(config: &Config, only: Option<&str>) -> Vec<CheckRow> {
         Ok(p) => p,
         Err(e) => return vec![CheckRow { what: "sources".into(), ok: false, detail: e }],
     };
+    let sources = &sources;
     let probes = pollers.iter().map(|p| async move {
         let what = format!("source {} ({})", p.name(), p.vendor());
+        let expiry = sources
+            .iter()
+            .find(|s| s.name() == p.name())
+            .and_then(|s| Credential::resolve(&s.credential).ok())
+            .and_then(|key| key.jwt_expiry())
+            .map(|t| expiry_note(t, Utc::now()))
+            .unwrap_or_default();
         match p.probe().await {
-            Ok(Some(n)) => {
-                CheckRow { what, ok: true, detail: format!("authenticated; {n} items in the last overlap") }
-            }
-            Ok(None) => CheckRow { what, ok: true, detail: "credential accepted".into() },
-            Err(e) => CheckRow { what, ok: false, detail: e.to_string() },
+            Ok(Some(n)) => CheckRow {
+                what,
+                ok: true,
+                detail: format!("authenticated; {n} items in the last overlap{expiry}"),
+            },
+            Ok(None) => CheckRow { what, ok: true, detail: format!("credential accepted{expiry}") },
+            Err(e) => CheckRow { what, ok: false, detail: format!("{e}{expiry}") },
         }
     });
     futures::future::join_all(probes).await
+}
+
+/// `; key expires 2027-01-01 (in 40 days)` for the detail column.
+pub fn expiry_note(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let date = expires_at.format("%Y-%m-%d");
+    let days = (expires_at - now).num_days();
+    if expires_at <= now {
+        format!("; key EXPIRED on {date}")
+    } else {
+        format!("; key expires {date} (in {days} days)")
+    }
 }
 
 /// The report as a table.

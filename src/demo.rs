@@ -14,6 +14,7 @@ use crate::config::{
     Config, CredentialSource, NatsConfig, Schedule, ServiceConfig, SourceConfig, StateConfig, StorageKind,
 };
 use crate::daemon::{self, DaemonError, Mode, PollResults};
+use crate::publish::{Format, Sink, StdoutSink};
 use crate::sim::{SimConfig, SimVendor, Simulator};
 
 /// Demo settings.
@@ -27,6 +28,8 @@ pub struct DemoOptions {
     pub items: usize,
     /// Seed of the simulated data.
     pub seed: u64,
+    /// What to publish or print for each event.
+    pub formats: Vec<Format>,
 }
 
 /// The simulators the demo runs, with the vendor key of the source polling each.
@@ -73,13 +76,16 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<Po
             tls_ca_file: None,
             storage: StorageKind::File,
             replicas: 1,
+            formats: options.formats.clone(),
         }),
         state: StateConfig { path: state_dir.path().join("alertd.sqlite") },
         service: ServiceConfig { listen: None },
         sources,
     };
     let mode = if options.follow { Mode::Forever } else { Mode::Once };
-    let results = daemon::run(&config, None, mode, shutdown).await;
+    let sink =
+        config.nats.is_none().then(|| Sink::Stdout(StdoutSink::default().with_formats(&options.formats)));
+    let results = daemon::run(&config, sink, mode, shutdown).await;
     for sim in sims {
         sim.shutdown().await;
     }

@@ -373,3 +373,48 @@ mod tests {
         );
     }
 }
+
+/// A source's API key carries an expiry date (a JWT's `exp`): exported as a
+/// gauge at every poll, and a warning when it is within the warning period
+/// (or past), so the key is rotated before polls start failing.
+pub struct CredentialExpiry<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// When the key expires.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// Whether to log (the caller rate-limits the warning).
+    pub warn: bool,
+}
+
+impl CredentialExpiry<'_> {
+    /// Set the gauge; log the warning if asked.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        telemetry
+            .metrics
+            .credential_expiry
+            .get_or_create(&labels(self.source, self.vendor))
+            .set(self.expires_at.timestamp());
+        if !self.warn {
+            return;
+        }
+        let left = self.expires_at - chrono::Utc::now();
+        if left <= chrono::TimeDelta::zero() {
+            tracing::error!(
+                message = "The API key has expired; rotate it.",
+                source = self.source,
+                vendor = self.vendor,
+                expires_at = %self.expires_at.to_rfc3339(),
+            );
+        } else {
+            tracing::warn!(
+                message = "The API key expires soon; rotate it.",
+                source = self.source,
+                vendor = self.vendor,
+                expires_at = %self.expires_at.to_rfc3339(),
+                days_left = left.num_days(),
+            );
+        }
+    }
+}

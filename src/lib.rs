@@ -7,6 +7,7 @@
 //! - [`config`]: TOML → typed settings, errors with file:line; API keys.
 //! - [`event`]: the normalized event (schema v1) and its deterministic id.
 //! - [`paginate`]: the five pagination schemes and the one page loop.
+//! - [`ocsf`]: the OCSF 1.8.0 Detection Finding of an event (an optional output format).
 //! - [`incremental`]: time-window planning shared by timestamp-filtered APIs.
 //! - [`vendors`]: one folder per vendor (requests, page parsing, normalize) and the registry.
 //! - [`http`]: requests, retries and the classification of what came back.
@@ -17,6 +18,7 @@
 //! - [`schedule`]: per-source timing, jitter, shutdown.
 //! - [`daemon`]: wiring it together: `run(config, sink, mode, shutdown)`.
 //! - [`sim`]: simulators of the vendor APIs (tests, demo, benchmarks).
+//! - [`tail`]: `alertd tail`: the stream's events as they arrive.
 //! - [`demo`]: `alertd demo`.
 //! - [`check`]: `alertd check`: config, credentials, NATS.
 //! - [`internal_events`]: one struct per log line and metric.
@@ -36,12 +38,14 @@ pub mod event;
 pub mod http;
 pub mod incremental;
 pub mod internal_events;
+pub mod ocsf;
 pub mod paginate;
 pub mod poller;
 pub mod publish;
 pub mod schedule;
 pub mod service;
 pub mod sim;
+pub mod tail;
 pub mod telemetry;
 pub mod throttle;
 pub mod vendors;

@@ -14,6 +14,8 @@ use alertd::checkpoint::Store;
 use alertd::config::Config;
 use alertd::daemon::{self, Mode, PollResults};
 use alertd::demo::{self, DemoOptions};
+use alertd::publish::TailStart;
+use alertd::tail::TailOptions;
 
 /// Alert ingestion daemon: vendor alert APIs → one event schema → NATS JetStream.
 #[derive(Debug, Parser)]
@@ -37,6 +39,45 @@ enum LogFormat {
     Auto,
     Text,
     Json,
+}
+
+/// `--severity-at-least` values (alertd's scale).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SeverityArg {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl SeverityArg {
+    fn level(self) -> alertd::event::SeverityLevel {
+        use alertd::event::SeverityLevel;
+        match self {
+            SeverityArg::Info => SeverityLevel::Info,
+            SeverityArg::Low => SeverityLevel::Low,
+            SeverityArg::Medium => SeverityLevel::Medium,
+            SeverityArg::High => SeverityLevel::High,
+            SeverityArg::Critical => SeverityLevel::Critical,
+        }
+    }
+}
+
+/// `--format` values (clap's mirror of [`alertd::publish::Format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Alertd,
+    Ocsf,
+}
+
+impl OutputFormat {
+    fn into_format(self) -> alertd::publish::Format {
+        match self {
+            OutputFormat::Alertd => alertd::publish::Format::Alertd,
+            OutputFormat::Ocsf => alertd::publish::Format::Ocsf,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +118,37 @@ enum Command {
         /// Seed of the simulated data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// What to publish or print for each event (repeatable): `alertd` (schema v1), `ocsf`.
+        #[arg(long = "format", value_enum, default_values_t = [OutputFormat::Alertd])]
+        formats: Vec<OutputFormat>,
+    },
+    /// Print the events in the stream as they arrive (one colored line each
+    /// on a terminal, JSON lines when piped), until Ctrl-C.
+    Tail {
+        /// Only this vendor (key, e.g. `rapid7`).
+        #[arg(long)]
+        vendor: Option<String>,
+        /// Only this source (its configured name).
+        #[arg(long)]
+        source: Option<String>,
+        /// Only this kind: alert, detection, incident, investigation.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events at least this severe.
+        #[arg(long, value_enum)]
+        severity_at_least: Option<SeverityArg>,
+        /// Replay every event the stream holds first.
+        #[arg(long, conflicts_with = "since")]
+        from_start: bool,
+        /// Replay events stored since this time: RFC 3339, or a duration ago (`2h`).
+        #[arg(long)]
+        since: Option<String>,
+        /// NATS server URL (instead of the `[nats]` section of --config).
+        #[arg(long)]
+        nats: Option<String>,
+        /// Stream name, with --nats.
+        #[arg(long, default_value = "ALERTD", requires = "nats")]
+        stream: String,
     },
     /// Print the event JSON Schema (v1).
     Schema,
@@ -151,10 +223,41 @@ async fn dispatch(command: Command, config: &Path) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cursors { action } => cursors(&load(config)?, action).await,
-        Command::Demo { nats, follow, items, seed } => {
+        Command::Demo { nats, follow, items, seed, formats } => {
             let shutdown = shutdown_on_signals();
-            let results = demo::run(DemoOptions { nats, follow, items, seed }, shutdown).await?;
+            let formats = formats.into_iter().map(OutputFormat::into_format).collect();
+            let results = demo::run(DemoOptions { nats, follow, items, seed, formats }, shutdown).await?;
             Ok(summarize(&results))
+        }
+        Command::Tail { vendor, source, kind, severity_at_least, from_start, since, nats, stream } => {
+            let nats_config = match nats {
+                Some(url) => {
+                    let text =
+                        format!("[nats]\nurl = {}\nstream = {}\n", toml_string(&url), toml_string(&stream));
+                    Config::from_toml(&text, "--nats")?.nats
+                }
+                None => load(config)?.nats,
+            }
+            .context("no NATS to tail: give --nats URL, or a config with a [nats] section")?;
+            let start = match (from_start, since) {
+                (true, _) => TailStart::All,
+                (false, Some(text)) => TailStart::Since(parse_since(&text)?),
+                (false, None) => TailStart::New,
+            };
+            let stdout = std::io::stdout();
+            let terminal = stdout.is_terminal();
+            let options = TailOptions {
+                vendor,
+                source,
+                kind,
+                severity_at_least: severity_at_least.map(SeverityArg::level),
+                start,
+                json: !terminal,
+                color: terminal,
+            };
+            let mut out = stdout;
+            alertd::tail::run(&nats_config, &options, &mut out, shutdown_on_signals()).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&alertd::event::json_schema())?);
@@ -179,6 +282,21 @@ async fn dispatch(command: Command, config: &Path) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A TOML basic string of `s`.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// `--since`: RFC 3339, or a duration before now (`90m`, `2h`, `7d`).
+fn parse_since(text: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.to_utc());
+    }
+    let ago = humantime::parse_duration(text)
+        .with_context(|| format!("--since `{text}` is neither RFC 3339 nor a duration like `2h`"))?;
+    Ok(Utc::now() - chrono::TimeDelta::from_std(ago).context("--since is too far back")?)
 }
 
 fn load(path: &Path) -> Result<Config> {

@@ -22,11 +22,12 @@ use crate::checkpoint::{Seen, Store, StoreError};
 use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig};
 use crate::http::{FetchContext, FetchError, FetchObserver, RetryPolicy, ThrottleSignals};
 use crate::internal_events::{
-    ApiUsageReported, DeadLettered, ErrorAnsweredAsEmpty, HttpAnswered, Paced, PageDelivered, PollFailed,
-    PollFinished, RetryScheduled, WalkEndedByRule,
+    ApiUsageReported, CredentialExpiry, DeadLettered, ErrorAnsweredAsEmpty, HttpAnswered, Paced,
+    PageDelivered, PollFailed, PollFinished, RetryScheduled, WalkEndedByRule,
 };
+use crate::ocsf;
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
-use crate::publish::{Message, PublishError, Sink, dead_letter_subject, event_subject};
+use crate::publish::{Format, Message, PublishError, Sink, dead_letter_subject, event_subject};
 use crate::telemetry::Telemetry;
 use crate::throttle::Throttle;
 use crate::vendors::{NormalizeContext, PageError, Vendor, instantiate};
@@ -71,7 +72,8 @@ pub struct PollReport {
     pub pages: u64,
     /// Items on those pages.
     pub items: u64,
-    /// Events newly stored by the sink.
+    /// Messages newly stored by the sink (one per event and configured
+    /// format, plus dead letters).
     pub published: u64,
     /// Events the sink already had (acked as duplicates).
     pub duplicates: u64,
@@ -207,6 +209,9 @@ pub struct Poller<V: Vendor> {
     timeout: Duration,
     retry: RetryPolicy,
     throttle: Throttle,
+    expiry_warning: Duration,
+    /// Unix seconds of the last credential-expiry warning (one a day at most).
+    expiry_warned_at: std::sync::atomic::AtomicI64,
     deps: PollerDeps,
 }
 
@@ -221,6 +226,8 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
         timeout: source.timeout,
         retry: RetryPolicy { retries: source.retries, ..deps.retry },
         throttle: Throttle::new(source.rate_limits.as_deref().unwrap_or(V::RATE_LIMITS)),
+        expiry_warning: source.credential_expiry_warning,
+        expiry_warned_at: std::sync::atomic::AtomicI64::new(i64::MIN),
         deps,
     }))
 }
@@ -299,6 +306,7 @@ impl<V: Vendor> Poller<V> {
             source_name: self.name.clone(),
             error,
         })?;
+        self.watch_expiry(&key);
         let state = self.deps.store.load(&self.name).await.map_err(|e| self.store_err(e))?;
         if let Some(stored) = state.vendor.filter(|v| v != V::KEY) {
             return Err(PollError::ForeignCursor { vendor: V::KEY, source_name: self.name.clone(), stored });
@@ -336,6 +344,22 @@ impl<V: Vendor> Poller<V> {
         let mut report = handler.report;
         report.complete = outcome.complete;
         Ok(report)
+    }
+
+    /// Export the key's expiry, if it has one, and warn (once a day) when
+    /// it is near.
+    fn watch_expiry(&self, key: &Credential) {
+        use std::sync::atomic::Ordering;
+        let Some(expires_at) = key.jwt_expiry() else { return };
+        let now = Utc::now();
+        let near =
+            chrono::TimeDelta::from_std(self.expiry_warning).is_ok_and(|warning| expires_at - now <= warning);
+        let last = self.expiry_warned_at.load(Ordering::Relaxed);
+        let warn = near && now.timestamp().saturating_sub(last) >= 24 * 3600;
+        if warn {
+            self.expiry_warned_at.store(now.timestamp(), Ordering::Relaxed);
+        }
+        CredentialExpiry { source: &self.name, vendor: V::KEY, expires_at, warn }.emit(&self.deps.telemetry);
     }
 
     fn store_err(&self, error: StoreError) -> PollError {
@@ -442,11 +466,20 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                 skipped += 1;
                 continue;
             }
-            let payload = serde_json::to_vec(&n.event).map(Bytes::from).map_err(|e| {
+            let unserializable = |e: serde_json::Error| {
                 p.page_err(at, PageError::Shape(format!("event could not be serialized: {e}")))
-            })?;
-            let subject = event_subject(&prefix, V::KEY, &p.name, n.event.source.kind.as_str());
-            messages.push(Message { subject, id: id.clone(), payload });
+            };
+            for format in p.deps.sink.formats() {
+                match format {
+                    Format::Alertd => {
+                        let payload =
+                            serde_json::to_vec(&n.event).map(Bytes::from).map_err(unserializable)?;
+                        let subject = event_subject(&prefix, V::KEY, &p.name, n.event.source.kind.as_str());
+                        messages.push(Message { subject, id: id.clone(), payload });
+                    }
+                    Format::Ocsf => messages.push(ocsf::message(&prefix, &n.event).map_err(unserializable)?),
+                }
+            }
             seen.push(Seen { event_id: id, item_time: n.item_time });
         }
         let dead_count = dead.len() as u64;

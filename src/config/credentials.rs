@@ -149,6 +149,27 @@ impl Credential {
         options.user_and_password(user, self.0.expose_secret().to_owned())
     }
 
+    /// When the key expires, if it is a JWT with an `exp` claim (Catchpoint's
+    /// keys are; they expire after at most two years), so alertd can warn
+    /// before polling starts failing. The token is decoded, not verified:
+    /// only the vendor can verify it, and the date is all alertd needs.
+    /// Opaque keys (every other vendor's) have no expiry: `None`.
+    pub fn jwt_expiry(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        use base64::Engine;
+        let mut parts = self.0.expose_secret().split('.');
+        let (Some(_header), Some(claims), Some(_signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims.trim_end_matches('=')).ok()?;
+        let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let exp = claims.get("exp")?;
+        let seconds = exp.as_i64().or_else(|| exp.as_f64().map(|f| f as i64))?;
+        chrono::DateTime::from_timestamp(seconds, 0)
+    }
+
     /// Whether `candidate` is this key; simulators use it to check requests.
     pub fn matches(&self, candidate: &str) -> bool {
         self.0.expose_secret() == candidate
@@ -198,6 +219,30 @@ mod tests {
     fn a_key_with_a_newline_inside_is_refused() {
         let err = Credential::resolve(&CredentialSource::Inline("a\nb".into())).unwrap_err();
         assert!(matches!(err, CredentialError::NotHeaderSafe(_)));
+    }
+
+    fn jwt(claims: &str) -> Credential {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!("{}.{}.{}", b64(r#"{"alg":"RS256","typ":"JWT"}"#), b64(claims), b64("sig"));
+        Credential::resolve(&CredentialSource::Inline(token.into())).unwrap()
+    }
+
+    #[test]
+    fn a_jwt_key_reports_its_exp_claim() {
+        let c = jwt(r#"{"sub":"api","exp":1893456000,"iat":1700000000}"#);
+        assert_eq!(c.jwt_expiry().map(|t| t.to_rfc3339()), Some("2030-01-01T00:00:00+00:00".into()));
+        let fractional = jwt(r#"{"exp":1893456000.5}"#);
+        assert_eq!(fractional.jwt_expiry().map(|t| t.timestamp()), Some(1_893_456_000));
+    }
+
+    #[test]
+    fn opaque_keys_and_jwts_without_exp_report_no_expiry() {
+        let opaque = Credential::resolve(&CredentialSource::Inline(KEY.into())).unwrap();
+        assert_eq!(opaque.jwt_expiry(), None);
+        assert_eq!(jwt(r#"{"sub":"api"}"#).jwt_expiry(), None);
+        let dotted = Credential::resolve(&CredentialSource::Inline("a.b.c".into())).unwrap();
+        assert_eq!(dotted.jwt_expiry(), None, "three parts that are not base64 JSON");
     }
 
     #[test]

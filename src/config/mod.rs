@@ -96,6 +96,10 @@ pub struct NatsConfig {
     /// Stream replicas when alertd creates the stream (1 for a single server).
     #[serde(default = "one")]
     pub replicas: usize,
+    /// What to publish for each event: `alertd` (schema v1, the default)
+    /// and/or `ocsf` (OCSF 1.8.0 Detection Finding on `<prefix>.ocsf.…`).
+    #[serde(default = "crate::publish::default_formats", deserialize_with = "formats")]
+    pub formats: Vec<crate::publish::Format>,
 }
 
 /// JetStream storage for a stream alertd creates.
@@ -180,6 +184,10 @@ pub struct SourceConfig {
     /// Vendor-specific settings (`[source.options]`).
     #[serde(default)]
     pub options: Option<Spanned<toml::Table>>,
+    /// How long before its API key expires to start warning (keys that are
+    /// JWTs with an `exp` claim, e.g. Catchpoint's). Default 14 days.
+    #[serde(default = "default_expiry_warning", with = "humantime_serde")]
+    pub credential_expiry_warning: Duration,
 }
 
 impl SourceConfig {
@@ -335,6 +343,16 @@ fn subject_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::E
     }
 }
 
+fn formats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<crate::publish::Format>, D::Error> {
+    let mut formats = Vec::<crate::publish::Format>::deserialize(d)?;
+    if formats.is_empty() {
+        return Err(serde::de::Error::custom("formats must name at least one of `alertd`, `ocsf`"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    formats.retain(|f| seen.insert(*f));
+    Ok(formats)
+}
+
 fn default_listen() -> Option<std::net::SocketAddr> {
     Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464)))
 }
@@ -349,6 +367,10 @@ fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<std::net
             "listen `{text}` is not `host:port` (an IP address and a port) or `off`"
         ))
     })
+}
+
+fn default_expiry_warning() -> Duration {
+    Duration::from_secs(14 * 24 * 3600)
 }
 
 fn default_stream() -> String {

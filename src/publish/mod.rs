@@ -8,11 +8,29 @@
 
 mod nats;
 mod stdout;
+mod subscribe;
 
 pub use nats::NatsSink;
 pub use stdout::StdoutSink;
+pub use subscribe::{Received, TailStart};
 
 use bytes::Bytes;
+
+/// An output format: what is published for each event. Several may be
+/// configured (`[nats] formats`); each has its own subject tree and ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// alertd's own event schema v1 on `<prefix>.<vendor>.<source>.<kind>`.
+    Alertd,
+    /// OCSF 1.8.0 Detection Finding on `<prefix>.ocsf.<vendor>.<source>.<kind>`.
+    Ocsf,
+}
+
+/// The formats when none are configured: alertd v1 events only.
+pub fn default_formats() -> Vec<Format> {
+    vec![Format::Alertd]
+}
 
 /// One message to publish.
 #[derive(Debug, Clone)]
@@ -71,6 +89,14 @@ impl Sink {
         match self {
             Sink::Nats(s) => s.publish(batch).await,
             Sink::Stdout(s) => s.publish(batch).await,
+        }
+    }
+
+    /// What is published for each event.
+    pub fn formats(&self) -> &[Format] {
+        match self {
+            Sink::Nats(s) => s.formats(),
+            Sink::Stdout(s) => s.formats(),
         }
     }
 

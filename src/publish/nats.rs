@@ -13,13 +13,14 @@ use async_nats::jetstream::{self, message::PublishMessage, stream};
 
 use crate::config::{Credential, NatsConfig, StorageKind};
 
-use super::{Message, PublishError, PublishReport};
+use super::{Format, Message, PublishError, PublishReport};
 
 /// A connected JetStream publisher.
 #[derive(Clone)]
 pub struct NatsSink {
-    js: jetstream::Context,
+    pub(super) js: jetstream::Context,
     prefix: String,
+    formats: Vec<Format>,
 }
 
 impl std::fmt::Debug for NatsSink {
@@ -57,7 +58,7 @@ impl NatsSink {
         }
         let client = options.connect(config.url.as_str()).await.map_err(|e| setup(&e))?;
         let js = jetstream::ContextBuilder::new().timeout(config.ack_timeout).build(client);
-        Ok(NatsSink { js, prefix: config.subject_prefix.clone() })
+        Ok(NatsSink { js, prefix: config.subject_prefix.clone(), formats: config.formats.clone() })
     }
 
     /// Create the stream, or check the one that exists. Returns a warning
@@ -118,6 +119,10 @@ impl NatsSink {
             info.state.messages,
             humantime::format_duration(info.config.duplicate_window)
         ))
+    }
+
+    pub(super) fn formats(&self) -> &[Format] {
+        &self.formats
     }
 
     pub(super) fn subject_prefix(&self) -> &str {

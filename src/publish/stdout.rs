@@ -4,12 +4,13 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use super::{Message, PublishError, PublishReport};
+use super::{Format, Message, PublishError, PublishReport, default_formats};
 
 /// Writes each message's payload as a line.
 #[derive(Clone)]
 pub struct StdoutSink {
     out: Arc<Mutex<Box<dyn Write + Send>>>,
+    formats: Arc<[Format]>,
 }
 
 impl std::fmt::Debug for StdoutSink {
@@ -27,7 +28,18 @@ impl Default for StdoutSink {
 impl StdoutSink {
     /// A sink writing to `out` instead of stdout (tests capture with it).
     pub fn to_writer(out: Box<dyn Write + Send>) -> Self {
-        StdoutSink { out: Arc::new(Mutex::new(out)) }
+        StdoutSink { out: Arc::new(Mutex::new(out)), formats: default_formats().into() }
+    }
+
+    /// The same sink printing `formats` for each event (each a line).
+    #[must_use]
+    pub fn with_formats(mut self, formats: &[Format]) -> Self {
+        self.formats = formats.into();
+        self
+    }
+
+    pub(super) fn formats(&self) -> &[Format] {
+        &self.formats
     }
 
     pub(super) async fn publish(&self, batch: Vec<Message>) -> Result<PublishReport, PublishError> {

@@ -90,6 +90,8 @@ pub struct Metrics {
     pub quota_limit: Family<QuotaLabels, Gauge>,
     /// Calls made in the current period, as the vendor reports.
     pub quota_used: Family<QuotaLabels, Gauge>,
+    /// When the source's API key expires (Unix seconds), for keys that say.
+    pub credential_expiry: Family<SourceLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -116,6 +118,7 @@ impl Default for Metrics {
             poll_duration: Family::new_with_constructor(latency_histogram),
             quota_limit: Family::default(),
             quota_used: Family::default(),
+            credential_expiry: Family::default(),
             registry: Registry::default(),
         };
         registry.register("polls", "Polls by outcome", m.polls.clone());
@@ -167,6 +170,11 @@ impl Default for Metrics {
             "vendor_quota_used",
             "API calls made in the vendor's current period",
             m.quota_used.clone(),
+        );
+        registry.register(
+            "credential_expiry_timestamp_seconds",
+            "When the source's API key expires (Unix time), for keys that carry an expiry (JWTs)",
+            m.credential_expiry.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod ocsf;
 pub mod poll;
 
 use std::net::TcpListener;

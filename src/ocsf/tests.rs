@@ -1,0 +1,120 @@
+use chrono::TimeZone;
+
+use super::*;
+use crate::event::{AttackTechnique, Entities, Geo, Host, IpEntity, Role, Severity, SourceRef, Status, User};
+
+fn event(vendor: &str, kind: Kind, revision: &str, state: StatusState) -> Event {
+    let created = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    Event {
+        schema_version: crate::event::SCHEMA_VERSION.into(),
+        id: crate::event::event_id(vendor, "acme", "a1", revision),
+        source: SourceRef { vendor: vendor.into(), name: "acme".into(), kind },
+        native_id: "a1".into(),
+        revision: revision.into(),
+        title: "t".into(),
+        description: None,
+        severity: Severity { level: SeverityLevel::High, vendor: Some("8".into()) },
+        status: Status { state, vendor: None },
+        created_at: created,
+        updated_at: None,
+        observed_at: None,
+        ingested_at: created,
+        entities: Entities::default(),
+        tags: vec![],
+        attack: vec![],
+        console_url: None,
+        raw: json!({"id": "a1"}),
+    }
+}
+
+#[test]
+fn activity_is_create_then_update_and_close_wins() {
+    let first = event("rapid7", Kind::Alert, "1", StatusState::New);
+    assert_eq!(Activity::of(&first), Activity::Create);
+    let later = event("rapid7", Kind::Alert, "3", StatusState::InProgress);
+    assert_eq!(Activity::of(&later), Activity::Update);
+    let closed = event("rapid7", Kind::Alert, "1", StatusState::Resolved);
+    assert_eq!(Activity::of(&closed), Activity::Close);
+    let f = finding(&later);
+    assert_eq!((f["activity_id"].as_u64(), f["type_uid"].as_u64()), (Some(2), Some(200402)));
+    assert_eq!(finding(&closed)["type_uid"], 200403);
+}
+
+#[test]
+fn timestamp_revisions_are_first_until_updated() {
+    let mut e = event("red_canary", Kind::Detection, "2026-01-01T00:00:00.000Z", StatusState::New);
+    assert_eq!(Activity::of(&e), Activity::Create);
+    e.updated_at = Some(e.created_at + chrono::TimeDelta::minutes(5));
+    assert_eq!(Activity::of(&e), Activity::Update);
+    let mut inv = event("rapid7", Kind::Investigation, "OPEN|HIGH||", StatusState::New);
+    assert_eq!(Activity::of(&inv), Activity::Create);
+    inv.status.state = StatusState::InProgress;
+    assert_eq!(Activity::of(&inv), Activity::Update);
+}
+
+#[test]
+fn finding_ids_are_deterministic_and_distinct_from_the_event_id() {
+    let e = event("canaryguard", Kind::Alert, "1", StatusState::New);
+    let m = message("alertd", &e).unwrap();
+    assert_eq!(m.id, finding_id(e.id).to_string());
+    assert_ne!(m.id, e.id.to_string());
+    assert_eq!(m.id, message("alertd", &e).unwrap().id);
+    assert_eq!(m.subject, "alertd.ocsf.canaryguard.acme.alert");
+    let f: Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(f["metadata"]["uid"], e.id.to_string());
+    assert_eq!(f["time"], 1_767_225_600_000_i64);
+    assert_eq!(f["time_dt"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(f["raw_data"], r#"{"id":"a1"}"#);
+    assert_eq!(f["unmapped"]["vendor_severity"], "8");
+}
+
+#[test]
+fn sub_techniques_and_rules_land_in_finding_info() {
+    let mut e = event("rapid7", Kind::Alert, "1", StatusState::New);
+    e.attack = vec![AttackTechnique {
+        id: "T1059.001".into(),
+        name: Some("PowerShell".into()),
+        tactic: Some("Execution".into()),
+    }];
+    e.tags = vec!["rule_name:Encoded PowerShell".into(), "rule:rrn:1".into()];
+    let f = finding(&e);
+    let a = &f["finding_info"]["attacks"][0];
+    assert_eq!(a["technique"]["uid"], "T1059");
+    assert_eq!(a["sub_technique"]["uid"], "T1059.001");
+    assert_eq!(a["tactic"]["name"], "Execution");
+    assert_eq!(f["finding_info"]["analytic"]["name"], "Encoded PowerShell");
+    assert_eq!(f["finding_info"]["analytic"]["uid"], "rrn:1");
+}
+
+#[test]
+fn entities_become_device_evidences_and_observables() {
+    let mut e = event("thinkst_canary", Kind::Incident, "7", StatusState::New);
+    let src: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    e.entities = Entities {
+        hosts: vec![Host {
+            hostname: Some("canary-1".into()),
+            id: None,
+            ips: vec!["10.0.0.1".into()],
+            role: Role::Target,
+        }],
+        users: vec![User { name: "alice".into(), role: Role::Source }],
+        ips: vec![
+            IpEntity { address: src, role: Role::Source },
+            IpEntity { address: "10.0.0.1".parse().unwrap(), role: Role::Target },
+        ],
+        geo: vec![Geo { ip: Some(src), country: Some("NL".into()), ..Geo::default() }],
+        user_agents: vec!["curl/8".into(), "wget".into()],
+        urls: vec![],
+    };
+    let f = finding(&e);
+    assert_eq!(f["device"]["hostname"], "canary-1");
+    assert_eq!(f["device"]["ip"], "10.0.0.1");
+    let ev = f["evidences"].as_array().unwrap();
+    assert_eq!(ev[0]["src_endpoint"]["location"]["country"], "NL");
+    assert_eq!(ev[0]["http_request"]["user_agent"], "curl/8");
+    assert_eq!(ev.len(), 2, "the device's own IP is not repeated: {ev:?}");
+    let values: Vec<&str> =
+        f["observables"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap()).collect();
+    assert_eq!(values, ["canary-1", "10.0.0.1", "203.0.113.7", "alice", "curl/8", "wget"]);
+    assert_eq!(f["unmapped"]["user_agents"], json!(["wget"]));
+}
