@@ -351,29 +351,6 @@ impl ApiUsageReported<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::paginate::ApiUsage;
-
-    #[test]
-    fn reported_api_usage_becomes_quota_gauges() {
-        let telemetry = Telemetry::default();
-        let usage = [ApiUsage { period: "minute", limit: Some(20), used: Some(3) }];
-        ApiUsageReported { source: "acme", vendor: "catchpoint", usage: &usage }.emit(&telemetry);
-        let text = telemetry.render();
-        assert!(
-            text.contains(
-                r#"alertd_vendor_quota_limit{source="acme",vendor="catchpoint",period="minute"} 20"#
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"alertd_vendor_quota_used{source="acme",vendor="catchpoint",period="minute"} 3"#)
-        );
-    }
-}
-
 /// A source's API key carries an expiry date (a JWT's `exp`): exported as a
 /// gauge at every poll, and a warning when it is within the warning period
 /// (or past), so the key is rotated before polls start failing.
@@ -416,5 +393,28 @@ impl CredentialExpiry<'_> {
                 days_left = left.num_days(),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paginate::ApiUsage;
+
+    #[test]
+    fn reported_api_usage_becomes_quota_gauges() {
+        let telemetry = Telemetry::default();
+        let usage = [ApiUsage { period: "minute", limit: Some(20), used: Some(3) }];
+        ApiUsageReported { source: "acme", vendor: "catchpoint", usage: &usage }.emit(&telemetry);
+        let text = telemetry.render();
+        assert!(
+            text.contains(
+                r#"alertd_vendor_quota_limit{source="acme",vendor="catchpoint",period="minute"} 20"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"alertd_vendor_quota_used{source="acme",vendor="catchpoint",period="minute"} 3"#)
+        );
     }
 }
