@@ -68,6 +68,8 @@ pub use thinkst_canary::THINKST_CANARY_DEMO_KEY;
 
 use state::{Seeding, Shared, VendorApi};
 
+use crate::throttle::RateLimit;
+
 /// Which vendor API a simulator plays, so one framework can stand in for
 /// every integration alertd supports.
 #[non_exhaustive]
@@ -120,6 +122,14 @@ pub struct SimConfig {
     pub update_every: Option<Duration>,
     /// The only key accepted, so auth handling is tested for real.
     pub api_key: String,
+    /// Plays a vendor that enforces a rate limit on its data endpoints:
+    /// a request that would make more than `requests` in any window of
+    /// `period` (counting only requests that were served) gets the vendor's
+    /// 429 envelope, with `Retry-After` saying when the window frees up.
+    /// [`Simulator::rate_limited_count`] counts those answers, so the
+    /// rate-budget benchmark can prove a throttled backfill got none.
+    /// `None` (the default) serves every request.
+    pub enforce_limit: Option<RateLimit>,
 }
 
 impl Default for SimConfig {
@@ -131,6 +141,7 @@ impl Default for SimConfig {
             arrival_every: None,
             update_every: None,
             api_key: CANARYGUARD_DEMO_KEY.to_owned(),
+            enforce_limit: None,
         }
     }
 }
@@ -257,7 +268,8 @@ impl Simulator {
         let seeding =
             Seeding { initial_items: config.initial_items, history, anchor: anchor.trunc_subsecs(0) };
         let token = CancellationToken::new();
-        let shared = Arc::new(Shared::new(api, rng, config.api_key, seeding, token.clone()));
+        let shared =
+            Arc::new(Shared::new(api, rng, config.api_key, seeding, token.clone(), config.enforce_limit));
 
         let app = routes
             .open
@@ -316,6 +328,14 @@ impl Simulator {
     #[must_use]
     pub fn ground_truth(&self) -> Vec<serde_json::Value> {
         self.shared.ground_truth()
+    }
+
+    /// How many data requests got a 429 because they broke
+    /// [`SimConfig::enforce_limit`] (injected [`Fault::RateLimited`]
+    /// answers are not counted).
+    #[must_use]
+    pub fn rate_limited_count(&self) -> u64 {
+        self.shared.rate_limited_count()
     }
 
     /// Every request answered so far, in the order answers were sent.
