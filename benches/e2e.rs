@@ -52,7 +52,19 @@ async fn main() {
     );
     std::fs::write(&config_path, config).expect("write config");
     let started = Instant::now();
-    let child = Command::new(common::alertd_bin())
+    // `ALERTD_BENCH_WRAP="heaptrack -o /tmp/alertd"` runs alertd under a
+    // profiler (the figures are then the profiler's, not alertd's).
+    let wrap = std::env::var("ALERTD_BENCH_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut command = match wrap.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(wrap).arg(common::alertd_bin());
+            c
+        }
+        None => Command::new(common::alertd_bin()),
+    };
+    let child = command
         .args(["--config"])
         .arg(&config_path)
         .args(["run", "--once"])
