@@ -48,9 +48,8 @@ fn fixture_dir(name: &str) -> Option<PathBuf> {
 fn fixture_items<V: Vendor>(v: &V, dir: &str, only: Option<&str>) -> Vec<Value> {
     let Some(dir) = fixture_dir(dir) else { return Vec::new() };
     let ctx = context();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect())
-        .unwrap_or_default();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect()).unwrap_or_default();
     files.sort();
     let mut items = Vec::new();
     for file in files {
@@ -123,8 +122,7 @@ fn normalizers(c: &mut Criterion) {
     let items = fixture_items(&alerts, "rapid7", Some("alerts_search_page_insightconnect.json"));
     bench_set(c, "rapid7-alerts/fixtures", &alerts, &items);
     simulated_set(c, "rapid7-alerts", &alerts, SimVendor::Rapid7);
-    let investigations =
-        vendor::<Rapid7>(Rapid7Options { endpoint: Endpoint::Investigations, region: None });
+    let investigations = vendor::<Rapid7>(Rapid7Options { endpoint: Endpoint::Investigations, region: None });
     let items = fixture_items(&investigations, "rapid7", Some("investigations_v2_page_xsoar.json"));
     bench_set(c, "rapid7-investigations/fixtures", &investigations, &items);
 
