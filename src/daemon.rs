@@ -109,7 +109,7 @@ pub async fn run(
 fn schedule_all(
     config: &Config,
     pollers: Vec<Arc<dyn Poll>>,
-    telemetry: &Telemetry,
+    telemetry: &Arc<Telemetry>,
     retry: RetryPolicy,
 ) -> Vec<Scheduled> {
     let now = chrono::Utc::now();
@@ -124,7 +124,12 @@ fn schedule_all(
                 (source.timeout + retry.max_delay).saturating_mul(attempts) + Duration::from_secs(60);
             let interval = source.schedule.nominal_interval(now);
             telemetry.health.register(poller.name(), poller.vendor(), interval, stall_after);
-            Some(Scheduled { poller, schedule: source.schedule.clone(), jitter: source.jitter })
+            Some(Scheduled {
+                poller,
+                schedule: source.schedule.clone(),
+                jitter: source.jitter,
+                telemetry: Arc::clone(telemetry),
+            })
         })
         .collect()
 }

@@ -56,6 +56,30 @@ impl PollFinished<'_> {
     }
 }
 
+/// A scheduled poll starts, `late` after its scheduled time (jitter
+/// included): drift shows a process too busy to keep its schedules.
+pub struct PollStarted<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// Start − scheduled time (zero if early).
+    pub late: Duration,
+}
+
+impl PollStarted<'_> {
+    /// Record the drift and log the start at debug level.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        telemetry.metrics.schedule_drift.observe(self.late.as_secs_f64());
+        tracing::debug!(
+            message = "Poll started.",
+            source = self.source,
+            vendor = self.vendor,
+            late_ms = self.late.as_millis() as u64,
+        );
+    }
+}
+
 /// A poll failed; its cursor stays at the last committed page.
 pub struct PollFailed<'a> {
     /// Source name.

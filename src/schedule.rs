@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Schedule;
+use crate::internal_events::PollStarted;
 use crate::poller::{Poll, PollError, PollReport};
+use crate::telemetry::Telemetry;
 
 /// A poller with its timing.
 pub struct Scheduled {
@@ -21,6 +23,8 @@ pub struct Scheduled {
     pub schedule: Schedule,
     /// Up to this much random delay per start.
     pub jitter: Duration,
+    /// Where the start drift is recorded.
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Poll every source on its schedule until `shutdown` is cancelled.
@@ -51,6 +55,9 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             () = sleep_until(next) => {}
         }
+        let late = (Utc::now() - next).to_std().unwrap_or_default();
+        PollStarted { source: source.poller.name(), vendor: source.poller.vendor(), late }
+            .emit(&source.telemetry);
         // Errors are logged by the poller; the source retries on schedule.
         let _ = source.poller.poll_once(&shutdown).await;
         if shutdown.is_cancelled() {

@@ -62,6 +62,8 @@ async fn metrics_and_healthz_report_what_the_pollers_did() {
     assert_eq!(sample(&metrics, &format!("alertd_http_responses_total{{{l},status=\"503\"}}")), Some(1.0));
     assert_eq!(sample(&metrics, &format!("alertd_http_responses_total{{{l},status=\"200\"}}")), Some(3.0));
     assert_eq!(sample(&metrics, &format!("alertd_puback_latency_seconds_count{{{l}}}")), Some(3.0));
+    let started = sample(&metrics, "alertd_schedule_drift_seconds_count").expect("drift histogram");
+    assert!(started >= 1.0, "every scheduled start records its drift: {started}");
     let since = sample(&metrics, &format!("alertd_seconds_since_last_success{{{l}}}")).expect("gauge");
     assert!((0.0..10.0).contains(&since), "{since}");
     let lag = sample(&metrics, &format!("alertd_watermark_lag_seconds{{{l}}}")).expect("lag gauge");

@@ -280,7 +280,17 @@ fn list(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, token: Option<&
         usize::try_from(query.page.saturating_sub(1).saturating_mul(query.limit)).unwrap_or(usize::MAX);
     let take = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let (data, total) = shared.with_items(|items| {
-        let matching = || items.iter().rev().filter(|i| query.matches(i, token));
+        // The store is sorted by time, so the time filters are a binary
+        // search and an unfiltered page costs O(page), not O(store): the
+        // end-to-end benchmark pages through 100,000 alerts.
+        let start = query.after.map_or(0, |after| items.partition_point(|i| i.at <= after));
+        let end = query.before.map_or(items.len(), |before| items.partition_point(|i| i.at < before));
+        let window = items.get(start..end.max(start)).unwrap_or_default();
+        if token.is_none() && query.token_id.is_none() {
+            let page = window.iter().rev().skip(skip).take(take).map(|i| i.json.clone()).collect();
+            return (page, window.len());
+        }
+        let matching = || window.iter().rev().filter(|i| query.matches(i, token));
         let page: Vec<Value> = matching().skip(skip).take(take).map(|i| i.json.clone()).collect();
         (page, matching().count())
     });

@@ -44,12 +44,16 @@ pub(crate) async fn record(State(shared): State<Arc<Shared>>, request: Request, 
     response
 }
 
-/// Replaces the answer of a data request with the next queued fault.
+/// Refuses a data request that breaks the enforced rate limit (the
+/// vendor's 429), else replaces its answer with the next queued fault.
 pub(crate) async fn inject_fault(
     State(shared): State<Arc<Shared>>,
     request: Request,
     next: Next,
 ) -> Response {
+    if let Err(retry_after_secs) = shared.admit(Instant::now()) {
+        return shared.vendor().rate_limited(retry_after_secs);
+    }
     let Some(fault) = shared.next_fault() else {
         return remember(&shared, next.run(request).await).await;
     };

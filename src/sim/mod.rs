@@ -68,6 +68,8 @@ pub use thinkst_canary::THINKST_CANARY_DEMO_KEY;
 
 use state::{Seeding, Shared, VendorApi};
 
+use crate::throttle::RateLimit;
+
 /// Which vendor API a simulator plays, so one framework can stand in for
 /// every integration alertd supports.
 #[non_exhaustive]
@@ -125,6 +127,14 @@ pub struct SimConfig {
     /// vendor's documented budget. Tests shrink it to see pacing within
     /// seconds instead of a 15-minute window.
     pub call_budget: Option<CallBudget>,
+    /// Plays a vendor that enforces a rate limit on its data endpoints:
+    /// a request that would make more than `requests` in any window of
+    /// `period` (counting only requests that were served) gets the vendor's
+    /// 429 envelope, with `Retry-After` saying when the window frees up.
+    /// [`Simulator::rate_limited_count`] counts those answers, so the
+    /// rate-budget benchmark can prove a throttled backfill got none.
+    /// `None` (the default) serves every request.
+    pub enforce_limit: Option<RateLimit>,
 }
 
 /// `calls` per `window`, counted in fixed windows from the first call.
@@ -146,6 +156,7 @@ impl Default for SimConfig {
             update_every: None,
             api_key: CANARYGUARD_DEMO_KEY.to_owned(),
             call_budget: None,
+            enforce_limit: None,
         }
     }
 }
@@ -272,7 +283,8 @@ impl Simulator {
         let seeding =
             Seeding { initial_items: config.initial_items, history, anchor: anchor.trunc_subsecs(0) };
         let token = CancellationToken::new();
-        let shared = Arc::new(Shared::new(api, rng, config.api_key, seeding, token.clone()));
+        let shared =
+            Arc::new(Shared::new(api, rng, config.api_key, seeding, token.clone(), config.enforce_limit));
 
         let app = routes
             .open
@@ -331,6 +343,14 @@ impl Simulator {
     #[must_use]
     pub fn ground_truth(&self) -> Vec<serde_json::Value> {
         self.shared.ground_truth()
+    }
+
+    /// How many data requests got a 429 because they broke
+    /// [`SimConfig::enforce_limit`] (injected [`Fault::RateLimited`]
+    /// answers are not counted).
+    #[must_use]
+    pub fn rate_limited_count(&self) -> u64 {
+        self.shared.rate_limited_count()
     }
 
     /// Every request answered so far, in the order answers were sent.

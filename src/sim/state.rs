@@ -3,6 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,6 +15,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{Fault, RequestRecord};
+use crate::throttle::RateLimit;
 
 /// The simulator's clock, truncated to whole seconds because vendors stamp
 /// alerts with second precision and sorting/filtering must agree with the
@@ -85,6 +87,7 @@ pub(crate) struct Shared {
     vendor: Box<dyn VendorApi>,
     stop: CancellationToken,
     data: Mutex<Data>,
+    limit: Option<RateLimit>,
 }
 
 /// The mutable part of [`Shared`], behind one lock so a request sees a
@@ -100,6 +103,11 @@ struct Data {
     log: Vec<RequestRecord>,
     /// The last successful data answer, for [`Fault::RepeatPreviousPage`].
     last_page: Option<SavedPage>,
+    /// When each data request inside the enforced limit's current window
+    /// was admitted, oldest first.
+    admitted: VecDeque<Instant>,
+    /// Data requests refused for breaking the enforced limit.
+    refused: u64,
 }
 
 /// A successful data answer, kept to be served again.
@@ -120,6 +128,7 @@ impl Shared {
         api_key: String,
         seeding: Seeding,
         stop: CancellationToken,
+        limit: Option<RateLimit>,
     ) -> Self {
         let mut ids = HashSet::with_capacity(seeding.initial_items);
         let span = seeding.history.num_seconds().max(1);
@@ -135,8 +144,18 @@ impl Shared {
             seq += 1;
             vendor.stamp(item, seq);
         }
-        let data = Data { items, ids, rng, seq, faults: VecDeque::new(), log: Vec::new(), last_page: None };
-        Self { api_key, vendor, stop, data: Mutex::new(data) }
+        let data = Data {
+            items,
+            ids,
+            rng,
+            seq,
+            faults: VecDeque::new(),
+            log: Vec::new(),
+            last_page: None,
+            admitted: VecDeque::new(),
+            refused: 0,
+        };
+        Self { api_key, vendor, stop, data: Mutex::new(data), limit }
     }
 
     fn lock(&self) -> MutexGuard<'_, Data> {
@@ -223,6 +242,32 @@ impl Shared {
     /// Takes the fault the current data request must get, if any.
     pub(crate) fn next_fault(&self) -> Option<Fault> {
         self.lock().faults.pop_front()
+    }
+
+    /// Admits a data request arriving at `now` under the enforced limit, or
+    /// returns the whole seconds until the window has room (at least 1), for
+    /// `Retry-After`. Only admitted requests count towards the window.
+    pub(crate) fn admit(&self, now: Instant) -> Result<(), u64> {
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        let mut data = self.lock();
+        while data.admitted.front().is_some_and(|t| now.saturating_duration_since(*t) >= limit.period) {
+            data.admitted.pop_front();
+        }
+        if data.admitted.len() < limit.requests.get() as usize {
+            data.admitted.push_back(now);
+            return Ok(());
+        }
+        data.refused += 1;
+        let frees_at = data.admitted.front().map_or(now, |t| *t + limit.period);
+        let wait = frees_at.saturating_duration_since(now);
+        Err((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+    }
+
+    /// Data requests refused so far for breaking the enforced limit.
+    pub(crate) fn rate_limited_count(&self) -> u64 {
+        self.lock().refused
     }
 
     /// Appends an answered request to the log.

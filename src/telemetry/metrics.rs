@@ -92,6 +92,11 @@ pub struct Metrics {
     pub quota_used: Family<QuotaLabels, Gauge>,
     /// When the source's API key expires (Unix seconds), for keys that say.
     pub credential_expiry: Family<SourceLabels, Gauge>,
+    /// How late scheduled polls start (start − scheduled time, jitter
+    /// included in the schedule): one histogram for all sources, because a
+    /// late start means an overloaded process, not a bad source, and per-
+    /// source series would cost 14 buckets × 1,000 sources.
+    pub schedule_drift: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -119,6 +124,7 @@ impl Default for Metrics {
             quota_limit: Family::default(),
             quota_used: Family::default(),
             credential_expiry: Family::default(),
+            schedule_drift: latency_histogram(),
             registry: Registry::default(),
         };
         registry.register("polls", "Polls by outcome", m.polls.clone());
@@ -175,6 +181,11 @@ impl Default for Metrics {
             "credential_expiry_timestamp_seconds",
             "When the source's API key expires (Unix time), for keys that carry an expiry (JWTs)",
             m.credential_expiry.clone(),
+        );
+        registry.register(
+            "schedule_drift_seconds",
+            "Seconds scheduled polls started after their scheduled time",
+            m.schedule_drift.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -232,3 +232,22 @@ async fn vendors_whose_items_never_change_update_nothing() {
     assert!(sim.update_items(5).is_empty());
     assert_eq!(sim.ground_truth(), before);
 }
+
+#[tokio::test]
+async fn an_enforced_limit_refuses_requests_beyond_it_until_the_window_frees() {
+    let limit = crate::throttle::RateLimit::new(3, Duration::from_millis(600));
+    let sim = start(SimConfig { initial_items: 5, enforce_limit: Some(limit), ..SimConfig::default() }).await;
+    for _ in 0..3 {
+        assert_eq!(get(&sim, "/api/v1/alerts", &[]).await.status(), StatusCode::OK);
+    }
+    let refused = get(&sim, "/api/v1/alerts", &[]).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    assert_eq!(get(&sim, "/api/v1/health", &[]).await.status(), StatusCode::OK, "health is never limited");
+    assert_eq!(sim.rate_limited_count(), 1);
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    assert_eq!(get(&sim, "/api/v1/alerts", &[]).await.status(), StatusCode::OK, "the window moved on");
+    assert_eq!(sim.rate_limited_count(), 1, "refused requests do not count towards the window");
+}

@@ -1,0 +1,145 @@
+//! Normalization throughput per vendor normalizer (criterion), on the real
+//! payloads in `../shared/fixtures/vendors/<vendor>/` (read at bench time;
+//! a vendor whose directory is absent is skipped with a message) and on
+//! 1,000 simulator-generated items per vendor (CanaryGuard and Catchpoint
+//! have no real alert payloads). Each iteration normalizes every item of
+//! the set and serializes the event, as the poller does before publishing.
+//!
+//! `cargo bench --bench normalize`; under `cargo test` criterion runs each
+//! benchmark once.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alertd::sim::{SimConfig, SimVendor, Simulator};
+use alertd::vendors::canaryguard::CanaryGuard;
+use alertd::vendors::catchpoint::Catchpoint;
+use alertd::vendors::rapid7::{Endpoint, Options as Rapid7Options, Rapid7};
+use alertd::vendors::red_canary::RedCanary;
+use alertd::vendors::thinkst_canary::ThinkstCanary;
+use alertd::vendors::{NormalizeContext, Vendor};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::Value;
+
+const BASE: &str = "https://bench.example";
+
+fn vendor<V: Vendor>(options: V::Options) -> V {
+    let text = format!(
+        "[[source]]\nvendor = \"{}\"\nname = \"bench\"\nbase_url = \"{BASE}\"\ncredential = {{ env = \"UNUSED\" }}\n",
+        V::KEY
+    );
+    let config = alertd::config::Config::from_toml(&text, "bench.toml").expect("bench source config");
+    V::new(&config.sources[0], url::Url::parse(BASE).expect("url"), options).expect("vendor builds")
+}
+
+fn fixture_dir(name: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/vendors").join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIP: {} not found; the fixture benchmarks need the shared fixtures", dir.display());
+        None
+    }
+}
+
+/// Every item of the JSON files in the fixture directory `dir` (or of
+/// `only`) that `v` parses as a page and normalizes; error and health
+/// examples are left out.
+fn fixture_items<V: Vendor>(v: &V, dir: &str, only: Option<&str>) -> Vec<Value> {
+    let Some(dir) = fixture_dir(dir) else { return Vec::new() };
+    let ctx = context();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect()).unwrap_or_default();
+    files.sort();
+    let mut items = Vec::new();
+    for file in files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if !name.ends_with(".json") || only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&file) else { continue };
+        let candidates = match v.parse_page(&bytes) {
+            Ok(page) if !page.items.is_empty() => page.items,
+            _ => serde_json::from_slice(&bytes).map(|item| vec![item]).unwrap_or_default(),
+        };
+        items.extend(candidates.into_iter().filter(|item| v.normalize(item, &ctx).is_ok()));
+    }
+    items
+}
+
+fn simulated(vendor: SimVendor, n: usize) -> Vec<Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let config = SimConfig { initial_items: n, ..SimConfig::for_vendor(vendor) };
+        let sim = Simulator::start(vendor, config).await.expect("simulator starts");
+        let items = sim.ground_truth();
+        sim.shutdown().await;
+        items
+    })
+}
+
+fn context() -> NormalizeContext<'static> {
+    NormalizeContext { source: "bench", ingested_at: chrono::Utc::now() }
+}
+
+fn bench_set<V: Vendor>(c: &mut Criterion, label: &str, v: &V, items: &[Value]) {
+    if items.is_empty() {
+        eprintln!("SKIP: normalize/{label}: no items");
+        return;
+    }
+    let ctx = context();
+    let mut group = c.benchmark_group("normalize");
+    group.throughput(Throughput::Elements(items.len() as u64));
+    group.bench_function(format!("{label} ({} items)", items.len()), |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for item in items {
+                if let Ok(n) = v.normalize(item, &ctx) {
+                    bytes += serde_json::to_vec(&n.event).map_or(0, |b| b.len());
+                }
+            }
+            bytes
+        });
+    });
+    group.finish();
+}
+
+fn simulated_set<V: Vendor>(c: &mut Criterion, label: &str, v: &V, vendor: SimVendor) {
+    let ctx = context();
+    let items: Vec<Value> =
+        simulated(vendor, 1000).into_iter().filter(|i| v.normalize(i, &ctx).is_ok()).collect();
+    bench_set(c, &format!("{label}/simulated"), v, &items);
+}
+
+fn normalizers(c: &mut Criterion) {
+    let canaryguard = vendor::<CanaryGuard>(Default::default());
+    simulated_set(c, "canaryguard", &canaryguard, SimVendor::CanaryGuard);
+
+    let catchpoint = vendor::<Catchpoint>(Default::default());
+    simulated_set(c, "catchpoint", &catchpoint, SimVendor::Catchpoint);
+
+    let alerts = vendor::<Rapid7>(Rapid7Options { endpoint: Endpoint::Alerts, region: None });
+    let items = fixture_items(&alerts, "rapid7", Some("alerts_search_page_insightconnect.json"));
+    bench_set(c, "rapid7-alerts/fixtures", &alerts, &items);
+    simulated_set(c, "rapid7-alerts", &alerts, SimVendor::Rapid7);
+    let investigations = vendor::<Rapid7>(Rapid7Options { endpoint: Endpoint::Investigations, region: None });
+    let items = fixture_items(&investigations, "rapid7", Some("investigations_v2_page_xsoar.json"));
+    bench_set(c, "rapid7-investigations/fixtures", &investigations, &items);
+
+    let red_canary = vendor::<RedCanary>(Default::default());
+    let items = fixture_items(&red_canary, "redcanary", None);
+    bench_set(c, "red_canary/fixtures", &red_canary, &items);
+    simulated_set(c, "red_canary", &red_canary, SimVendor::RedCanary);
+
+    let thinkst = vendor::<ThinkstCanary>(Default::default());
+    let items = fixture_items(&thinkst, "thinkst", None);
+    bench_set(c, "thinkst_canary/fixtures", &thinkst, &items);
+    simulated_set(c, "thinkst_canary", &thinkst, SimVendor::ThinkstCanary);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = normalizers
+}
+criterion_main!(benches);
