@@ -9,14 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use alertd::checkpoint::Store;
-use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault, SimConfig, SimVendor, Simulator};
+use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault, Simulator};
 
 use common::{NatsServer, config, stream_messages};
-
-async fn canaryguard(items: usize) -> Simulator {
-    let config = SimConfig { seed: 7, initial_items: items, ..SimConfig::default() };
-    Simulator::start(SimVendor::CanaryGuard, config).await.expect("simulator starts")
-}
 
 /// The alert ids in the stream, each with how often it is there.
 async fn ids_in_stream(nats: &NatsServer) -> HashMap<String, usize> {
@@ -44,16 +39,9 @@ fn assert_exactly_once(stream: &HashMap<String, usize>, truth: &HashSet<String>)
 #[tokio::test]
 async fn every_alert_arrives_exactly_once_across_polls_and_restarts() {
     let nats = NatsServer::start();
-    let sim = canaryguard(250).await;
+    let sim = common::canaryguard(250).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        Some(&nats.url()),
-        "canaryguard",
-        &sim.base_url(),
-        CANARYGUARD_DEMO_KEY,
-        "page_size = 7",
-    );
+    let cfg = common::canaryguard_config(dir.path(), Some(&nats.url()), &sim, "page_size = 7");
 
     let first = run_once(&cfg).await.expect("first poll");
     assert_eq!(first.pages, 36, "250 alerts in pages of 7");
@@ -81,16 +69,9 @@ async fn every_alert_arrives_exactly_once_across_polls_and_restarts() {
 #[tokio::test]
 async fn a_cursor_is_not_advanced_while_nats_is_down_and_nothing_is_lost() {
     let mut nats = NatsServer::start();
-    let sim = canaryguard(40).await;
+    let sim = common::canaryguard(40).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        Some(&nats.url()),
-        "canaryguard",
-        &sim.base_url(),
-        CANARYGUARD_DEMO_KEY,
-        "page_size = 10",
-    );
+    let cfg = common::canaryguard_config(dir.path(), Some(&nats.url()), &sim, "page_size = 10");
     run_once(&cfg).await.expect("first poll");
     let store = Store::open(&cfg.state.path).unwrap();
 
@@ -126,10 +107,9 @@ async fn a_cursor_is_not_advanced_while_nats_is_down_and_nothing_is_lost() {
 
 #[tokio::test]
 async fn an_html_error_page_is_a_clear_error_and_leaves_the_cursor() {
-    let sim = canaryguard(30).await;
+    let sim = common::canaryguard(30).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        config(dir.path(), None, "canaryguard", &sim.base_url(), CANARYGUARD_DEMO_KEY, "page_size = 10");
+    let cfg = common::canaryguard_config(dir.path(), None, &sim, "page_size = 10");
     sim.inject(Fault::HtmlError, 1);
     let err = run_once(&cfg).await.unwrap_err();
     let text = err.to_string();
@@ -143,16 +123,9 @@ async fn an_html_error_page_is_a_clear_error_and_leaves_the_cursor() {
 #[tokio::test]
 async fn a_truncated_page_mid_walk_keeps_the_pages_before_it_and_resumes_after() {
     let nats = NatsServer::start();
-    let sim = canaryguard(30).await;
+    let sim = common::canaryguard(30).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        Some(&nats.url()),
-        "canaryguard",
-        &sim.base_url(),
-        CANARYGUARD_DEMO_KEY,
-        "page_size = 10",
-    );
+    let cfg = common::canaryguard_config(dir.path(), Some(&nats.url()), &sim, "page_size = 10");
     // The first page is fine, the second is cut off.
     sim.inject(Fault::Slow(Duration::ZERO), 1);
     sim.inject(Fault::TruncatedJson, 1);
@@ -171,7 +144,7 @@ async fn a_truncated_page_mid_walk_keeps_the_pages_before_it_and_resumes_after()
 
 #[tokio::test]
 async fn a_refused_key_is_an_auth_error_naming_the_source() {
-    let sim = canaryguard(5).await;
+    let sim = common::canaryguard(5).await;
     let dir = tempfile::tempdir().unwrap();
     let wrong = "cg_live_ffffffffffffffffffffffffffffffffffffffff";
     let cfg = config(dir.path(), None, "canaryguard", &sim.base_url(), wrong, "");
@@ -185,16 +158,9 @@ async fn a_refused_key_is_an_auth_error_naming_the_source() {
 #[tokio::test]
 async fn a_malformed_item_goes_to_the_dead_letter_subject_and_the_page_proceeds() {
     let nats = NatsServer::start();
-    let sim = canaryguard(10).await;
+    let sim = common::canaryguard(10).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        Some(&nats.url()),
-        "canaryguard",
-        &sim.base_url(),
-        CANARYGUARD_DEMO_KEY,
-        "page_size = 10",
-    );
+    let cfg = common::canaryguard_config(dir.path(), Some(&nats.url()), &sim, "page_size = 10");
     sim.inject(Fault::MalformedItem, 1);
     let report = run_once(&cfg).await.expect("poll completes");
     assert_eq!(report.dead_letters, 1);
@@ -210,9 +176,9 @@ async fn a_malformed_item_goes_to_the_dead_letter_subject_and_the_page_proceeds(
 #[tokio::test]
 async fn an_existing_stream_is_reused_and_a_restarted_daemon_publishes_nothing_twice() {
     let nats = NatsServer::start();
-    let sim = canaryguard(20).await;
+    let sim = common::canaryguard(20).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), Some(&nats.url()), "canaryguard", &sim.base_url(), CANARYGUARD_DEMO_KEY, "");
+    let cfg = common::canaryguard_config(dir.path(), Some(&nats.url()), &sim, "");
     run_once(&cfg).await.expect("first");
     // Lose the checkpoint store entirely: every alert is fetched again, and
     // JetStream's deduplication by event id keeps the stream exact.
@@ -230,7 +196,7 @@ async fn events_are_published_over_tls_with_a_private_ca() {
     let certs = tempfile::tempdir().unwrap();
     let (ca, cert, key) = common::test_certificates(certs.path());
     let nats = NatsServer::start_tls(&cert, &key);
-    let sim = canaryguard(8).await;
+    let sim = common::canaryguard(8).await;
     let dir = tempfile::tempdir().unwrap();
     let tls_url = nats.url().replace("nats://", "tls://");
     let mut cfg =

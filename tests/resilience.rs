@@ -7,10 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use alertd::daemon::{self, Mode};
-use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault, SimConfig, SimVendor, Simulator};
+use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault};
 use tokio_util::sync::CancellationToken;
 
-use common::{NatsServer, alertd_bin, config, stream_messages};
+use common::{NatsServer, alertd_bin, stream_messages};
 
 /// Every fault the simulator can inject, in one backfill, polled until the
 /// walk completes: the stream ends up holding every alert exactly once, and
@@ -18,10 +18,7 @@ use common::{NatsServer, alertd_bin, config, stream_messages};
 #[tokio::test]
 async fn a_backfill_through_every_fault_delivers_every_alert_exactly_once() {
     let nats = NatsServer::start();
-    let sim =
-        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 60, ..SimConfig::default() })
-            .await
-            .unwrap();
+    let sim = common::canaryguard(60).await;
     let faults = [
         (Fault::RateLimited { retry_after_secs: 1 }, 1),
         (Fault::Unavailable, 3),
@@ -35,14 +32,7 @@ async fn a_backfill_through_every_fault_delivers_every_alert_exactly_once() {
         sim.inject(fault.clone(), *times);
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(
-        dir.path(),
-        Some(&nats.url()),
-        "canaryguard",
-        &sim.base_url(),
-        CANARYGUARD_DEMO_KEY,
-        "page_size = 6",
-    );
+    let mut cfg = common::canaryguard_config(dir.path(), Some(&nats.url()), &sim, "page_size = 6");
     cfg.sources[0].retries = 4;
     let mut polls = 0;
     let mut errors = Vec::new();
@@ -79,10 +69,7 @@ async fn a_backfill_through_every_fault_delivers_every_alert_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_file_is_used_by_the_next_poll_without_a_restart() {
-    let sim =
-        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 4, ..SimConfig::default() })
-            .await
-            .unwrap();
+    let sim = common::canaryguard(4).await;
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, "cg_live_expired00000000000000000000000000000000\n").unwrap();
@@ -125,10 +112,7 @@ async fn a_rotated_key_file_is_used_by_the_next_poll_without_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_key_appears_in_trace_logs_or_errors() {
     let nats = NatsServer::start();
-    let sim =
-        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 8, ..SimConfig::default() })
-            .await
-            .unwrap();
+    let sim = common::canaryguard(8).await;
     sim.inject(Fault::Unauthorized, 1);
     sim.inject(Fault::HtmlError, 1);
     let dir = tempfile::tempdir().unwrap();

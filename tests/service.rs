@@ -24,20 +24,10 @@ fn sample(metrics: &str, prefix: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_healthz_report_what_the_pollers_did() {
     let nats = NatsServer::start();
-    let sim =
-        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 23, ..SimConfig::default() })
-            .await
-            .unwrap();
+    let sim = common::canaryguard(23).await;
     sim.inject(Fault::Unavailable, 1);
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(
-        dir.path(),
-        Some(&nats.url()),
-        "canaryguard",
-        &sim.base_url(),
-        CANARYGUARD_DEMO_KEY,
-        "page_size = 10",
-    );
+    let mut cfg = common::canaryguard_config(dir.path(), Some(&nats.url()), &sim, "page_size = 10");
     cfg.sources[0].retries = 2;
     cfg.sources[0].schedule = "every 1h".parse().unwrap();
     let port = free_port();
@@ -116,10 +106,7 @@ async fn healthz_is_503_when_a_source_has_not_succeeded_within_its_interval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn systemd_gets_ready_watchdog_and_stopping_notifications() {
-    let sim =
-        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 3, ..SimConfig::default() })
-            .await
-            .unwrap();
+    let sim = common::canaryguard(3).await;
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
@@ -204,10 +191,7 @@ fn the_unit_file_verifies_and_is_hardened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_prints_what_works_and_what_does_not() {
     let nats = NatsServer::start();
-    let sim =
-        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 5, ..SimConfig::default() })
-            .await
-            .unwrap();
+    let sim = common::canaryguard(5).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alertd.toml");
     let source = |name: &str, var: &str| {

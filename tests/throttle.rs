@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use alertd::daemon::{self, Mode};
-use alertd::sim::{
-    CANARYGUARD_DEMO_KEY, CallBudget, Fault, RAPID7_DEMO_KEY, SimConfig, SimVendor, Simulator,
-};
+use alertd::sim::{CallBudget, Fault, RAPID7_DEMO_KEY, SimConfig, SimVendor, Simulator};
 use tokio_util::sync::CancellationToken;
 
 use common::config;
@@ -26,17 +24,12 @@ fn busiest(times: &[Instant], window: Duration) -> usize {
 
 #[tokio::test]
 async fn a_backfill_stays_inside_every_configured_limit() {
-    let sim =
-        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 70, ..SimConfig::default() })
-            .await
-            .unwrap();
+    let sim = common::canaryguard(70).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
+    let cfg = common::canaryguard_config(
         dir.path(),
         None,
-        "canaryguard",
-        &sim.base_url(),
-        CANARYGUARD_DEMO_KEY,
+        &sim,
         "page_size = 5\nrate_limits = [\"4/s\", \"9/3s\"]",
     );
     let results =
@@ -51,15 +44,11 @@ async fn a_backfill_stays_inside_every_configured_limit() {
 
 #[tokio::test]
 async fn a_429_with_retry_after_pauses_the_source_and_the_poll_recovers() {
-    let sim =
-        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 12, ..SimConfig::default() })
-            .await
-            .unwrap();
+    let sim = common::canaryguard(12).await;
     sim.inject(Fault::Slow(Duration::ZERO), 1);
     sim.inject(Fault::RateLimited { retry_after_secs: 2 }, 1);
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg =
-        config(dir.path(), None, "canaryguard", &sim.base_url(), CANARYGUARD_DEMO_KEY, "page_size = 5");
+    let mut cfg = common::canaryguard_config(dir.path(), None, &sim, "page_size = 5");
     cfg.sources[0].retries = 2;
     let results =
         daemon::run(&cfg, common::quiet_sink(&cfg), Mode::Once, CancellationToken::new()).await.unwrap();
@@ -77,13 +66,10 @@ async fn a_429_with_retry_after_pauses_the_source_and_the_poll_recovers() {
 
 #[tokio::test]
 async fn persistent_throttling_fails_the_poll_without_moving_the_cursor() {
-    let sim =
-        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 12, ..SimConfig::default() })
-            .await
-            .unwrap();
+    let sim = common::canaryguard(12).await;
     sim.inject(Fault::RateLimited { retry_after_secs: 1 }, 10);
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path(), None, "canaryguard", &sim.base_url(), CANARYGUARD_DEMO_KEY, "");
+    let mut cfg = common::canaryguard_config(dir.path(), None, &sim, "");
     cfg.sources[0].retries = 1;
     let results =
         daemon::run(&cfg, common::quiet_sink(&cfg), Mode::Once, CancellationToken::new()).await.unwrap();
@@ -204,19 +190,9 @@ async fn catchpoint_quota_exceeded_is_retried_and_counted_as_throttling() {
 #[tokio::test]
 #[ignore = "a three-minute measurement, not a check"]
 async fn measure_a_throttled_backfill_for_three_minutes() {
-    let sim =
-        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 2000, ..SimConfig::default() })
-            .await
-            .unwrap();
+    let sim = common::canaryguard(2000).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        None,
-        "canaryguard",
-        &sim.base_url(),
-        CANARYGUARD_DEMO_KEY,
-        "page_size = 5\nrate_limits = [\"20/min\"]",
-    );
+    let cfg = common::canaryguard_config(dir.path(), None, &sim, "page_size = 5\nrate_limits = [\"20/min\"]");
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn({
         let (cfg, shutdown) = (cfg.clone(), shutdown.clone());

@@ -272,3 +272,22 @@ pub fn quiet_sink(config: &Config) -> Option<alertd::publish::Sink> {
         alertd::publish::Sink::Stdout(alertd::publish::StdoutSink::to_writer(Box::new(std::io::sink())))
     })
 }
+
+/// A CanaryGuard simulator with `items` alerts (seed 7), the vendor most
+/// pipeline tests run against.
+pub async fn canaryguard(items: usize) -> alertd::sim::Simulator {
+    let config = alertd::sim::SimConfig { seed: 7, initial_items: items, ..Default::default() };
+    alertd::sim::Simulator::start(alertd::sim::SimVendor::CanaryGuard, config)
+        .await
+        .expect("simulator starts")
+}
+
+/// [`config`] for one CanaryGuard source at `sim` with the simulator's key.
+pub fn canaryguard_config(
+    dir: &Path,
+    nats_url: Option<&str>,
+    sim: &alertd::sim::Simulator,
+    extra: &str,
+) -> Config {
+    config(dir, nats_url, "canaryguard", &sim.base_url(), alertd::sim::CANARYGUARD_DEMO_KEY, extra)
+}
