@@ -71,13 +71,14 @@ async fn check_sources(config: &Config, only: Option<&str>) -> Vec<CheckRow> {
         Ok(d) => d,
         Err(e) => return vec![CheckRow { what: "sources".into(), ok: false, detail: e.to_string() }],
     };
-    let deps = match (Store::open(&dir.path().join("check.sqlite")), http_client()) {
+    let deps = match (Store::open(&dir.path().join("check.sqlite")), http_client(None)) {
         (Ok(store), Ok(client)) => PollerDeps {
             store,
             sink: Sink::Stdout(StdoutSink::default()),
             client,
             retry: RetryPolicy::default(),
             telemetry: Arc::new(Telemetry::default()),
+            instance: None,
         },
         (Err(e), _) => return vec![CheckRow { what: "sources".into(), ok: false, detail: e.to_string() }],
         (_, Err(e)) => return vec![CheckRow { what: "sources".into(), ok: false, detail: e.to_string() }],

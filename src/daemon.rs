@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{Store, StoreError};
-use crate::config::{Config, NatsConfig};
+use crate::cluster::{self, LeaseError, LeaseTable, Slot};
+use crate::config::{Config, NatsConfig, StateBackend};
 use crate::http::RetryPolicy;
 use crate::internal_events::SinkUnavailable;
 use crate::poller::{Poll, PollError, PollReport, PollerDeps, build_all};
@@ -41,6 +42,14 @@ pub enum DaemonError {
     /// Shutdown came before the daemon was ready.
     #[error("shut down before NATS was reachable")]
     Cancelled,
+    /// The lease bucket could not be set up.
+    #[error(transparent)]
+    Cluster(#[from] LeaseError),
+    /// `run --once` ignores leases, so it refuses to run beside a cluster.
+    #[error(
+        "`run --once` polls every source without taking its lease; with [cluster] enabled, run `alertd run` (or disable [cluster] for a one-off poll)"
+    )]
+    OnceInCluster,
 }
 
 /// How to run.
@@ -64,17 +73,53 @@ pub async fn run(
     mode: Mode,
     shutdown: CancellationToken,
 ) -> Result<PollResults, DaemonError> {
-    let store = Store::open(&config.state.path)?;
+    let clustered = config.cluster.is_enabled();
+    if clustered && mode == Mode::Once {
+        return Err(DaemonError::OnceInCluster);
+    }
+    let instance = config.cluster.instance_name();
+    // A local file is checked before waiting for NATS: fail fast.
+    let local = match config.state.backend.get_ref() {
+        StateBackend::Sqlite => Some(Store::open(&config.state.path)?),
+        StateBackend::NatsKv => None,
+    };
     let sink = match sink {
         Some(sink) => sink,
         None => connect_sink(config, &shutdown).await?,
     };
+    let store = match local {
+        Some(store) => store,
+        None => open_kv_store(config, &sink, &instance).await?,
+    };
     let telemetry = Arc::new(Telemetry::default());
     let retry = RetryPolicy::default();
-    let deps = PollerDeps { store, sink, client: http_client()?, retry, telemetry: Arc::clone(&telemetry) };
+    let deps = PollerDeps {
+        store,
+        sink: sink.clone(),
+        client: http_client(clustered.then_some(instance.as_str()))?,
+        retry,
+        telemetry: Arc::clone(&telemetry),
+        instance: clustered.then(|| Arc::from(instance.as_str())),
+    };
     let pollers = build_all(&config.sources, &deps).map_err(DaemonError::Source)?;
-    let scheduled = schedule_all(config, pollers, &telemetry, retry);
-    tracing::info!(message = "alertd started.", sources = scheduled.len(), state = %config.state.path.display());
+    let mut scheduled = schedule_all(config, pollers, &telemetry, retry, &shutdown);
+    let cluster_task = if clustered {
+        let nats = config.nats.as_ref().ok_or(DaemonError::Source("[cluster] needs [nats]".into()))?;
+        let js = jetstream_of(&sink, nats, &instance).await?;
+        let table =
+            LeaseTable::open(&js, &config.cluster.bucket, config.cluster.lease_ttl, nats.replicas, &instance)
+                .await?;
+        let names: Vec<String> = scheduled.iter().map(|s| s.poller.name().to_owned()).collect();
+        let (slots, task) = cluster::start(table, names, Arc::clone(&telemetry), shutdown.clone());
+        for (s, slot) in scheduled.iter_mut().zip(slots) {
+            s.slot = slot;
+        }
+        tracing::info!(message = "Sharing sources with the cluster.", instance = %instance, bucket = %config.cluster.bucket);
+        Some(tokio::spawn(task))
+    } else {
+        None
+    };
+    tracing::info!(message = "alertd started.", sources = scheduled.len(), state = %deps.store.describe());
     match mode {
         Mode::Once => {
             let pollers: Vec<_> = scheduled.into_iter().map(|s| s.poller).collect();
@@ -93,6 +138,10 @@ pub async fn run(
             let watchdog = tokio::spawn(service::watchdog(Arc::clone(&telemetry), shutdown.clone()));
             service::notify_ready();
             schedule::run(scheduled, shutdown.clone()).await;
+            if let Some(task) = cluster_task {
+                // Releases the leases, now that every poll has stopped.
+                let _ = task.await;
+            }
             service::notify_stopping();
             shutdown.cancel();
             let _ = watchdog.await;
@@ -111,6 +160,7 @@ fn schedule_all(
     pollers: Vec<Arc<dyn Poll>>,
     telemetry: &Arc<Telemetry>,
     retry: RetryPolicy,
+    shutdown: &CancellationToken,
 ) -> Vec<Scheduled> {
     let now = chrono::Utc::now();
     pollers
@@ -129,6 +179,7 @@ fn schedule_all(
                 schedule: source.schedule.clone(),
                 jitter: source.jitter,
                 telemetry: Arc::clone(telemetry),
+                slot: Slot::always(shutdown),
             })
         })
         .collect()
@@ -163,10 +214,54 @@ async fn ensure_stream(sink: &NatsSink, nats: &NatsConfig) -> Result<(), Publish
     Ok(())
 }
 
-/// The HTTP client every poller shares.
-pub fn http_client() -> Result<reqwest::Client, DaemonError> {
+/// The configured cursor store, for commands outside the daemon
+/// (`alertd cursors`): the SQLite file, or the KV bucket on `[nats]`.
+pub async fn open_store(config: &Config) -> Result<Store, DaemonError> {
+    match config.state.backend.get_ref() {
+        StateBackend::Sqlite => Ok(Store::open(&config.state.path)?),
+        StateBackend::NatsKv => {
+            open_kv_store(config, &Sink::Stdout(StdoutSink::default()), &config.cluster.instance_name()).await
+        }
+    }
+}
+
+/// The lease bucket of `[cluster]`, for `alertd cluster status`.
+pub async fn open_leases(config: &Config) -> Result<LeaseTable, DaemonError> {
+    let nats = config.nats.as_ref().ok_or(DaemonError::Source("[cluster] needs [nats]".into()))?;
+    let instance = config.cluster.instance_name();
+    let js = jetstream_of(&Sink::Stdout(StdoutSink::default()), nats, &instance).await?;
+    Ok(LeaseTable::open(&js, &config.cluster.bucket, config.cluster.lease_ttl, nats.replicas, &instance)
+        .await?)
+}
+
+/// The cursor store in a JetStream KV bucket, on the sink's connection
+/// (or a connection of its own when the sink is not NATS).
+async fn open_kv_store(config: &Config, sink: &Sink, instance: &str) -> Result<Store, DaemonError> {
+    let nats = config.nats.as_ref().ok_or(DaemonError::Source("[state] nats-kv needs [nats]".into()))?;
+    let js = jetstream_of(sink, nats, instance).await?;
+    Ok(Store::open_kv(&js, &config.state.bucket, nats.replicas, instance).await?)
+}
+
+async fn jetstream_of(
+    sink: &Sink,
+    nats: &NatsConfig,
+    instance: &str,
+) -> Result<async_nats::jetstream::Context, DaemonError> {
+    Ok(match sink {
+        Sink::Nats(sink) => sink.jetstream(),
+        _ => NatsSink::connect(nats, &format!("{} ({instance})", client_name())).await?.jetstream(),
+    })
+}
+
+/// The HTTP client every poller shares; its User-Agent names `instance`
+/// when given (`[cluster]`).
+pub fn http_client(instance: Option<&str>) -> Result<reqwest::Client, DaemonError> {
+    let user_agent = match instance {
+        Some(name) => format!("{} (instance {name})", client_name()),
+        None => client_name(),
+    };
     reqwest::Client::builder()
-        .user_agent(client_name())
+        .user_agent(user_agent)
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| DaemonError::Http(e.to_string()))

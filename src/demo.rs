@@ -78,8 +78,9 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<Po
             replicas: 1,
             formats: options.formats.clone(),
         }),
-        state: StateConfig { path: state_dir.path().join("alertd.sqlite") },
+        state: StateConfig { path: state_dir.path().join("alertd.sqlite"), ..StateConfig::default() },
         service: ServiceConfig { listen: None },
+        cluster: Default::default(),
         sources,
     };
     let mode = if options.follow { Mode::Forever } else { Mode::Once };

@@ -31,6 +31,7 @@
 
 pub mod check;
 pub mod checkpoint;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;

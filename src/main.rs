@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use alertd::checkpoint::Store;
 use alertd::config::Config;
 use alertd::daemon::{self, Mode, PollResults};
 use alertd::demo::{self, DemoOptions};
@@ -27,6 +26,9 @@ struct Cli {
     /// The configuration file (for `run` and `cursors`).
     #[arg(short, long, global = true, env = "ALERTD_CONFIG", default_value = "/etc/alertd/alertd.toml")]
     config: PathBuf,
+    /// This instance's name among `[cluster]` instances (default: the host name).
+    #[arg(long, global = true, env = "ALERTD_INSTANCE")]
+    instance: Option<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `alertd=debug`.
     #[arg(long, global = true, default_value = "info", env = "ALERTD_LOG")]
     log: String,
@@ -104,6 +106,11 @@ enum Command {
         #[command(subcommand)]
         action: CursorAction,
     },
+    /// Show the instances sharing the sources (`[cluster]`) and which holds which.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Run the pipeline against built-in vendor simulators (no account or server needed).
     Demo {
         /// Publish to this NATS server (JetStream) instead of printing to stdout.
@@ -160,6 +167,12 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum ClusterAction {
+    /// Live instances, and each source's lease holder, epoch and preferred instance.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
 enum CursorAction {
     /// List every source's cursor.
     List,
@@ -183,7 +196,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command, &cli.config)) {
+    match runtime.block_on(dispatch(cli.command, &cli.config, cli.instance)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("alertd: {e:#}");
@@ -192,7 +205,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, config: &Path) -> Result<ExitCode> {
+async fn dispatch(command: Command, config: &Path, instance: Option<String>) -> Result<ExitCode> {
+    let load = |path: &Path| -> Result<Config> {
+        let mut config = load(path)?;
+        if instance.is_some() {
+            config.cluster.instance.clone_from(&instance);
+        }
+        Ok(config)
+    };
     match command {
         Command::Run { once } => {
             let config = load(config)?;
@@ -223,6 +243,22 @@ async fn dispatch(command: Command, config: &Path) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cursors { action } => cursors(&load(config)?, action).await,
+        Command::Cluster { action: ClusterAction::Status } => {
+            let path = config;
+            let config = load(path)?;
+            if !config.cluster.is_enabled() {
+                anyhow::bail!(
+                    "{}: [cluster] is not enabled: every source is polled by the instance that loads it",
+                    path.display()
+                );
+            }
+            let table = daemon::open_leases(&config).await?;
+            let sources: Vec<(String, String)> =
+                config.enabled_sources().map(|s| (s.name().to_owned(), s.vendor.clone())).collect();
+            let status = alertd::cluster::status::read(&table, &sources).await?;
+            print!("{}", alertd::cluster::status::render(&status, Utc::now()));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { nats, follow, items, seed, formats } => {
             let shutdown = shutdown_on_signals();
             let formats = formats.into_iter().map(OutputFormat::into_format).collect();
@@ -304,7 +340,7 @@ fn load(path: &Path) -> Result<Config> {
 }
 
 async fn cursors(config: &Config, action: CursorAction) -> Result<ExitCode> {
-    let store = Store::open(&config.state.path)?;
+    let store = daemon::open_store(config).await?;
     match action {
         CursorAction::List => {
             println!(

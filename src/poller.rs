@@ -45,6 +45,9 @@ pub struct PollerDeps {
     pub retry: RetryPolicy,
     /// Metrics and health.
     pub telemetry: Arc<Telemetry>,
+    /// This instance's name under `[cluster]`: requests then say who sent
+    /// them and under which lease, in their User-Agent.
+    pub instance: Option<Arc<str>>,
 }
 
 /// A source the scheduler can poll, whatever its vendor.
@@ -63,6 +66,9 @@ pub trait Poll: Send + Sync {
     /// committed), for `alertd check`: how many items its page held, if it
     /// was a page.
     fn probe(&self) -> BoxFuture<'_, Result<Option<usize>, PollError>>;
+    /// The lease epoch this instance polls the source under (`[cluster]`),
+    /// named in every request's User-Agent; `None` when it holds none.
+    fn set_lease(&self, _epoch: Option<u64>) {}
 }
 
 /// What a poll did.
@@ -177,7 +183,7 @@ impl PollError {
             PollError::Page { error, .. } => error.code(),
             PollError::Paginate { .. } => "pagination",
             PollError::Publish { .. } => "publish",
-            PollError::Store { .. } => "store",
+            PollError::Store { error, .. } => error.code(),
             PollError::ForeignCursor { .. } => "foreign_cursor",
         }
     }
@@ -212,6 +218,8 @@ pub struct Poller<V: Vendor> {
     expiry_warning: Duration,
     /// Unix seconds of the last credential-expiry warning (one a day at most).
     expiry_warned_at: std::sync::atomic::AtomicI64,
+    /// The lease epoch under which requests are sent (0: none).
+    lease: std::sync::atomic::AtomicU64,
     deps: PollerDeps,
 }
 
@@ -228,6 +236,7 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
         throttle: Throttle::new(source.rate_limits.as_deref().unwrap_or(V::RATE_LIMITS)),
         expiry_warning: source.credential_expiry_warning,
         expiry_warned_at: std::sync::atomic::AtomicI64::new(i64::MIN),
+        lease: std::sync::atomic::AtomicU64::new(0),
         deps,
     }))
 }
@@ -265,6 +274,10 @@ impl<V: Vendor> Poll for Poller<V> {
 
     fn probe(&self) -> BoxFuture<'_, Result<Option<usize>, PollError>> {
         Box::pin(self.probe_once())
+    }
+
+    fn set_lease(&self, epoch: Option<u64>) {
+        self.lease.store(epoch.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -362,6 +375,15 @@ impl<V: Vendor> Poller<V> {
         CredentialExpiry { source: &self.name, vendor: V::KEY, expires_at, warn }.emit(&self.deps.telemetry);
     }
 
+    /// `alertd/<version> (instance <name>; lease <epoch>)` under
+    /// `[cluster]`, so the vendor side (and our simulators) can tell which
+    /// instance sent a request under which tenure.
+    fn user_agent(&self) -> Option<String> {
+        let instance = self.deps.instance.as_deref()?;
+        let lease = self.lease.load(std::sync::atomic::Ordering::Relaxed);
+        Some(format!("{} (instance {instance}; lease {lease})", crate::daemon::client_name()))
+    }
+
     fn store_err(&self, error: StoreError) -> PollError {
         PollError::Store { vendor: V::KEY, source_name: self.name.clone(), error }
     }
@@ -400,7 +422,14 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
 
     async fn fetch(&mut self, at: &Position) -> Result<Page, PollError> {
         let p = self.poller;
-        let make = || p.vendor.request(&p.deps.client, &self.walk.plan, at, &self.key).timeout(p.timeout);
+        let user_agent = p.user_agent();
+        let make = || {
+            let request = p.vendor.request(&p.deps.client, &self.walk.plan, at, &self.key).timeout(p.timeout);
+            match &user_agent {
+                Some(ua) => request.header(reqwest::header::USER_AGENT, ua.as_str()),
+                None => request,
+            }
+        };
         let ctx = FetchContext {
             policy: p.retry,
             throttle: &p.throttle,

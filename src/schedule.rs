@@ -10,6 +10,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::Slot;
 use crate::config::Schedule;
 use crate::internal_events::PollStarted;
 use crate::poller::{Poll, PollError, PollReport};
@@ -25,6 +26,8 @@ pub struct Scheduled {
     pub jitter: Duration,
     /// Where the start drift is recorded.
     pub telemetry: Arc<Telemetry>,
+    /// When this instance may poll it ([`Slot::always`] without `[cluster]`).
+    pub slot: Slot,
 }
 
 /// Poll every source on its schedule until `shutdown` is cancelled.
@@ -47,23 +50,53 @@ pub async fn run_once(
 }
 
 async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
-    // The first poll starts at once (plus jitter): a restarted daemon
-    // resumes an interrupted walk without waiting a whole interval.
-    let mut next = Utc::now() + jitter(source.jitter);
+    let mut tenure_rx = source.slot.tenure.clone();
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = sleep_until(next) => {}
+        // Wait until this instance may poll the source.
+        let tenure = loop {
+            let current = tenure_rx.borrow_and_update().clone();
+            if let Some(tenure) = current.filter(|t| !t.token.is_cancelled()) {
+                break tenure;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = tenure_rx.changed() => if changed.is_err() {
+                    // Nobody will grant a tenure any more.
+                    shutdown.cancelled().await;
+                    return;
+                },
+            }
+        };
+        source.poller.set_lease(tenure.epoch);
+        // The first poll starts at once (plus jitter): a restarted daemon,
+        // or a new lease holder, resumes an interrupted walk without
+        // waiting a whole interval.
+        let mut next = Utc::now() + jitter(source.jitter);
+        loop {
+            tokio::select! {
+                () = tenure.token.cancelled() => break,
+                () = sleep_until(next) => {}
+            }
+            let busy = source.slot.busy.lock().await;
+            if tenure.token.is_cancelled() {
+                break;
+            }
+            let late = (Utc::now() - next).to_std().unwrap_or_default();
+            PollStarted { source: source.poller.name(), vendor: source.poller.vendor(), late }
+                .emit(&source.telemetry);
+            // Errors are logged by the poller; the source retries on schedule.
+            // The tenure's token stops the walk after its page in flight.
+            let _ = source.poller.poll_once(&tenure.token).await;
+            drop(busy);
+            if tenure.token.is_cancelled() {
+                break;
+            }
+            next = source.schedule.next_after(Utc::now()) + jitter(source.jitter);
         }
-        let late = (Utc::now() - next).to_std().unwrap_or_default();
-        PollStarted { source: source.poller.name(), vendor: source.poller.vendor(), late }
-            .emit(&source.telemetry);
-        // Errors are logged by the poller; the source retries on schedule.
-        let _ = source.poller.poll_once(&shutdown).await;
+        source.poller.set_lease(None);
         if shutdown.is_cancelled() {
             return;
         }
-        next = source.schedule.next_after(Utc::now()) + jitter(source.jitter);
     }
 }
 

@@ -1,4 +1,11 @@
-//! The checkpoint store: SQLite, and the only code that touches SQL.
+//! The checkpoint store: where each source's cursor lives, behind one
+//! interface with two backends.
+//!
+//! - [`sqlite`]: a local file, the embedded default (one daemon).
+//! - [`kv`]: a NATS JetStream KV bucket (`[state] backend = "nats-kv"`),
+//!   shared by many daemons, replicated when the NATS cluster is, and
+//!   written with compare-and-set so two writers can never both advance a
+//!   cursor from the same state.
 //!
 //! Per source it keeps the watermark of the last complete walk, the state of
 //! an unfinished walk (its plan and the position after the last committed
@@ -6,34 +13,22 @@
 //! seen ids and the walk's new position are written in one transaction, and
 //! the poller calls it only after every event of the page has its PubAck:
 //! a crash at any point leaves a state that re-fetches, never one that skips.
+//! Both backends keep that rule: SQLite with a transaction, the KV bucket
+//! with one value per source replaced as a whole.
 //!
 //! Times are stored as fixed-width RFC 3339 UTC text (see
 //! [`crate::incremental::format_time`]), never as floats.
 
+mod kv;
+mod sqlite;
+
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::incremental::format_time;
-
-/// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
-
-/// A handle on the store; cheap to clone, shared by all pollers.
-#[derive(Clone)]
-pub struct Store {
-    conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
-    }
-}
+use kv::KvStore;
+use sqlite::{SCHEMA_VERSION, SqliteStore};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +55,38 @@ pub enum StoreError {
     /// The blocking task died.
     #[error("checkpoint store task failed: {0}")]
     Task(String),
+    /// The KV bucket could not be opened, read or written.
+    #[error("checkpoint bucket {bucket}: {message}")]
+    Kv {
+        /// The bucket.
+        bucket: String,
+        /// What failed.
+        message: String,
+    },
+    /// Another writer changed the cursor since this daemon read it: the
+    /// page is delivered (acked) but this daemon's cursor move is refused,
+    /// and the next poll starts from what the other writer left.
+    #[error(
+        "checkpoint bucket {bucket}: the cursor of source {source_name} was changed by another writer (expected revision {expected}); not overwriting it"
+    )]
+    Conflict {
+        /// The bucket.
+        bucket: String,
+        /// The source.
+        source_name: String,
+        /// The revision this daemon read.
+        expected: u64,
+    },
+}
+
+impl StoreError {
+    /// A bounded label for metrics and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Conflict { .. } => "store_conflict",
+            _ => "store",
+        }
+    }
 }
 
 /// One source's stored state.
@@ -97,102 +124,74 @@ pub struct CursorRow {
     pub seen: u64,
     /// Last write.
     pub updated_at: String,
+    /// The instance that wrote it (shared backends only).
+    pub written_by: Option<String>,
+}
+
+/// The checkpoint store; cheap to clone, shared by all pollers.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqliteStore),
+    Kv(Box<KvStore>),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("at", &self.describe()).finish()
+    }
 }
 
 impl Store {
-    /// Open (creating if needed) the store at `path`, in WAL mode.
+    /// Open (creating if needed) the SQLite store at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let err = |source| StoreError::Sqlite { path: path.display().to_string(), source };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // A missing directory gives SQLite's vague "unable to open";
-            // creating it (or failing with the OS's reason) is clearer.
-            std::fs::create_dir_all(dir)
-                .map_err(|e| err(rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into())))?;
-        }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path: path.display().to_string(), found: version });
-        }
-        if version < 1 {
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS cursors (
-                     source     TEXT PRIMARY KEY,
-                     vendor     TEXT NOT NULL,
-                     watermark  TEXT,
-                     walk       TEXT,
-                     updated_at TEXT NOT NULL
-                 );
-                 CREATE TABLE IF NOT EXISTS seen (
-                     source    TEXT NOT NULL,
-                     event_id  TEXT NOT NULL,
-                     item_time TEXT NOT NULL,
-                     PRIMARY KEY (source, event_id)
-                 ) WITHOUT ROWID;
-                 CREATE INDEX IF NOT EXISTS seen_by_time ON seen (source, item_time);
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )
-            .map_err(err)?;
-        }
-        Ok(Store { conn: Arc::new(Mutex::new(conn)), path: path.to_owned() })
+        Ok(Store { backend: Backend::Sqlite(SqliteStore::open(path)?) })
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Open (creating if needed) the JetStream KV bucket `bucket` with
+    /// `replicas` copies. `writer` (the instance name) is recorded with
+    /// every cursor it writes, for `alertd cursors list`.
+    pub async fn open_kv(
+        js: &async_nats::jetstream::Context,
+        bucket: &str,
+        replicas: usize,
+        writer: &str,
+    ) -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Kv(Box::new(KvStore::open(js, bucket, replicas, writer).await?)) })
     }
 
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        let conn = Arc::clone(&self.conn);
-        let path = self.path.display().to_string();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StoreError::Task("store lock poisoned".into()))?;
-            f(&mut guard).map_err(|source| StoreError::Sqlite { path, source })
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+    /// Where the cursors are: the file path or `nats-kv:<bucket>`.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(s) => s.path().display().to_string(),
+            Backend::Kv(k) => format!("nats-kv:{}", k.bucket()),
+        }
     }
 
-    /// The state of `source` (empty if it never ran).
+    /// The state of `source` (empty if it never ran). With the KV backend
+    /// this also remembers the revision read, which the next commit of
+    /// `source` must still find.
     pub async fn load(&self, source: &str) -> Result<SourceState, StoreError> {
-        let source = source.to_owned();
-        self.with(move |c| {
-            c.query_row("SELECT vendor, watermark, walk FROM cursors WHERE source = ?1", [&source], |r| {
-                Ok(SourceState { vendor: Some(r.get(0)?), watermark: r.get(1)?, walk: r.get(2)? })
-            })
-            .optional()
-            .map(Option::unwrap_or_default)
-        })
-        .await
+        match &self.backend {
+            Backend::Sqlite(s) => s.load(source).await,
+            Backend::Kv(k) => k.load(source).await,
+        }
     }
 
     /// Which of `ids` were already delivered for `source`.
     pub async fn seen(&self, source: &str, ids: Vec<String>) -> Result<HashSet<String>, StoreError> {
-        let source = source.to_owned();
-        self.with(move |c| {
-            let mut stmt = c.prepare_cached("SELECT 1 FROM seen WHERE source = ?1 AND event_id = ?2")?;
-            let mut found = HashSet::new();
-            for id in ids {
-                if stmt.exists(params![source, id])? {
-                    found.insert(id);
-                }
-            }
-            Ok(found)
-        })
-        .await
+        match &self.backend {
+            Backend::Sqlite(s) => s.seen(source, ids).await,
+            Backend::Kv(k) => k.seen(source, ids).await,
+        }
     }
 
     /// Commit a delivered page of an unfinished walk: its seen ids and the
-    /// walk state to resume from, in one transaction.
+    /// walk state to resume from, at once.
     pub async fn commit_page(
         &self,
         source: &str,
@@ -200,23 +199,15 @@ impl Store {
         walk: String,
         seen: Vec<Seen>,
     ) -> Result<(), StoreError> {
-        let (source, vendor) = (source.to_owned(), vendor.to_owned());
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            insert_seen(&tx, &source, &seen)?;
-            tx.execute(
-                "INSERT INTO cursors (source, vendor, walk, updated_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (source) DO UPDATE SET vendor = ?2, walk = ?3, updated_at = ?4",
-                params![source, vendor, walk, now()],
-            )?;
-            tx.commit()
-        })
-        .await
+        match &self.backend {
+            Backend::Sqlite(s) => s.commit_page(source, vendor, walk, seen).await,
+            Backend::Kv(k) => k.commit(source, vendor, kv::Move::Page { walk }, seen).await,
+        }
     }
 
     /// Commit the last page of a walk: its seen ids, the new watermark, the
     /// end of the walk, and the pruning of ids that can no longer come back,
-    /// in one transaction.
+    /// at once.
     pub async fn commit_last_page(
         &self,
         source: &str,
@@ -225,47 +216,20 @@ impl Store {
         watermark: String,
         prune_before: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let (source, vendor) = (source.to_owned(), vendor.to_owned());
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            insert_seen(&tx, &source, &seen)?;
-            tx.execute(
-                "INSERT INTO cursors (source, vendor, watermark, walk, updated_at) VALUES (?1, ?2, ?3, NULL, ?4)
-                 ON CONFLICT (source) DO UPDATE SET vendor = ?2, watermark = ?3, walk = NULL, updated_at = ?4",
-                params![source, vendor, watermark, now()],
-            )?;
-            if let Some(before) = prune_before {
-                tx.execute(
-                    "DELETE FROM seen WHERE source = ?1 AND item_time < ?2",
-                    params![source, format_time(before)],
-                )?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.commit_last_page(source, vendor, seen, watermark, prune_before).await,
+            Backend::Kv(k) => {
+                k.commit(source, vendor, kv::Move::Last { watermark, prune_before }, seen).await
             }
-            tx.commit()
-        })
-        .await
+        }
     }
 
     /// Every source's cursor, for `alertd cursors list`.
     pub async fn list(&self) -> Result<Vec<CursorRow>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT c.source, c.vendor, c.watermark, c.walk IS NOT NULL, c.updated_at,
-                        (SELECT COUNT(*) FROM seen s WHERE s.source = c.source)
-                 FROM cursors c ORDER BY c.source",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(CursorRow {
-                    source: r.get(0)?,
-                    vendor: r.get(1)?,
-                    watermark: r.get(2)?,
-                    walk_in_progress: r.get(3)?,
-                    updated_at: r.get(4)?,
-                    seen: r.get::<_, i64>(5)? as u64,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
+        match &self.backend {
+            Backend::Sqlite(s) => s.list().await,
+            Backend::Kv(k) => k.list().await,
+        }
     }
 
     /// Forget `source`'s cursor, so its next poll starts from its initial
@@ -276,111 +240,9 @@ impl Store {
         vendor: &str,
         since: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
-        let (source, vendor) = (source.to_owned(), vendor.to_owned());
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            let had = tx.execute("DELETE FROM cursors WHERE source = ?1", [&source])? > 0;
-            tx.execute("DELETE FROM seen WHERE source = ?1", [&source])?;
-            if let Some(since) = since {
-                tx.execute(
-                    "INSERT INTO cursors (source, vendor, watermark, walk, updated_at) VALUES (?1, ?2, ?3, NULL, ?4)",
-                    params![source, vendor, format_time(since), now()],
-                )?;
-            }
-            tx.commit()?;
-            Ok(had)
-        })
-        .await
-    }
-}
-
-fn insert_seen(tx: &rusqlite::Transaction<'_>, source: &str, seen: &[Seen]) -> rusqlite::Result<()> {
-    let mut stmt =
-        tx.prepare_cached("INSERT OR IGNORE INTO seen (source, event_id, item_time) VALUES (?1, ?2, ?3)")?;
-    for s in seen {
-        stmt.execute(params![source, s.event_id, format_time(s.item_time)])?;
-    }
-    Ok(())
-}
-
-fn now() -> String {
-    format_time(Utc::now())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn t(h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, h, 0, 0).unwrap()
-    }
-
-    fn seen(id: &str, h: u32) -> Seen {
-        Seen { event_id: id.into(), item_time: t(h) }
-    }
-
-    #[tokio::test]
-    async fn a_page_commit_survives_reopening_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/state.sqlite");
-        let store = Store::open(&path).unwrap();
-        store.commit_page("acme", "canaryguard", "{\"next\":2}".into(), vec![seen("a", 1)]).await.unwrap();
-        drop(store);
-
-        let store = Store::open(&path).unwrap();
-        let state = store.load("acme").await.unwrap();
-        assert_eq!(state.walk.as_deref(), Some("{\"next\":2}"));
-        assert_eq!(state.watermark, None);
-        let found = store.seen("acme", vec!["a".into(), "b".into()]).await.unwrap();
-        assert_eq!(found, HashSet::from(["a".to_owned()]));
-    }
-
-    #[tokio::test]
-    async fn the_last_page_sets_the_watermark_ends_the_walk_and_prunes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        store.commit_page("acme", "canaryguard", "{}".into(), vec![seen("old", 1)]).await.unwrap();
-        store
-            .commit_last_page("acme", "canaryguard", vec![seen("new", 5)], "W".into(), Some(t(3)))
-            .await
-            .unwrap();
-        let state = store.load("acme").await.unwrap();
-        assert_eq!(
-            state,
-            SourceState { vendor: Some("canaryguard".into()), watermark: Some("W".into()), walk: None }
-        );
-        let found = store.seen("acme", vec!["old".into(), "new".into()]).await.unwrap();
-        assert_eq!(found, HashSet::from(["new".to_owned()]));
-    }
-
-    #[tokio::test]
-    async fn sources_do_not_see_each_others_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        store.commit_page("a", "canaryguard", "{}".into(), vec![seen("x", 1)]).await.unwrap();
-        assert!(store.seen("b", vec!["x".into()]).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn reset_forgets_or_rewinds_a_source() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        store.commit_last_page("a", "canaryguard", vec![seen("x", 1)], "W".into(), None).await.unwrap();
-        assert!(store.reset("a", "canaryguard", Some(t(2))).await.unwrap());
-        let state = store.load("a").await.unwrap();
-        assert_eq!(state.watermark.as_deref(), Some("2026-03-01T02:00:00.000000Z"));
-        assert!(store.seen("a", vec!["x".into()]).await.unwrap().is_empty());
-        assert!(store.reset("a", "canaryguard", None).await.unwrap());
-        assert_eq!(store.load("a").await.unwrap(), SourceState::default());
-        assert_eq!(store.list().await.unwrap(), vec![]);
-    }
-
-    #[tokio::test]
-    async fn a_newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.sqlite");
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+        match &self.backend {
+            Backend::Sqlite(s) => s.reset(source, vendor, since).await,
+            Backend::Kv(k) => k.reset(source, vendor, since).await,
+        }
     }
 }

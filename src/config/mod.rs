@@ -34,6 +34,9 @@ pub struct Config {
     /// The metrics and health listener.
     #[serde(default)]
     pub service: ServiceConfig,
+    /// Sharing the sources among several instances.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// The vendor sources to poll.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -113,19 +116,99 @@ pub enum StorageKind {
     Memory,
 }
 
-/// `[state]`: the SQLite checkpoint store.
+/// `[state]`: where cursors are kept.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
+    /// `"sqlite"` (default: a local file) or `"nats-kv"` (a JetStream KV
+    /// bucket on the `[nats]` servers, shared by instances; required by
+    /// `[cluster]`).
+    #[serde(default = "default_backend")]
+    pub backend: Spanned<StateBackend>,
     /// The SQLite file. Default: `$STATE_DIRECTORY/alertd.sqlite` under
     /// systemd (`StateDirectory=`), else `alertd.sqlite` in the working directory.
     #[serde(default = "default_state_path")]
     pub path: PathBuf,
+    /// The KV bucket of the `nats-kv` backend, created with `[nats] replicas`
+    /// copies if missing.
+    #[serde(default = "default_cursor_bucket", deserialize_with = "bucket_name")]
+    pub bucket: String,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { path: default_state_path() }
+        StateConfig {
+            backend: default_backend(),
+            path: default_state_path(),
+            bucket: default_cursor_bucket(),
+        }
+    }
+}
+
+/// Where cursors are kept.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum StateBackend {
+    /// A SQLite file (one instance).
+    #[default]
+    #[serde(rename = "sqlite")]
+    Sqlite,
+    /// A NATS JetStream KV bucket (any number of instances).
+    #[serde(rename = "nats-kv")]
+    NatsKv,
+}
+
+/// `[cluster]`: many instances share the sources through leases in a
+/// JetStream KV bucket; see docs/scale-out.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Share the sources with the other instances loading this config.
+    #[serde(default = "default_disabled")]
+    pub enabled: Spanned<bool>,
+    /// A lease not renewed for this long expires; a dead instance's sources
+    /// are taken over within twice this. Every instance must use the same.
+    #[serde(default = "default_lease_ttl", with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// The KV bucket of leases and live instances.
+    #[serde(default = "default_lease_bucket", deserialize_with = "bucket_name")]
+    pub bucket: String,
+    /// This instance's name, unique among the instances. Usually not set
+    /// here (all instances share the file) but by `--instance` or
+    /// `ALERTD_INSTANCE`; default: the host name.
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            enabled: default_disabled(),
+            lease_ttl: default_lease_ttl(),
+            bucket: default_lease_bucket(),
+            instance: None,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether the sources are shared.
+    pub fn is_enabled(&self) -> bool {
+        *self.enabled.get_ref()
+    }
+
+    /// This instance's name: the configured one, else the host name, made
+    /// safe as a KV key token.
+    pub fn instance_name(&self) -> String {
+        let raw = match &self.instance {
+            Some(name) => name.clone(),
+            None => gethostname::gethostname().to_string_lossy().into_owned(),
+        };
+        let clean: String = raw
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .take(64)
+            .collect();
+        if clean.is_empty() { "alertd".to_owned() } else { clean }
     }
 }
 
@@ -243,6 +326,34 @@ impl Config {
 
     /// Checks across entries, and each vendor's own options.
     fn check(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+        if *self.state.backend.get_ref() == StateBackend::NatsKv && self.nats.is_none() {
+            return Err(invalid(
+                text,
+                file,
+                self.state.backend.span(),
+                "state.backend: \"nats-kv\" keeps cursors on the NATS servers; add a [nats] section"
+                    .to_owned(),
+            ));
+        }
+        if self.cluster.is_enabled() {
+            if *self.state.backend.get_ref() != StateBackend::NatsKv {
+                return Err(invalid(
+                    text,
+                    file,
+                    self.cluster.enabled.span(),
+                    "cluster.enabled: instances must share their cursors; set [state] backend = \"nats-kv\""
+                        .to_owned(),
+                ));
+            }
+            if self.cluster.lease_ttl < Duration::from_secs(1) {
+                return Err(invalid(
+                    text,
+                    file,
+                    self.cluster.enabled.span(),
+                    "cluster.lease_ttl: must be at least 1s".to_owned(),
+                ));
+            }
+        }
         let mut names: HashMap<&str, Range<usize>> = HashMap::new();
         for source in &self.sources {
             let name = source.name();
@@ -394,6 +505,34 @@ fn default_state_path() -> PathBuf {
         }
         None => PathBuf::from("alertd.sqlite"),
     }
+}
+fn default_backend() -> Spanned<StateBackend> {
+    Spanned::new(0..0, StateBackend::default())
+}
+fn default_disabled() -> Spanned<bool> {
+    Spanned::new(0..0, false)
+}
+fn bucket_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    if !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(name)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "bucket `{name}` must be 1 to 64 letters, digits, `-` and `_` (a JetStream KV bucket name)"
+        )))
+    }
+}
+fn default_cursor_bucket() -> String {
+    "alertd_cursors".to_owned()
+}
+fn default_lease_bucket() -> String {
+    "alertd_leases".to_owned()
+}
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(15)
 }
 fn default_jitter() -> Duration {
     Duration::from_secs(5)

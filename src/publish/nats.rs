@@ -15,6 +15,26 @@ use crate::config::{Credential, NatsConfig, StorageKind};
 
 use super::{Format, Message, PublishError, PublishReport};
 
+/// The servers of a `url` setting: one URL, or several separated by commas
+/// (the nodes of a cluster; the client fails over between them).
+fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, PublishError> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| PublishError::Setup(format!("NATS server URL `{u}`: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|servers| {
+            if servers.is_empty() {
+                Err(PublishError::Setup("no NATS server URL given".to_owned()))
+            } else {
+                Ok(servers)
+            }
+        })
+}
+
 /// A connected JetStream publisher.
 #[derive(Clone)]
 pub struct NatsSink {
@@ -56,9 +76,15 @@ impl NatsSink {
             let password = Credential::resolve(password).map_err(|e| setup(&e))?;
             options = password.nats_password(options, user.clone());
         }
-        let client = options.connect(config.url.as_str()).await.map_err(|e| setup(&e))?;
+        let servers = server_addrs(&config.url)?;
+        let client = options.connect(servers).await.map_err(|e| setup(&e))?;
         let js = jetstream::ContextBuilder::new().timeout(config.ack_timeout).build(client);
         Ok(NatsSink { js, prefix: config.subject_prefix.clone(), formats: config.formats.clone() })
+    }
+
+    /// The JetStream context, for the KV buckets on the same connection.
+    pub fn jetstream(&self) -> jetstream::Context {
+        self.js.clone()
     }
 
     /// Create the stream, or check the one that exists. Returns a warning
@@ -149,5 +175,19 @@ impl NatsSink {
             }
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_comma_separated_url_names_every_node() {
+        let servers = server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,tls://h:4224").unwrap();
+        let ports: Vec<u16> = servers.iter().map(async_nats::ServerAddr::port).collect();
+        assert_eq!(ports, [4222, 4223, 4224]);
+        assert!(server_addrs(" , ").is_err());
+        assert!(server_addrs("nats://127.0.0.1:notaport").unwrap_err().to_string().contains("notaport"));
     }
 }

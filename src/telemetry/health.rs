@@ -25,6 +25,11 @@ pub struct SourceHealth {
     /// How long a poll may go without progress before the source counts as
     /// stuck (and the systemd watchdog is no longer fed).
     pub stall_after: Duration,
+    /// Whether this instance polls the source (always, unless `[cluster]`
+    /// gave the source's lease to another instance).
+    pub active: bool,
+    /// When it last became active: its health is judged from then.
+    pub active_since: DateTime<Utc>,
 }
 
 /// Health of all sources.
@@ -54,7 +59,25 @@ impl Health {
                 watermark: None,
                 in_poll_progress: None,
                 stall_after,
+                active: true,
+                active_since: self.started,
             });
+        });
+    }
+
+    /// This instance starts (`true`) or stops polling `source`; an inactive
+    /// source is another instance's business and never unhealthy here.
+    pub fn set_active(&self, source: &str, active: bool) {
+        self.with(|s| {
+            if let Some(h) = s.get_mut(source) {
+                if active && !h.active {
+                    h.active_since = Utc::now();
+                }
+                h.active = active;
+                if !active {
+                    h.in_poll_progress = None;
+                }
+            }
         });
     }
 
@@ -73,7 +96,9 @@ impl Health {
         self.snapshot()
             .into_iter()
             .filter(|(_, h)| {
-                h.in_poll_progress.is_some_and(|t| (now - t).to_std().unwrap_or_default() > h.stall_after)
+                h.active
+                    && h.in_poll_progress
+                        .is_some_and(|t| (now - t).to_std().unwrap_or_default() > h.stall_after)
             })
             .map(|(name, _)| name)
             .collect()
@@ -116,8 +141,9 @@ impl Health {
     pub fn unhealthy(&self, now: DateTime<Utc>) -> Vec<(String, String)> {
         self.snapshot()
             .into_iter()
+            .filter(|(_, h)| h.active)
             .filter_map(|(name, h)| {
-                let since = h.last_success.unwrap_or(self.started);
+                let since = h.last_success.map_or(h.active_since, |last| last.max(h.active_since));
                 let gap = (now - since).to_std().unwrap_or_default();
                 (gap > h.allowed_gap).then(|| {
                     let why = match (&h.last_success, &h.last_error) {

@@ -41,6 +41,15 @@ pub struct QuotaLabels {
     pub period: String,
 }
 
+/// Labels of lease changes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseLabels {
+    /// Source name.
+    pub source: String,
+    /// `acquired`, `released`, `lost`.
+    pub change: String,
+}
+
 /// Labels of poll outcomes.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -97,6 +106,12 @@ pub struct Metrics {
     /// late start means an overloaded process, not a bad source, and per-
     /// source series would cost 14 buckets × 1,000 sources.
     pub schedule_drift: Histogram,
+    /// Sources whose lease this instance holds (`[cluster]`).
+    pub leases_held: Gauge,
+    /// Leases taken, handed over or lost, per source.
+    pub lease_changes: Family<LeaseLabels, Counter>,
+    /// Live instances this instance sees (itself included).
+    pub cluster_members: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -125,6 +140,9 @@ impl Default for Metrics {
             quota_used: Family::default(),
             credential_expiry: Family::default(),
             schedule_drift: latency_histogram(),
+            leases_held: Gauge::default(),
+            lease_changes: Family::default(),
+            cluster_members: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("polls", "Polls by outcome", m.polls.clone());
@@ -187,6 +205,17 @@ impl Default for Metrics {
             "Seconds scheduled polls started after their scheduled time",
             m.schedule_drift.clone(),
         );
+        registry.register(
+            "cluster_leases_held",
+            "Sources whose lease this instance holds",
+            m.leases_held.clone(),
+        );
+        registry.register(
+            "cluster_lease_changes",
+            "Leases acquired, released or lost by this instance",
+            m.lease_changes.clone(),
+        );
+        registry.register("cluster_members", "Live alertd instances seen", m.cluster_members.clone());
         Metrics { registry, ..m }
     }
 }

@@ -8,7 +8,7 @@ mod health;
 mod metrics;
 
 pub use health::{Health, SourceHealth};
-pub use metrics::{Metrics, QuotaLabels, ResultLabels, SourceLabels, StatusLabels};
+pub use metrics::{LeaseLabels, Metrics, QuotaLabels, ResultLabels, SourceLabels, StatusLabels};
 
 /// The daemon's metrics and health, shared by pollers and the HTTP listener.
 #[derive(Debug, Default)]

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod golden;
 pub mod ocsf;
 pub mod poll;
