@@ -343,19 +343,29 @@ async fn cursors(config: &Config, action: CursorAction) -> Result<ExitCode> {
     let store = daemon::open_store(config).await?;
     match action {
         CursorAction::List => {
+            let rows = store.list().await?;
+            // Shared (nats-kv) cursors say which instance wrote them last.
+            let shared = rows.iter().any(|r| r.written_by.is_some());
             println!(
-                "{:<24} {:<14} {:<30} {:<6} {:>6}  updated",
-                "SOURCE", "VENDOR", "WATERMARK", "WALK", "SEEN"
+                "{:<24} {:<14} {:<30} {:<6} {:>6}  {:<27}{}",
+                "SOURCE",
+                "VENDOR",
+                "WATERMARK",
+                "WALK",
+                "SEEN",
+                "UPDATED",
+                if shared { "  WRITTEN BY" } else { "" }
             );
-            for row in store.list().await? {
+            for row in rows {
                 println!(
-                    "{:<24} {:<14} {:<30} {:<6} {:>6}  {}",
+                    "{:<24} {:<14} {:<30} {:<6} {:>6}  {:<27}{}",
                     row.source,
                     row.vendor,
                     row.watermark.as_deref().unwrap_or("-"),
                     if row.walk_in_progress { "open" } else { "-" },
                     row.seen,
-                    row.updated_at
+                    row.updated_at,
+                    row.written_by.map(|w| format!("  {w}")).unwrap_or_default()
                 );
             }
         }

@@ -166,3 +166,18 @@ async fn a_sigkilled_daemon_loses_nothing_and_duplicates_nothing() {
     assert_eq!((missing, dupes), (0, 0), "after {kills} kills: {missing} missing, {dupes} duplicated");
     assert_eq!(counts.len(), truth.len());
 }
+
+#[test]
+fn run_once_refuses_to_ignore_cluster_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alertd.toml");
+    std::fs::write(
+        &path,
+        "[nats]\nurl = \"nats://127.0.0.1:1\"\n\n[state]\nbackend = \"nats-kv\"\n\n[cluster]\nenabled = true\n",
+    )
+    .unwrap();
+    let out = Command::new(alertd_bin()).args(["run", "--once", "-c"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("without taking its lease"), "{stderr}");
+}

@@ -320,19 +320,37 @@ async fn instances_and_a_nats_node_die_yet_every_alert_lands_once_and_each_sourc
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
 
-    // Cluster status: every source held by a live instance.
-    let status = cluster_status(&config, &sources);
+    // Cluster status: every source held by a live instance, two each once
+    // the hand-overs after the last restart are done.
+    let settle = Instant::now() + Duration::from_secs(20);
+    let (status, held, per_instance) = loop {
+        let status = cluster_status(&config, &sources);
+        let held = holders(&status, &sources);
+        let mut per_instance: BTreeMap<String, usize> = BTreeMap::new();
+        for holder in held.values() {
+            *per_instance.entry(holder.clone()).or_default() += 1;
+        }
+        let even = per_instance.len() == INSTANCES.len() && per_instance.values().all(|n| *n == 2);
+        if even || Instant::now() > settle {
+            break (status, held, per_instance);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     eprintln!("{status}");
-    let held = holders(&status, &sources);
-    let mut per_instance: BTreeMap<String, usize> = BTreeMap::new();
-    for holder in held.values() {
-        *per_instance.entry(holder.clone()).or_default() += 1;
-    }
 
     // SIGTERM: every instance exits 0 and lets its leases go.
     let clean: Vec<bool> = instances.iter_mut().map(Instance::terminate).collect();
     let after = cluster_status(&config, &sources);
     let released = holders(&after, &sources);
+    // The shared cursors: one per source, each written by an instance.
+    let cursors = alertd(&config, &sources).args(["cursors", "list"]).output().unwrap();
+    let cursors = String::from_utf8_lossy(&cursors.stdout).into_owned();
+    eprintln!("{cursors}");
+    let written: Vec<&str> = cursors
+        .lines()
+        .filter(|l| sources.iter().any(|s| l.starts_with(&format!("{} ", s.name))))
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
 
     // Check the stream against the truth.
     let mut problems = Vec::new();
@@ -432,7 +450,13 @@ async fn instances_and_a_nats_node_die_yet_every_alert_lands_once_and_each_sourc
         "seed {seed}: a dead instance's source waited {max_failover:.2}s, over 2 × TTL"
     );
     assert_eq!(held.len(), sources.len(), "every source held: {status}");
+    assert!(
+        per_instance.len() == INSTANCES.len() && per_instance.values().all(|n| *n == 2),
+        "6 sources over 3 instances settle at 2 each: {per_instance:?}"
+    );
     assert!(held.values().all(|h| INSTANCES.contains(&h.as_str())), "{status}");
     assert!(clean.iter().all(|c| *c), "every instance exits 0 on SIGTERM: {clean:?}");
     assert!(released.values().all(|h| h == "(nobody)"), "leases released on shutdown:\n{after}");
+    assert_eq!(written.len(), sources.len(), "a cursor per source:\n{cursors}");
+    assert!(written.iter().all(|w| INSTANCES.contains(w)), "written by the instances:\n{cursors}");
 }

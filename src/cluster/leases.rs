@@ -301,6 +301,33 @@ pub fn preferred<'m>(source: &str, members: &'m [String]) -> Option<&'m str> {
     members.iter().max_by_key(|m| score(source, m)).map(String::as_str)
 }
 
+/// Who should hold each of `sources`: rendezvous hashing with bounded
+/// load. Sources, in name order, each take their highest-scoring member
+/// that holds fewer than ⌈sources / members⌉, so a handful of sources is
+/// still spread evenly (plain rendezvous leaves some instances idle) and
+/// every instance computes the same answer from the same config and
+/// member list.
+pub fn assign(sources: &[String], members: &[String]) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::with_capacity(sources.len());
+    if members.is_empty() {
+        return out;
+    }
+    let cap = sources.len().div_ceil(members.len());
+    let mut load = vec![0usize; members.len()];
+    let mut ordered: Vec<&String> = sources.iter().collect();
+    ordered.sort();
+    ordered.dedup();
+    for source in ordered {
+        let mut ranked: Vec<usize> = (0..members.len()).collect();
+        ranked.sort_by_key(|&i| std::cmp::Reverse(score(source, &members[i])));
+        if let Some(&i) = ranked.iter().find(|&&i| load[i] < cap) {
+            load[i] += 1;
+            out.insert(source.clone(), members[i].clone());
+        }
+    }
+    out
+}
+
 fn score(source: &str, member: &str) -> u128 {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("alertd-lease\0{source}\0{member}").as_bytes())
         .as_u128()
@@ -331,5 +358,33 @@ mod tests {
     #[test]
     fn nobody_is_preferred_among_no_members() {
         assert_eq!(preferred("a", &[]), None);
+        assert!(assign(&["a".to_owned()], &[]).is_empty());
+    }
+
+    #[test]
+    fn bounded_assignment_spreads_even_a_few_sources_evenly() {
+        let members: Vec<String> = (0..3).map(|i| format!("node-{i}")).collect();
+        for n in [1, 2, 6, 7, 300] {
+            let sources: Vec<String> = (0..n).map(|i| format!("tenant-{i}")).collect();
+            let owners = assign(&sources, &members);
+            assert_eq!(owners.len(), n, "every source has an owner");
+            let cap = n.div_ceil(3);
+            for m in &members {
+                let held = owners.values().filter(|o| *o == m).count();
+                assert!(
+                    held <= cap && held + 1 >= cap.min(n / 3 + 1).saturating_sub(1),
+                    "{m}: {held} of {n}"
+                );
+            }
+            // The same answer whatever order the config lists them in.
+            let mut reversed = sources.clone();
+            reversed.reverse();
+            assert_eq!(assign(&reversed, &members), owners);
+        }
+        let six: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+        let owners = assign(&six, &members);
+        for m in &members {
+            assert_eq!(owners.values().filter(|o| *o == m).count(), 2, "6 sources over 3 instances: 2 each");
+        }
     }
 }

@@ -9,8 +9,9 @@
 //! - renews its lease if it holds one, and stops the source (the poll in
 //!   flight finishes its page and commits) when the lease is gone or could
 //!   not be renewed for two thirds of the TTL;
-//! - hands the source over when rendezvous hashing prefers another live
-//!   instance, once the poll in flight has finished;
+//! - hands the source over when the assignment (rendezvous hashing with
+//!   bounded load, [`assign`]) gives it to another live instance, once the
+//!   poll in flight has finished;
 //! - takes the source when this instance is preferred, or when it has been
 //!   without a holder for two ticks (its preferred instance is not taking it).
 //!
@@ -22,7 +23,7 @@
 pub mod leases;
 pub mod status;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,7 @@ use tokio_util::task::TaskTracker;
 use crate::internal_events::{LeaseAcquired, LeaseBucketFailed, LeaseLost, LeaseReleased, MembersChanged};
 use crate::telemetry::Telemetry;
 
-pub use leases::{LeaseError, LeaseTable, preferred};
+pub use leases::{LeaseError, LeaseTable, assign, preferred};
 
 /// The right to poll a source, for as long as `token` is not cancelled.
 #[derive(Debug, Clone)]
@@ -77,6 +78,8 @@ struct Keeper {
 struct View {
     members: Vec<String>,
     leased: HashSet<String>,
+    /// Who should hold each source ([`assign`]).
+    owners: HashMap<String, String>,
     /// Whether the read succeeded (a failed read keeps the last view).
     fresh: bool,
 }
@@ -108,6 +111,7 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let tick = table.ttl() / 3;
+    let sources: Vec<String> = keepers.iter().map(|k| k.source.clone()).collect();
     let (view_tx, view_rx) = watch::channel(View::default());
     let tracker = TaskTracker::new();
     for keeper in keepers {
@@ -116,7 +120,8 @@ async fn run(
     tracker.close();
     let mut last = View::default();
     loop {
-        let view = read_view(&table).await;
+        let mut view = read_view(&table).await;
+        view.owners = assign(&sources, &view.members);
         if view.fresh && view.members != last.members {
             MembersChanged { members: &view.members }.emit(&telemetry);
         }
@@ -148,7 +153,8 @@ async fn read_view(table: &LeaseTable) -> View {
     }
     match (table.members().await, table.leases().await) {
         (Ok(members), Ok(leases)) => {
-            View { members, leased: leases.into_iter().map(|l| l.source).collect(), fresh: true }
+            let leased = leases.into_iter().map(|l| l.source).collect();
+            View { members, leased, owners: HashMap::new(), fresh: true }
         }
         (Err(error), _) | (_, Err(error)) => {
             LeaseBucketFailed { operation: "read members and leases", error: &error }.emit();
@@ -184,7 +190,7 @@ async fn keep(
             changed = view.changed() => if changed.is_err() { break },
         }
         let current = view.borrow_and_update().clone();
-        let wanted = preferred(source, &current.members).map(str::to_owned);
+        let wanted = current.owners.get(source).cloned();
         if let Some(h) = holding.as_mut() {
             match table.renew(source, h.held, h.acquired_at).await {
                 Ok(leases::Renewal::Renewed(held)) => {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use super::LeaseError;
-use super::leases::{LeaseTable, LeaseView, preferred};
+use super::leases::{LeaseTable, LeaseView, assign};
 
 /// One configured source and its lease.
 #[derive(Debug, Clone)]
@@ -17,7 +17,7 @@ pub struct SourceRow {
     pub vendor: String,
     /// The lease, if anyone holds it.
     pub lease: Option<LeaseView>,
-    /// The live instance rendezvous hashing prefers for it.
+    /// The live instance the assignment gives it to.
     pub preferred: Option<String>,
 }
 
@@ -36,6 +36,8 @@ pub struct ClusterStatus {
 pub async fn read(table: &LeaseTable, sources: &[(String, String)]) -> Result<ClusterStatus, LeaseError> {
     let members = table.members().await?;
     let mut leases = table.leases().await?;
+    let names: Vec<String> = sources.iter().map(|(s, _)| s.clone()).collect();
+    let owners = assign(&names, &members);
     let rows = sources
         .iter()
         .map(|(source, vendor)| {
@@ -44,7 +46,7 @@ pub async fn read(table: &LeaseTable, sources: &[(String, String)]) -> Result<Cl
                 source: source.clone(),
                 vendor: vendor.clone(),
                 lease,
-                preferred: preferred(source, &members).map(str::to_owned),
+                preferred: owners.get(source).cloned(),
             }
         })
         .collect();

@@ -599,6 +599,50 @@ schedule = "*/5 * * * *"
     }
 
     #[test]
+    fn a_cluster_needs_shared_cursors_and_says_where() {
+        let c = Config::from_toml(GOOD, "test.toml").unwrap();
+        assert!(!c.cluster.is_enabled());
+        assert_eq!(*c.state.backend.get_ref(), StateBackend::Sqlite);
+
+        let clustered = format!("{GOOD}\n[cluster]\nenabled = true\n");
+        let (line, message) = error_of(&clustered);
+        assert_eq!(line, 12);
+        assert!(message.contains("backend = \"nats-kv\""), "{message}");
+
+        let shared = clustered.replace("[nats]", "[state]\nbackend = \"nats-kv\"\n\n[nats]");
+        let c = Config::from_toml(&shared, "test.toml").unwrap();
+        assert!(c.cluster.is_enabled());
+        assert_eq!(c.cluster.lease_ttl, Duration::from_secs(15));
+        assert_eq!((c.state.bucket.as_str(), c.cluster.bucket.as_str()), ("alertd_cursors", "alertd_leases"));
+
+        // nats-kv without [nats] points at the backend line.
+        let no_nats = "[state]\nbackend = \"nats-kv\"\n";
+        let (line, message) = error_of(no_nats);
+        assert_eq!(line, 2);
+        assert!(message.contains("add a [nats] section"), "{message}");
+
+        let (line, message) =
+            error_of(&shared.replace("enabled = true", "enabled = true\nlease_ttl = \"200ms\""));
+        assert_eq!(line, 15);
+        assert!(message.contains("lease_ttl"), "{message}");
+        let (_, message) = error_of(&shared.replace("enabled = true", "enabled = true\nbucket = \"a.b\""));
+        assert!(message.contains("bucket `a.b`"), "{message}");
+        let (_, message) = error_of(&shared.replace("nats-kv", "etcd"));
+        assert!(message.contains("etcd"), "{message}");
+    }
+
+    #[test]
+    fn instance_names_are_safe_kv_tokens() {
+        let mut c = ClusterConfig::default();
+        c.instance = Some("host.example.com:2".into());
+        assert_eq!(c.instance_name(), "host_example_com_2");
+        c.instance = Some(String::new());
+        assert_eq!(c.instance_name(), "alertd");
+        c.instance = None;
+        assert!(!c.instance_name().is_empty());
+    }
+
+    #[test]
     fn an_unknown_field_names_its_line_and_field() {
         let text = GOOD.replace("schedule =", "schedul =");
         let (line, message) = error_of(&text);

@@ -198,4 +198,19 @@ mod tests {
         health.success("a", None);
         assert!(health.stalled(Utc::now() + chrono::Duration::seconds(31)).is_empty());
     }
+
+    #[test]
+    fn a_source_another_instance_polls_is_never_unhealthy_here() {
+        let health = Health::default();
+        health.register("a", "canaryguard", Duration::from_secs(60), Duration::from_secs(30));
+        health.set_active("a", false);
+        let much_later = Utc::now() + chrono::Duration::hours(5);
+        assert!(health.unhealthy(much_later).is_empty());
+        health.progress("a");
+        assert!(health.stalled(much_later).is_empty());
+        // Taken over: judged from the takeover, not from the daemon's start.
+        health.set_active("a", true);
+        assert!(health.unhealthy(Utc::now() + chrono::Duration::seconds(100)).is_empty());
+        assert_eq!(health.unhealthy(Utc::now() + chrono::Duration::seconds(121)).len(), 1);
+    }
 }

@@ -1,0 +1,183 @@
+//! The shared parts of scale-out against a real nats-server: the `nats-kv`
+//! cursor backend (same behaviour as SQLite, plus compare-and-set between
+//! writers) and the lease bucket (create-if-absent, renew by revision,
+//! expiry by TTL, release).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use alertd::checkpoint::{Seen, SourceState, Store, StoreError};
+use alertd::cluster::leases::Renewal;
+use alertd::cluster::{LeaseError, LeaseTable};
+use chrono::{DateTime, TimeZone, Utc};
+
+use common::NatsServer;
+
+fn t(h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, h, 0, 0).unwrap()
+}
+
+fn seen(id: &str, h: u32) -> Seen {
+    Seen { event_id: id.into(), item_time: t(h) }
+}
+
+async fn js(nats: &NatsServer) -> async_nats::jetstream::Context {
+    async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap())
+}
+
+async fn kv_store(nats: &NatsServer, writer: &str) -> Store {
+    Store::open_kv(&js(nats).await, "cursors", 1, writer).await.unwrap()
+}
+
+#[tokio::test]
+async fn kv_cursors_behave_like_the_sqlite_ones() {
+    let nats = NatsServer::start();
+    let store = kv_store(&nats, "a").await;
+    assert_eq!(store.describe(), "nats-kv:cursors");
+    assert_eq!(store.load("acme").await.unwrap(), SourceState::default());
+
+    store.commit_page("acme", "canaryguard", "{\"next\":2}".into(), vec![seen("old", 1)]).await.unwrap();
+    // Another handle (a restarted daemon) reads what was committed.
+    let other = kv_store(&nats, "b").await;
+    let state = other.load("acme").await.unwrap();
+    assert_eq!(state.walk.as_deref(), Some("{\"next\":2}"));
+    assert_eq!(state.vendor.as_deref(), Some("canaryguard"));
+    let found = other.seen("acme", vec!["old".into(), "x".into()]).await.unwrap();
+    assert_eq!(found, HashSet::from(["old".to_owned()]));
+
+    // The last page sets the watermark, ends the walk and prunes old ids.
+    other
+        .commit_last_page("acme", "canaryguard", vec![seen("new", 5)], "W".into(), Some(t(3)))
+        .await
+        .unwrap();
+    let state = store.load("acme").await.unwrap();
+    assert_eq!(
+        state,
+        SourceState { vendor: Some("canaryguard".into()), watermark: Some("W".into()), walk: None }
+    );
+    let found = store.seen("acme", vec!["old".into(), "new".into()]).await.unwrap();
+    assert_eq!(found, HashSet::from(["new".to_owned()]));
+    assert!(store.seen("other-source", vec!["new".into()]).await.unwrap().is_empty());
+
+    let rows = store.list().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].source.as_str(), rows[0].seen, rows[0].written_by.as_deref()),
+        ("acme", 1, Some("b"))
+    );
+
+    // Reset to a time, then forget entirely.
+    assert!(store.reset("acme", "canaryguard", Some(t(2))).await.unwrap());
+    assert_eq!(store.load("acme").await.unwrap().watermark.as_deref(), Some("2026-03-01T02:00:00.000000Z"));
+    assert!(store.reset("acme", "canaryguard", None).await.unwrap());
+    assert_eq!(store.load("acme").await.unwrap(), SourceState::default());
+    assert!(store.list().await.unwrap().is_empty());
+    // And it can start again after the purge.
+    store.commit_page("acme", "canaryguard", "{}".into(), vec![]).await.unwrap();
+    assert_eq!(other.load("acme").await.unwrap().walk.as_deref(), Some("{}"));
+}
+
+#[tokio::test]
+async fn two_writers_from_the_same_state_cannot_both_move_a_cursor() {
+    let nats = NatsServer::start();
+    let a = kv_store(&nats, "a").await;
+    let b = kv_store(&nats, "b").await;
+    a.commit_page("acme", "canaryguard", "{\"next\":1}".into(), vec![]).await.unwrap();
+    // Both read revision N.
+    a.load("acme").await.unwrap();
+    b.load("acme").await.unwrap();
+    // b (the new lease holder) moves the cursor first…
+    b.commit_page("acme", "canaryguard", "{\"next\":9}".into(), vec![seen("b1", 1)]).await.unwrap();
+    // …so a (the old holder, finishing its page) is refused.
+    let err =
+        a.commit_page("acme", "canaryguard", "{\"next\":2}".into(), vec![seen("a1", 1)]).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict { source_name, .. } if source_name == "acme"), "{err}");
+    assert_eq!(err.code(), "store_conflict");
+    assert!(err.to_string().contains("changed by another writer"), "{err}");
+    let state = b.load("acme").await.unwrap();
+    assert_eq!(state.walk.as_deref(), Some("{\"next\":9}"), "b's cursor stands");
+    assert!(b.seen("acme", vec!["a1".into()]).await.unwrap().is_empty());
+
+    // Two first writers of a new source: only one creates it.
+    a.load("fresh").await.unwrap();
+    b.load("fresh").await.unwrap();
+    a.commit_page("fresh", "canaryguard", "{}".into(), vec![]).await.unwrap();
+    let err = b.commit_page("fresh", "canaryguard", "{}".into(), vec![]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+
+    // After re-reading, the loser may go on from the winner's state.
+    a.load("acme").await.unwrap();
+    a.commit_last_page("acme", "canaryguard", vec![], "W".into(), None).await.unwrap();
+    assert_eq!(b.load("acme").await.unwrap().watermark.as_deref(), Some("W"));
+}
+
+#[tokio::test]
+async fn a_lease_has_one_holder_expires_after_its_ttl_and_can_be_released() {
+    let nats = NatsServer::start();
+    let js = js(&nats).await;
+    let ttl = Duration::from_secs(2);
+    let a = LeaseTable::open(&js, "leases", ttl, 1, "a").await.unwrap();
+    let b = LeaseTable::open(&js, "leases", ttl, 1, "b").await.unwrap();
+
+    let held = a.acquire("src").await.unwrap().expect("free lease taken");
+    assert_eq!(held.epoch, held.revision);
+    assert_eq!(b.acquire("src").await.unwrap(), None, "held by a");
+    let view = b.holder("src").await.unwrap().expect("a holds it");
+    assert_eq!((view.record.instance.as_str(), view.epoch), ("a", held.epoch));
+
+    // Renewals keep it past the TTL and keep the epoch.
+    let mut current = held;
+    for _ in 0..4 {
+        tokio::time::sleep(ttl / 3).await;
+        match a.renew("src", current, view.record.acquired_at).await.unwrap() {
+            Renewal::Renewed(h) => current = h,
+            Renewal::Lost => panic!("renewed lease lost"),
+        }
+    }
+    assert_eq!(current.epoch, held.epoch);
+    assert!(current.revision > held.revision);
+    assert_eq!(b.acquire("src").await.unwrap(), None, "still a's after more than one TTL");
+
+    // a stops renewing (it died): the lease expires and b takes it with a
+    // higher epoch; a's renewal now finds it lost.
+    let deadline = tokio::time::Instant::now() + ttl * 3;
+    let taken = loop {
+        if let Some(h) = b.acquire("src").await.unwrap() {
+            break h;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "lease did not expire within 3 × TTL");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(taken.epoch > current.epoch);
+    assert!(matches!(a.renew("src", current, view.record.acquired_at).await.unwrap(), Renewal::Lost));
+    // A stale release by a leaves b's lease alone.
+    a.release("src", current).await.unwrap();
+    assert_eq!(a.holder("src").await.unwrap().unwrap().record.instance, "b");
+
+    // b releases: a can take it at once.
+    b.release("src", taken).await.unwrap();
+    assert!(a.acquire("src").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn members_come_and_go_and_instances_must_agree_on_the_ttl() {
+    let nats = NatsServer::start();
+    let js = js(&nats).await;
+    let ttl = Duration::from_secs(2);
+    let a = LeaseTable::open(&js, "leases", ttl, 1, "a").await.unwrap();
+    let b = LeaseTable::open(&js, "leases", ttl, 1, "b").await.unwrap();
+    a.heartbeat().await.unwrap();
+    b.heartbeat().await.unwrap();
+    assert_eq!(a.members().await.unwrap(), ["a", "b"]);
+    b.leave().await.unwrap();
+    assert_eq!(a.members().await.unwrap(), ["a"]);
+    // Without heartbeats a member disappears after the TTL.
+    tokio::time::sleep(ttl + Duration::from_millis(1500)).await;
+    assert!(a.members().await.unwrap().is_empty());
+
+    let err = LeaseTable::open(&js, "leases", Duration::from_secs(30), 1, "c").await.unwrap_err();
+    assert!(matches!(err, LeaseError::TtlMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("every instance must use the same lease_ttl"), "{err}");
+}
