@@ -633,8 +633,7 @@ schedule = "*/5 * * * *"
 
     #[test]
     fn instance_names_are_safe_kv_tokens() {
-        let mut c = ClusterConfig::default();
-        c.instance = Some("host.example.com:2".into());
+        let mut c = ClusterConfig { instance: Some("host.example.com:2".into()), ..ClusterConfig::default() };
         assert_eq!(c.instance_name(), "host_example_com_2");
         c.instance = Some(String::new());
         assert_eq!(c.instance_name(), "alertd");
