@@ -1,7 +1,8 @@
 //! alertd: polls security vendors' alert APIs, normalizes every item into one
 //! event schema, publishes the events to NATS JetStream (deduplicated by
-//! message id) and checkpoints each source's cursor in SQLite only after
-//! NATS acknowledged the events.
+//! message id) and checkpoints each source's cursor (in SQLite, or in a
+//! JetStream KV bucket shared by several instances) only after NATS
+//! acknowledged the events.
 //!
 //! # Layout
 //! - [`config`]: TOML → typed settings, errors with file:line; API keys.
@@ -12,8 +13,9 @@
 //! - [`vendors`]: one folder per vendor (requests, page parsing, normalize) and the registry.
 //! - [`http`]: requests, retries and the classification of what came back.
 //! - [`throttle`]: per-source rate limits (governor) and `RateLimit-*` pacing.
-//! - [`checkpoint`]: the SQLite store; the only code that touches SQL.
-//! - [`publish`]: JetStream and stdout sinks; the only code that touches NATS.
+//! - [`checkpoint`]: the cursor store: SQLite (the only code that touches SQL) or a KV bucket.
+//! - [`cluster`]: several instances sharing the sources through leases in a KV bucket.
+//! - [`publish`]: JetStream and stdout sinks.
 //! - [`poller`]: one source's cycle: walk → normalize → publish → acks → commit.
 //! - [`schedule`]: per-source timing, jitter, shutdown.
 //! - [`daemon`]: wiring it together: `run(config, sink, mode, shutdown)`.

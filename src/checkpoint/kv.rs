@@ -72,6 +72,8 @@ pub(super) struct KvStore {
     kv: kv::Store,
     bucket: String,
     writer: String,
+    /// The largest message the server accepts (`max_payload`).
+    max_payload: usize,
     /// What this daemon last read or wrote per source: the revision its
     /// next commit expects, and the seen ids `seen` answers from.
     cache: Arc<Mutex<HashMap<String, Versioned>>>,
@@ -105,6 +107,7 @@ impl KvStore {
             kv,
             bucket: bucket.to_owned(),
             writer: writer.to_owned(),
+            max_payload: js.client().server_info().max_payload,
             cache: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -212,6 +215,16 @@ impl KvStore {
     /// Write `record` if the key is still at `expected` (0: absent).
     async fn write(&self, source: &str, expected: u64, record: &Record) -> Result<u64, StoreError> {
         let value = Bytes::from(serde_json::to_vec(record).map_err(|e| self.err(e))?);
+        // `max_payload` is 0 before the first INFO; the server judges then.
+        if self.max_payload > 0 && value.len() > self.max_payload {
+            return Err(self.err(format!(
+                "the cursor of {source} would be {} bytes ({} remembered event ids), over the server's max_payload of {}; \
+                 raise max_payload on the NATS servers, shorten the source's overlap, or use the sqlite backend",
+                value.len(),
+                record.seen.len(),
+                self.max_payload
+            )));
+        }
         let conflict =
             || StoreError::Conflict { bucket: self.bucket.clone(), source_name: source.to_owned(), expected };
         let written = if expected == 0 {

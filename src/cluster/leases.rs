@@ -131,6 +131,11 @@ impl LeaseTable {
         instance: &str,
     ) -> Result<LeaseTable, LeaseError> {
         let err = |message: String| LeaseError::Bucket { bucket: bucket.to_owned(), message };
+        // A lease operation that takes longer than a tick is as good as
+        // failed: give up then (not after the publishing `ack_timeout`), so
+        // a holder cut off from NATS notices within 2/3 TTL + one tick.
+        let mut js = js.clone();
+        js.set_timeout((ttl / 3).max(Duration::from_millis(200)));
         let kv = match js.get_key_value(bucket).await {
             Ok(kv) => kv,
             Err(_) => js

@@ -25,7 +25,7 @@ pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
@@ -282,11 +282,4 @@ async fn release(table: &LeaseTable, keeper: &Keeper, holding: &mut Option<Holdi
         LeaseReleased { source: &keeper.source, epoch: h.held.epoch, to: h.handing_to.as_deref() }
             .emit(telemetry);
     }
-}
-
-/// How long after an instance dies its sources are polled again, at most:
-/// its leases expire one TTL after their last renewal, and the others look
-/// every third of a TTL.
-pub fn failover_bound(ttl: Duration) -> Duration {
-    ttl + ttl / 3
 }
