@@ -29,6 +29,10 @@ struct Cli {
     /// This instance's name among `[cluster]` instances (default: the host name).
     #[arg(long, global = true, env = "ALERTD_INSTANCE")]
     instance: Option<String>,
+    /// Serve /metrics and /healthz here instead of `[service] listen`
+    /// (`host:port` or `off`), e.g. a port per instance on one host.
+    #[arg(long, global = true, env = "ALERTD_LISTEN", value_parser = parse_listen_arg)]
+    listen: Option<ListenArg>,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `alertd=debug`.
     #[arg(long, global = true, default_value = "info", env = "ALERTD_LOG")]
     log: String,
@@ -196,7 +200,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command, &cli.config, cli.instance)) {
+    let overrides = Overrides { instance: cli.instance, listen: cli.listen };
+    match runtime.block_on(dispatch(cli.command, &cli.config, overrides)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("alertd: {e:#}");
@@ -205,11 +210,28 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, config: &Path, instance: Option<String>) -> Result<ExitCode> {
+/// Settings the command line (or environment) gives over the file's.
+struct Overrides {
+    instance: Option<String>,
+    listen: Option<ListenArg>,
+}
+
+/// `--listen`: an address, or `off` (`None`).
+#[derive(Debug, Clone, Copy)]
+struct ListenArg(Option<std::net::SocketAddr>);
+
+fn parse_listen_arg(text: &str) -> Result<ListenArg, String> {
+    alertd::config::parse_listen(text).map(ListenArg)
+}
+
+async fn dispatch(command: Command, config: &Path, overrides: Overrides) -> Result<ExitCode> {
     let load = |path: &Path| -> Result<Config> {
         let mut config = load(path)?;
-        if instance.is_some() {
-            config.cluster.instance.clone_from(&instance);
+        if overrides.instance.is_some() {
+            config.cluster.instance.clone_from(&overrides.instance);
+        }
+        if let Some(ListenArg(listen)) = overrides.listen {
+            config.service.listen = listen;
         }
         Ok(config)
     };

@@ -116,6 +116,8 @@ fn kind_of(vendor: &str) -> SimVendor {
 /// A running instance, its log file.
 struct Instance {
     name: &'static str,
+    /// `/metrics` and `/healthz`, given by `--listen` over the shared file's `off`.
+    port: u16,
     child: Option<Child>,
     log: PathBuf,
     starts: usize,
@@ -126,7 +128,9 @@ impl Instance {
         self.starts += 1;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = alertd(config, sources)
-            .args(["--log-format", "json", "--instance", self.name, "run"])
+            .args(["--log-format", "json", "--instance", self.name, "--listen"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("run")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -242,7 +246,13 @@ async fn instances_and_a_nats_node_die_yet_every_alert_lands_once_and_each_sourc
     let config = write_config(dir, &nats.urls(), &sources);
     let mut instances: Vec<Instance> = INSTANCES
         .iter()
-        .map(|name| Instance { name, child: None, log: dir.join(format!("{name}.log")), starts: 0 })
+        .map(|name| Instance {
+            name,
+            port: common::free_port(),
+            child: None,
+            log: dir.join(format!("{name}.log")),
+            starts: 0,
+        })
         .collect();
     for i in &mut instances {
         i.start(&config, &sources);
@@ -337,6 +347,22 @@ async fn instances_and_a_nats_node_die_yet_every_alert_lands_once_and_each_sourc
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     eprintln!("{status}");
+
+    // Each instance's metrics agree with the bucket, and each is healthy
+    // (it judges only the sources it holds).
+    let mut leases_in_metrics = BTreeMap::new();
+    for i in &instances {
+        let base = format!("http://127.0.0.1:{}", i.port);
+        let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+        let gauge = |name: &str| -> Option<i64> {
+            metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        };
+        leases_in_metrics.insert(i.name, gauge("alertd_cluster_leases_held"));
+        assert_eq!(gauge("alertd_cluster_members"), Some(3), "{} sees 3 members", i.name);
+        let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+        assert_eq!(health.status(), 200, "{} healthy: {}", i.name, health.text().await.unwrap());
+    }
+    eprintln!("leases held per /metrics: {leases_in_metrics:?}");
 
     // SIGTERM: every instance exits 0 and lets its leases go.
     let clean: Vec<bool> = instances.iter_mut().map(Instance::terminate).collect();
@@ -450,6 +476,9 @@ async fn instances_and_a_nats_node_die_yet_every_alert_lands_once_and_each_sourc
         "seed {seed}: a dead instance's source waited {max_failover:.2}s, over 2 × TTL"
     );
     assert_eq!(held.len(), sources.len(), "every source held: {status}");
+    for (name, n) in &leases_in_metrics {
+        assert_eq!(*n, per_instance.get(*name).map(|n| *n as i64), "{name}: metrics vs cluster status");
+    }
     assert!(
         per_instance.len() == INSTANCES.len() && per_instance.values().all(|n| *n == 2),
         "6 sources over 3 instances settle at 2 each: {per_instance:?}"

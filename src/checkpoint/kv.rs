@@ -88,21 +88,17 @@ impl KvStore {
         replicas: usize,
         writer: &str,
     ) -> Result<KvStore, StoreError> {
-        let err = |message: String| StoreError::Kv { bucket: bucket.to_owned(), message };
-        let kv = match js.get_key_value(bucket).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: bucket.to_owned(),
-                    description: "alertd cursors (one key per source)".to_owned(),
-                    history: 1,
-                    num_replicas: replicas.max(1),
-                    storage: jetstream::stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| err(format!("cannot open or create it: {e}")))?,
+        let config = kv::Config {
+            bucket: bucket.to_owned(),
+            description: "alertd cursors (one key per source)".to_owned(),
+            history: 1,
+            num_replicas: replicas.max(1),
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
         };
+        let kv = open_bucket(js, config)
+            .await
+            .map_err(|message| StoreError::Kv { bucket: bucket.to_owned(), message })?;
         Ok(KvStore {
             kv,
             bucket: bucket.to_owned(),
@@ -302,6 +298,15 @@ impl KvStore {
             None => {}
         }
         Ok(had)
+    }
+}
+
+/// Open the KV bucket `config.bucket`, creating it with `config` when it
+/// does not exist yet (the lease bucket is opened the same way).
+pub(crate) async fn open_bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, String> {
+    match js.get_key_value(&config.bucket).await {
+        Ok(kv) => Ok(kv),
+        Err(_) => js.create_key_value(config).await.map_err(|e| format!("cannot open or create it: {e}")),
     }
 }
 

@@ -19,7 +19,10 @@
 //! Times are stored as fixed-width RFC 3339 UTC text (see
 //! [`crate::incremental::format_time`]), never as floats.
 
+#[doc(hidden)]
+pub mod conformance;
 mod kv;
+pub(crate) use kv::open_bucket;
 mod sqlite;
 
 use std::collections::HashSet;

@@ -235,71 +235,14 @@ fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-    use std::collections::HashSet;
-
-    fn t(h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, h, 0, 0).unwrap()
-    }
-
-    fn seen(id: &str, h: u32) -> Seen {
-        Seen { event_id: id.into(), item_time: t(h) }
-    }
 
     #[tokio::test]
-    async fn a_page_commit_survives_reopening_the_file() {
+    async fn sqlite_passes_the_backend_suite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/state.sqlite");
-        let store = SqliteStore::open(&path).unwrap();
-        store.commit_page("acme", "canaryguard", "{\"next\":2}".into(), vec![seen("a", 1)]).await.unwrap();
-        drop(store);
-
-        let store = SqliteStore::open(&path).unwrap();
-        let state = store.load("acme").await.unwrap();
-        assert_eq!(state.walk.as_deref(), Some("{\"next\":2}"));
-        assert_eq!(state.watermark, None);
-        let found = store.seen("acme", vec!["a".into(), "b".into()]).await.unwrap();
-        assert_eq!(found, HashSet::from(["a".to_owned()]));
-    }
-
-    #[tokio::test]
-    async fn the_last_page_sets_the_watermark_ends_the_walk_and_prunes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
-        store.commit_page("acme", "canaryguard", "{}".into(), vec![seen("old", 1)]).await.unwrap();
-        store
-            .commit_last_page("acme", "canaryguard", vec![seen("new", 5)], "W".into(), Some(t(3)))
-            .await
-            .unwrap();
-        let state = store.load("acme").await.unwrap();
-        assert_eq!(
-            state,
-            SourceState { vendor: Some("canaryguard".into()), watermark: Some("W".into()), walk: None }
-        );
-        let found = store.seen("acme", vec!["old".into(), "new".into()]).await.unwrap();
-        assert_eq!(found, HashSet::from(["new".to_owned()]));
-    }
-
-    #[tokio::test]
-    async fn sources_do_not_see_each_others_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
-        store.commit_page("a", "canaryguard", "{}".into(), vec![seen("x", 1)]).await.unwrap();
-        assert!(store.seen("b", vec!["x".into()]).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn reset_forgets_or_rewinds_a_source() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
-        store.commit_last_page("a", "canaryguard", vec![seen("x", 1)], "W".into(), None).await.unwrap();
-        assert!(store.reset("a", "canaryguard", Some(t(2))).await.unwrap());
-        let state = store.load("a").await.unwrap();
-        assert_eq!(state.watermark.as_deref(), Some("2026-03-01T02:00:00.000000Z"));
-        assert!(store.seen("a", vec!["x".into()]).await.unwrap().is_empty());
-        assert!(store.reset("a", "canaryguard", None).await.unwrap());
-        assert_eq!(store.load("a").await.unwrap(), SourceState::default());
-        assert_eq!(store.list().await.unwrap(), vec![]);
+        let store = super::super::Store::open(&path).unwrap();
+        let reopened = super::super::Store::open(&path).unwrap();
+        super::super::conformance::run(&store, &reopened).await;
     }
 
     #[tokio::test]

@@ -136,21 +136,16 @@ impl LeaseTable {
         // a holder cut off from NATS notices within 2/3 TTL + one tick.
         let mut js = js.clone();
         js.set_timeout((ttl / 3).max(Duration::from_millis(200)));
-        let kv = match js.get_key_value(bucket).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: bucket.to_owned(),
-                    description: "alertd leases and live instances".to_owned(),
-                    history: 1,
-                    max_age: ttl,
-                    num_replicas: replicas.max(1),
-                    storage: jetstream::stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| err(format!("cannot open or create it: {e}")))?,
+        let config = kv::Config {
+            bucket: bucket.to_owned(),
+            description: "alertd leases and live instances".to_owned(),
+            history: 1,
+            max_age: ttl,
+            num_replicas: replicas.max(1),
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
         };
+        let kv = crate::checkpoint::open_bucket(&js, config).await.map_err(err)?;
         let mut table = LeaseTable {
             kv,
             bucket: bucket.to_owned(),

@@ -284,11 +284,11 @@ impl SourceConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read it")]
     Read {
         /// The file.
         file: String,
-        /// Why.
+        /// Why (shown by the error chain, once).
         #[source]
         source: std::io::Error,
     },
@@ -469,15 +469,18 @@ fn default_listen() -> Option<std::net::SocketAddr> {
 }
 
 fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<std::net::SocketAddr>, D::Error> {
-    let text = String::deserialize(d)?;
+    parse_listen(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+/// A `listen` value: `host:port`, or `off` (`None`). Also used for the
+/// `--listen` override, so several instances on one host can share a file.
+pub fn parse_listen(text: &str) -> Result<Option<std::net::SocketAddr>, String> {
     if text == "off" {
         return Ok(None);
     }
-    text.parse().map(Some).map_err(|_| {
-        serde::de::Error::custom(format!(
-            "listen `{text}` is not `host:port` (an IP address and a port) or `off`"
-        ))
-    })
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("listen `{text}` is not `host:port` (an IP address and a port) or `off`"))
 }
 
 fn default_expiry_warning() -> Duration {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, nats_server_bin};
+use super::{free_port, nats_server_bin, wait_listening};
 
 /// One node.
 struct Node {
@@ -87,11 +87,7 @@ impl NatsCluster {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         node.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", node.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats node {} did not listen within 10s", node.name);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(node.port, &format!("nats node {}", node.name));
     }
 
     /// Until JetStream answers account info through every running node.

