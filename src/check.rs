@@ -36,6 +36,12 @@ pub async fn run(config: &Config, only: Option<&str>) -> Vec<CheckRow> {
         detail: format!("{} sources, {} enabled", config.sources.len(), config.enabled_sources().count()),
     }];
     rows.push(check_nats(config).await);
+    if let Some(row) = check_state(config).await {
+        rows.push(row);
+    }
+    if let Some(row) = check_cluster(config).await {
+        rows.push(row);
+    }
     rows.extend(check_sources(config, only).await);
     rows
 }
@@ -58,6 +64,51 @@ async fn check_nats(config: &Config) -> CheckRow {
         Ok(summary) => CheckRow { what: "nats".into(), ok: true, detail: format!("{}: {summary}", nats.url) },
         Err(e) => CheckRow { what: "nats".into(), ok: false, detail: e },
     }
+}
+
+/// The `nats-kv` cursor bucket: reachable, how many cursors (`None` for SQLite).
+async fn check_state(config: &Config) -> Option<CheckRow> {
+    if *config.state.backend.get_ref() != crate::config::StateBackend::NatsKv {
+        return None;
+    }
+    let result = tokio::time::timeout(Duration::from_secs(10), async {
+        let store = crate::daemon::open_store(config).await.map_err(|e| e.to_string())?;
+        let rows = store.list().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(format!("{}: {} cursors", store.describe(), rows.len()))
+    })
+    .await
+    .unwrap_or_else(|_| Err("no answer from the cursor bucket within 10s".into()));
+    Some(match result {
+        Ok(detail) => CheckRow { what: "state".into(), ok: true, detail },
+        Err(detail) => CheckRow { what: "state".into(), ok: false, detail },
+    })
+}
+
+/// The lease bucket under `[cluster]`: reachable, and who is alive.
+async fn check_cluster(config: &Config) -> Option<CheckRow> {
+    if !config.cluster.is_enabled() {
+        return None;
+    }
+    let result = tokio::time::timeout(Duration::from_secs(10), async {
+        let table = crate::daemon::open_leases(config).await.map_err(|e| e.to_string())?;
+        let members = table.members().await.map_err(|e| e.to_string())?;
+        let leases = table.leases().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(format!(
+            "bucket {}: {} live instances ({}), {} of {} sources leased; this one would be `{}`",
+            config.cluster.bucket,
+            members.len(),
+            members.join(", "),
+            leases.len(),
+            config.enabled_sources().count(),
+            config.cluster.instance_name()
+        ))
+    })
+    .await
+    .unwrap_or_else(|_| Err("no answer from the lease bucket within 10s".into()));
+    Some(match result {
+        Ok(detail) => CheckRow { what: "cluster".into(), ok: true, detail },
+        Err(detail) => CheckRow { what: "cluster".into(), ok: false, detail },
+    })
 }
 
 async fn check_sources(config: &Config, only: Option<&str>) -> Vec<CheckRow> {

@@ -348,6 +348,14 @@ async fn instances_and_a_nats_node_die_yet_every_alert_lands_once_and_each_sourc
     };
     eprintln!("{status}");
 
+    // `alertd check` sees both buckets and the three instances.
+    let check = alertd(&config, &sources).arg("check").output().unwrap();
+    let check_out = String::from_utf8_lossy(&check.stdout).into_owned();
+    eprintln!("{check_out}");
+    assert!(check.status.success(), "check failed:\n{check_out}");
+    assert!(check_out.contains("3 live instances"), "{check_out}");
+    assert!(check_out.contains("nats-kv:alertd_cursors: 6 cursors"), "{check_out}");
+
     // Each instance's metrics agree with the bucket, and each is healthy
     // (it judges only the sources it holds).
     let mut leases_in_metrics = BTreeMap::new();
