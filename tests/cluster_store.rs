@@ -45,6 +45,46 @@ async fn kv_cursors_pass_the_backend_suite_sqlite_passes() {
 }
 
 #[tokio::test]
+async fn a_backfill_larger_than_one_message_commits_and_pruned_slots_are_reused() {
+    let nats = NatsServer::start();
+    let store = kv_store(&nats, "a").await;
+    // 300 pages of 100 ids: about 2 MiB of ids, twice the default
+    // max_payload of one message.
+    let page = |p: usize| -> Vec<Seen> {
+        (0..100).map(|i| seen(&format!("{p:04}-{i:03}-{}", "x".repeat(40)), (p % 20) as u32)).collect()
+    };
+    store.load("big").await.unwrap();
+    for p in 0..300 {
+        store.commit_page("big", "canaryguard", format!("{{\"next\":{p}}}"), page(p)).await.unwrap();
+    }
+    let reopened = kv_store(&nats, "b").await;
+    assert_eq!(reopened.load("big").await.unwrap().walk.as_deref(), Some("{\"next\":299}"));
+    let probe = vec![page(0)[0].event_id.clone(), page(299)[99].event_id.clone(), "nope".to_owned()];
+    assert_eq!(reopened.seen("big", probe.clone()).await.unwrap().len(), 2);
+    assert_eq!(reopened.list().await.unwrap()[0].seen, 30_000);
+
+    // The last page prunes every page whose newest item is older than
+    // hour 19: only pages p % 20 == 19 stay.
+    reopened.commit_last_page("big", "canaryguard", vec![], "W".into(), Some(t(19))).await.unwrap();
+    store.load("big").await.unwrap();
+    assert_eq!(store.list().await.unwrap()[0].seen, 1_500);
+    assert_eq!(store.seen("big", probe).await.unwrap().len(), 1, "page 299 (hour 19) stays, page 0 goes");
+
+    // New pages reuse the pruned slots: the bucket holds no more segment
+    // keys than the most the source ever needed.
+    for p in 0..100 {
+        store.commit_page("big", "canaryguard", "{}".into(), page(p)).await.unwrap();
+    }
+    let kv = js(&nats).await.get_key_value("cursors").await.unwrap();
+    let mut keys = kv.keys().await.unwrap();
+    let mut segments = 0;
+    while let Some(k) = futures::StreamExt::next(&mut keys).await {
+        segments += usize::from(k.unwrap().starts_with("seen.big."));
+    }
+    assert_eq!(segments, 300, "slots reused, none added");
+}
+
+#[tokio::test]
 async fn two_writers_from_the_same_state_cannot_both_move_a_cursor() {
     let nats = NatsServer::start();
     let a = kv_store(&nats, "a").await;
@@ -64,6 +104,9 @@ async fn two_writers_from_the_same_state_cannot_both_move_a_cursor() {
     let state = b.load("acme").await.unwrap();
     assert_eq!(state.walk.as_deref(), Some("{\"next\":9}"), "b's cursor stands");
     assert!(b.seen("acme", vec!["a1".into()]).await.unwrap().is_empty());
+    let fresh = kv_store(&nats, "c").await;
+    fresh.load("acme").await.unwrap();
+    assert_eq!(fresh.seen("acme", vec!["b1".into(), "a1".into()]).await.unwrap().len(), 1, "b's ids intact");
 
     // Two first writers of a new source: only one creates it.
     a.load("fresh").await.unwrap();

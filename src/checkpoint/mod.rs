@@ -14,7 +14,8 @@
 //! the poller calls it only after every event of the page has its PubAck:
 //! a crash at any point leaves a state that re-fetches, never one that skips.
 //! Both backends keep that rule: SQLite with a transaction, the KV bucket
-//! with one value per source replaced as a whole.
+//! with one cursor value per source replaced as a whole (the page's ids are
+//! written first, to a key the cursor then lists).
 //!
 //! Times are stored as fixed-width RFC 3339 UTC text (see
 //! [`crate::incremental::format_time`]), never as floats.
