@@ -156,36 +156,42 @@ async fn systemd_gets_ready_watchdog_and_stopping_notifications() {
     assert!(ready < watchdog && watchdog < stopping, "order: {received:?}");
 }
 
-/// The unit file parses and its hardening scores 2.0 or lower on
+/// The unit files (the single service and the per-instance template of
+/// docs/scale-out.md) parse and their hardening scores 2.0 or lower on
 /// `systemd-analyze security` (lower is better).
 #[test]
-fn the_unit_file_verifies_and_is_hardened() {
+fn the_unit_files_verify_and_are_hardened() {
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
         assert!(std::env::var_os("CI").is_none(), "CI must have systemd-analyze");
-        eprintln!("SKIP: systemd-analyze is not installed; the unit file was not checked");
+        eprintln!("SKIP: systemd-analyze is not installed; the unit files were not checked");
         return;
     }
-    let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/alertd.service");
-    let out = Command::new("systemd-analyze").args(["security", "--offline=true", unit]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let score: f64 = text
-        .lines()
-        .find_map(|l| l.split("Overall exposure level for alertd.service:").nth(1))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level in: {text}"));
-    assert!(score <= 2.0, "exposure {score} > 2.0:\n{text}");
+    // (file in systemd/, the unit name to check it as)
+    for (file, unit) in [("alertd.service", "alertd.service"), ("alertd@.service", "alertd@a.service")] {
+        // verify needs the ExecStart binary to exist: point it at the built one.
+        let dir = tempfile::tempdir().unwrap();
+        let path = format!("{}/systemd/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("/usr/bin/alertd", common::alertd_bin().to_str().unwrap());
+        let copy = dir.path().join(unit);
+        std::fs::write(&copy, text).unwrap();
 
-    // verify needs the ExecStart binary to exist: point it at the built one.
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(unit)
-        .unwrap()
-        .replace("/usr/bin/alertd", common::alertd_bin().to_str().unwrap());
-    let copy = dir.path().join("alertd.service");
-    std::fs::write(&copy, text).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&copy).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let problems: Vec<&str> = stderr.lines().filter(|l| l.contains("alertd.service")).collect();
-    assert!(out.status.success() && problems.is_empty(), "systemd-analyze verify: {stderr}");
+        let out =
+            Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(&copy).output().unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        let score: f64 = report
+            .lines()
+            .find_map(|l| l.split(&format!("Overall exposure level for {unit}:")).nth(1))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level for {unit} in: {report}"));
+        assert!(score <= 2.0, "{unit}: exposure {score} > 2.0:\n{report}");
+
+        let out = Command::new("systemd-analyze").arg("verify").arg(&copy).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let problems: Vec<&str> = stderr.lines().filter(|l| l.contains(unit)).collect();
+        assert!(out.status.success() && problems.is_empty(), "systemd-analyze verify {unit}: {stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
