@@ -536,6 +536,28 @@ fn lease_change(telemetry: &Telemetry, source: &str, change: &str, held: i64) {
     telemetry.health.set_active(source, held > 0);
 }
 
+/// A poll was dropped mid-way because its lease was lost: another
+/// instance may be polling the source already. Nothing half done counts
+/// (commits come after PubAcks, and each is one compare-and-set).
+pub struct PollAbandoned<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'static str,
+}
+
+impl PollAbandoned<'_> {
+    /// Log it.
+    pub fn emit(&self) {
+        tracing::warn!(
+            message = "Poll abandoned: the lease was lost.",
+            source = self.source,
+            vendor = self.vendor,
+            error_code = "lease_lost"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cluster::Slot;
 use crate::config::Schedule;
-use crate::internal_events::PollStarted;
+use crate::internal_events::{PollAbandoned, PollStarted};
 use crate::poller::{Poll, PollError, PollReport};
 use crate::telemetry::Telemetry;
 
@@ -85,8 +85,14 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
             PollStarted { source: source.poller.name(), vendor: source.poller.vendor(), late }
                 .emit(&source.telemetry);
             // Errors are logged by the poller; the source retries on schedule.
-            // The tenure's token stops the walk after its page in flight.
-            let _ = source.poller.poll_once(&tenure.token).await;
+            // The tenure's token stops the walk after its page in flight; a
+            // lost lease abandons the poll where it is.
+            tokio::select! {
+                _ = source.poller.poll_once(&tenure.token) => {}
+                () = tenure.revoked.cancelled() => {
+                    PollAbandoned { source: source.poller.name(), vendor: source.poller.vendor() }.emit();
+                }
+            }
             drop(busy);
             if tenure.token.is_cancelled() {
                 break;

@@ -189,3 +189,87 @@ async fn members_come_and_go_and_instances_must_agree_on_the_ttl() {
     assert!(matches!(err, LeaseError::TtlMismatch { .. }), "{err}");
     assert!(err.to_string().contains("every instance must use the same lease_ttl"), "{err}");
 }
+
+/// `[cluster]` in one process: the daemon takes its source's lease and
+/// polls under it; when another instance takes the lease (here: the test,
+/// after wiping the lease, as if it had expired), the daemon stops polling
+/// under its old epoch within a tick, before its next page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_loses_its_lease_stops_before_its_next_page() {
+    use alertd::config::{Config, CredentialSource};
+    use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault};
+
+    let nats = NatsServer::start();
+    let sim = common::canaryguard(300).await;
+    // A page every 400 ms: the backfill is still going when the lease goes.
+    sim.inject(Fault::Slow(Duration::from_millis(400)), 1_000_000);
+    let text = format!(
+        "[nats]\nurl = \"{}\"\nack_timeout = \"2s\"\n\n[state]\nbackend = \"nats-kv\"\n\n\
+         [cluster]\nenabled = true\nlease_ttl = \"3s\"\ninstance = \"victim\"\n\n[service]\nlisten = \"off\"\n\n\
+         [[source]]\nvendor = \"canaryguard\"\nname = \"cg\"\nbase_url = \"{}\"\ncredential = {{ env = \"UNUSED\" }}\n\
+         schedule = \"every 1s\"\njitter = \"0s\"\nlag = \"0s\"\ninitial_lookback = \"72h\"\npage_size = 5\nrate_limits = []\n",
+        nats.url(),
+        sim.base_url()
+    );
+    let mut config = Config::from_toml(&text, "test.toml").unwrap();
+    config.sources[0].credential =
+        CredentialSource::Inline(secrecy::SecretString::from(CANARYGUARD_DEMO_KEY.to_owned()));
+    let daemon = common::poll::RunningDaemon::start(&config);
+
+    let js = js(&nats).await;
+    let thief = {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(table) =
+                LeaseTable::open(&js, "alertd_leases", Duration::from_secs(3), 1, "thief").await
+            {
+                break table;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the daemon never made the lease bucket");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let victim_epoch = |ua: &str| -> Option<u64> {
+        ua.strip_prefix("alertd/")?.split("(instance victim; lease ").nth(1)?.strip_suffix(')')?.parse().ok()
+    };
+    // Wait until it polls under its lease, a few pages into the backfill.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let epoch = loop {
+        let epochs: Vec<u64> =
+            sim.requests().iter().filter_map(|r| victim_epoch(r.user_agent.as_deref()?)).collect();
+        if epochs.len() >= 3 {
+            break epochs[0];
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no requests under a lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        thief.holder("cg").await.unwrap().map(|l| (l.record.instance, l.epoch)),
+        Some(("victim".into(), epoch))
+    );
+
+    // The lease goes to someone else.
+    let raw = js.get_key_value("alertd_leases").await.unwrap();
+    raw.purge("lease.cg").await.unwrap();
+    let stolen = thief.acquire("cg").await.unwrap().expect("the wiped lease is free");
+    let taken_at = std::time::Instant::now();
+    assert!(stolen.epoch > epoch);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // One tick (1 s) to notice, plus slack for a busy machine, then not one
+    // more request under the old epoch (without the lease check, a page
+    // every half second would keep coming).
+    let late: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.user_agent.as_deref().and_then(victim_epoch) == Some(epoch))
+        .filter(|r| r.received > taken_at + Duration::from_millis(2500))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} requests under the lost lease, the last {:?} after",
+        late.len(),
+        late.last().map(|r| r.received - taken_at)
+    );
+    daemon.stop().await;
+}

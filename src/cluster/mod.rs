@@ -45,6 +45,12 @@ pub struct Tenure {
     /// Cancelled when the tenure ends (lease lost or handed over, or
     /// shutdown): the poll stops after its page in flight.
     pub token: CancellationToken,
+    /// Cancelled only when the lease is *lost* (another instance may be
+    /// polling already): the poll is abandoned at once, even mid-request.
+    /// That is safe because nothing it left half done counts: a page is
+    /// committed after its PubAcks or not at all, and a commit is one
+    /// compare-and-set.
+    pub revoked: CancellationToken,
 }
 
 /// What a source's poll loop and its lease keeper share.
@@ -61,7 +67,8 @@ impl Slot {
     /// A slot whose tenure never ends before `shutdown`: a source without
     /// `[cluster]`.
     pub fn always(shutdown: &CancellationToken) -> Slot {
-        let (_tx, rx) = watch::channel(Some(Tenure { epoch: None, token: shutdown.clone() }));
+        let tenure = Tenure { epoch: None, token: shutdown.clone(), revoked: CancellationToken::new() };
+        let (_tx, rx) = watch::channel(Some(tenure));
         Slot { tenure: rx, busy: Arc::new(Mutex::new(())) }
     }
 }
@@ -169,6 +176,7 @@ struct Holding {
     acquired_at: chrono::DateTime<chrono::Utc>,
     renewed: Instant,
     token: CancellationToken,
+    revoked: CancellationToken,
     handing_to: Option<String>,
 }
 
@@ -237,12 +245,18 @@ async fn keep(
             Ok(Some(held)) => {
                 let token = shutdown.child_token();
                 LeaseAcquired { source, epoch: held.epoch, preferred: is_preferred }.emit(&telemetry);
-                keeper.tx.send_replace(Some(Tenure { epoch: Some(held.epoch), token: token.clone() }));
+                let revoked = CancellationToken::new();
+                keeper.tx.send_replace(Some(Tenure {
+                    epoch: Some(held.epoch),
+                    token: token.clone(),
+                    revoked: revoked.clone(),
+                }));
                 holding = Some(Holding {
                     held,
                     acquired_at: chrono::Utc::now(),
                     renewed: Instant::now(),
                     token,
+                    revoked,
                     handing_to: None,
                 });
                 free_ticks = 0;
@@ -264,6 +278,7 @@ async fn keep(
 /// The lease is gone: stop the source.
 fn end(keeper: &Keeper, holding: &mut Option<Holding>, telemetry: &Telemetry, reason: &str) {
     if let Some(h) = holding.take() {
+        h.revoked.cancel();
         h.token.cancel();
         keeper.tx.send_replace(None);
         LeaseLost { source: &keeper.source, epoch: h.held.epoch, reason }.emit(telemetry);
