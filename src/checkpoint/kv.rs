@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{CursorRow, Seen, SourceState, StoreError};
+use super::{CursorRow, Move, Seen, SourceState, StoreError};
 use crate::incremental::format_time;
 
 /// The key prefix of cursor entries.
@@ -38,23 +38,6 @@ const PREFIX: &str = "cursor.";
 
 /// Fresh slots tried before a commit gives up as a conflict.
 const SLOT_ATTEMPTS: usize = 8;
-
-/// How a commit moves the cursor.
-pub(super) enum Move {
-    /// A page inside a walk: resume from `walk` next time.
-    Page {
-        /// The walk state (JSON).
-        walk: String,
-    },
-    /// The walk's last page: a new watermark, and ids older than
-    /// `prune_before` are forgotten.
-    Last {
-        /// The new watermark.
-        watermark: String,
-        /// Forget ids of items older than this.
-        prune_before: Option<DateTime<Utc>>,
-    },
-}
 
 /// One source's cursor value.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -132,6 +132,23 @@ pub struct CursorRow {
     pub written_by: Option<String>,
 }
 
+/// How a commit moves the cursor.
+pub(crate) enum Move {
+    /// A page inside a walk: resume from `walk` next time.
+    Page {
+        /// The walk state (JSON).
+        walk: String,
+    },
+    /// The walk's last page: a new watermark, and ids older than
+    /// `prune_before` are forgotten.
+    Last {
+        /// The new watermark.
+        watermark: String,
+        /// Forget ids of items older than this.
+        prune_before: Option<DateTime<Utc>>,
+    },
+}
+
 /// The checkpoint store; cheap to clone, shared by all pollers.
 #[derive(Clone)]
 pub struct Store {
@@ -203,10 +220,7 @@ impl Store {
         walk: String,
         seen: Vec<Seen>,
     ) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.commit_page(source, vendor, walk, seen).await,
-            Backend::Kv(k) => k.commit(source, vendor, kv::Move::Page { walk }, seen).await,
-        }
+        self.commit(source, vendor, Move::Page { walk }, seen).await
     }
 
     /// Commit the last page of a walk: its seen ids, the new watermark, the
@@ -220,11 +234,19 @@ impl Store {
         watermark: String,
         prune_before: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
+        self.commit(source, vendor, Move::Last { watermark, prune_before }, seen).await
+    }
+
+    async fn commit(
+        &self,
+        source: &str,
+        vendor: &str,
+        change: Move,
+        seen: Vec<Seen>,
+    ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.commit_last_page(source, vendor, seen, watermark, prune_before).await,
-            Backend::Kv(k) => {
-                k.commit(source, vendor, kv::Move::Last { watermark, prune_before }, seen).await
-            }
+            Backend::Sqlite(s) => s.commit(source, vendor, change, seen).await,
+            Backend::Kv(k) => k.commit(source, vendor, change, seen).await,
         }
     }
 

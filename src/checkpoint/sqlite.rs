@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{CursorRow, Seen, SourceState, StoreError};
+use super::{CursorRow, Move, Seen, SourceState, StoreError};
 use crate::incremental::format_time;
 
 /// The schema version this code writes (`PRAGMA user_version`).
@@ -115,55 +115,41 @@ impl SqliteStore {
         .await
     }
 
-    /// Commit a delivered page of an unfinished walk: its seen ids and the
-    /// walk state to resume from, in one transaction.
-    pub(super) async fn commit_page(
+    /// Commit a delivered page: its seen ids and the cursor's move (the
+    /// walk's next position, or the last page's watermark, end of walk and
+    /// pruning), in one transaction.
+    pub(super) async fn commit(
         &self,
         source: &str,
         vendor: &str,
-        walk: String,
+        change: Move,
         seen: Vec<Seen>,
     ) -> Result<(), StoreError> {
         let (source, vendor) = (source.to_owned(), vendor.to_owned());
         self.with(move |c| {
             let tx = c.transaction()?;
             insert_seen(&tx, &source, &seen)?;
-            tx.execute(
-                "INSERT INTO cursors (source, vendor, walk, updated_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (source) DO UPDATE SET vendor = ?2, walk = ?3, updated_at = ?4",
-                params![source, vendor, walk, now()],
-            )?;
-            tx.commit()
-        })
-        .await
-    }
-
-    /// Commit the last page of a walk: its seen ids, the new watermark, the
-    /// end of the walk, and the pruning of ids that can no longer come back,
-    /// in one transaction.
-    pub(super) async fn commit_last_page(
-        &self,
-        source: &str,
-        vendor: &str,
-        seen: Vec<Seen>,
-        watermark: String,
-        prune_before: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        let (source, vendor) = (source.to_owned(), vendor.to_owned());
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            insert_seen(&tx, &source, &seen)?;
-            tx.execute(
-                "INSERT INTO cursors (source, vendor, watermark, walk, updated_at) VALUES (?1, ?2, ?3, NULL, ?4)
-                 ON CONFLICT (source) DO UPDATE SET vendor = ?2, watermark = ?3, walk = NULL, updated_at = ?4",
-                params![source, vendor, watermark, now()],
-            )?;
-            if let Some(before) = prune_before {
-                tx.execute(
-                    "DELETE FROM seen WHERE source = ?1 AND item_time < ?2",
-                    params![source, format_time(before)],
-                )?;
-            }
+            match change {
+                Move::Page { walk } => tx.execute(
+                    "INSERT INTO cursors (source, vendor, walk, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (source) DO UPDATE SET vendor = ?2, walk = ?3, updated_at = ?4",
+                    params![source, vendor, walk, now()],
+                )?,
+                Move::Last { watermark, prune_before } => {
+                    tx.execute(
+                        "INSERT INTO cursors (source, vendor, watermark, walk, updated_at) VALUES (?1, ?2, ?3, NULL, ?4)
+                         ON CONFLICT (source) DO UPDATE SET vendor = ?2, watermark = ?3, walk = NULL, updated_at = ?4",
+                        params![source, vendor, watermark, now()],
+                    )?;
+                    match prune_before {
+                        Some(before) => tx.execute(
+                            "DELETE FROM seen WHERE source = ?1 AND item_time < ?2",
+                            params![source, format_time(before)],
+                        )?,
+                        None => 0,
+                    }
+                }
+            };
             tx.commit()
         })
         .await
