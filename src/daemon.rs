@@ -89,7 +89,7 @@ pub async fn run(
     };
     let store = match local {
         Some(store) => store,
-        None => open_kv_store(config, &sink, &instance).await?,
+        None => open_kv_store(config, Some(&sink), &instance).await?,
     };
     let telemetry = Arc::new(Telemetry::default());
     let retry = RetryPolicy::default();
@@ -104,11 +104,7 @@ pub async fn run(
     let pollers = build_all(&config.sources, &deps).map_err(DaemonError::Source)?;
     let mut scheduled = schedule_all(config, pollers, &telemetry, retry, &shutdown);
     let cluster_task = if clustered {
-        let nats = config.nats.as_ref().ok_or(DaemonError::Source("[cluster] needs [nats]".into()))?;
-        let js = jetstream_of(&sink, nats, &instance).await?;
-        let table =
-            LeaseTable::open(&js, &config.cluster.bucket, config.cluster.lease_ttl, nats.replicas, &instance)
-                .await?;
+        let table = open_lease_table(config, Some(&sink), &instance).await?;
         let names: Vec<String> = scheduled.iter().map(|s| s.poller.name().to_owned()).collect();
         let (slots, task) = cluster::start(table, names, Arc::clone(&telemetry), shutdown.clone());
         for (s, slot) in scheduled.iter_mut().zip(slots) {
@@ -219,38 +215,47 @@ async fn ensure_stream(sink: &NatsSink, nats: &NatsConfig) -> Result<(), Publish
 pub async fn open_store(config: &Config) -> Result<Store, DaemonError> {
     match config.state.backend.get_ref() {
         StateBackend::Sqlite => Ok(Store::open(&config.state.path)?),
-        StateBackend::NatsKv => {
-            open_kv_store(config, &Sink::Stdout(StdoutSink::default()), &config.cluster.instance_name()).await
-        }
+        StateBackend::NatsKv => open_kv_store(config, None, &config.cluster.instance_name()).await,
     }
 }
 
-/// The lease bucket of `[cluster]`, for `alertd cluster status`.
+/// The lease bucket of `[cluster]`, for `alertd cluster status` and `check`.
 pub async fn open_leases(config: &Config) -> Result<LeaseTable, DaemonError> {
-    let nats = config.nats.as_ref().ok_or(DaemonError::Source("[cluster] needs [nats]".into()))?;
-    let instance = config.cluster.instance_name();
-    let js = jetstream_of(&Sink::Stdout(StdoutSink::default()), nats, &instance).await?;
-    Ok(LeaseTable::open(&js, &config.cluster.bucket, config.cluster.lease_ttl, nats.replicas, &instance)
-        .await?)
+    open_lease_table(config, None, &config.cluster.instance_name()).await
 }
 
-/// The cursor store in a JetStream KV bucket, on the sink's connection
-/// (or a connection of its own when the sink is not NATS).
-async fn open_kv_store(config: &Config, sink: &Sink, instance: &str) -> Result<Store, DaemonError> {
-    let nats = config.nats.as_ref().ok_or(DaemonError::Source("[state] nats-kv needs [nats]".into()))?;
-    let js = jetstream_of(sink, nats, instance).await?;
+/// The cursor store in a JetStream KV bucket.
+async fn open_kv_store(config: &Config, sink: Option<&Sink>, instance: &str) -> Result<Store, DaemonError> {
+    let (js, nats) = jetstream_for(config, sink, instance).await?;
     Ok(Store::open_kv(&js, &config.state.bucket, nats.replicas, instance).await?)
 }
 
-async fn jetstream_of(
-    sink: &Sink,
-    nats: &NatsConfig,
+async fn open_lease_table(
+    config: &Config,
+    sink: Option<&Sink>,
     instance: &str,
-) -> Result<async_nats::jetstream::Context, DaemonError> {
-    Ok(match sink {
-        Sink::Nats(sink) => sink.jetstream(),
+) -> Result<LeaseTable, DaemonError> {
+    let (js, nats) = jetstream_for(config, sink, instance).await?;
+    let cluster = &config.cluster;
+    Ok(LeaseTable::open(&js, &cluster.bucket, cluster.lease_ttl, nats.replicas, instance).await?)
+}
+
+/// A JetStream context for the KV buckets: the sink's connection when the
+/// sink is NATS, else a connection of its own to `[nats]`.
+async fn jetstream_for<'c>(
+    config: &'c Config,
+    sink: Option<&Sink>,
+    instance: &str,
+) -> Result<(async_nats::jetstream::Context, &'c NatsConfig), DaemonError> {
+    let nats = config
+        .nats
+        .as_ref()
+        .ok_or(DaemonError::Source("the KV buckets live on the NATS servers: add a [nats] section".into()))?;
+    let js = match sink {
+        Some(Sink::Nats(sink)) => sink.jetstream(),
         _ => NatsSink::connect(nats, &format!("{} ({instance})", client_name())).await?.jetstream(),
-    })
+    };
+    Ok((js, nats))
 }
 
 /// The HTTP client every poller shares; its User-Agent names `instance`
