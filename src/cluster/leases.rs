@@ -199,14 +199,24 @@ impl LeaseTable {
 
     /// The live instances, sorted.
     pub async fn members(&self) -> Result<Vec<String>, LeaseError> {
-        let mut names: Vec<String> = self
-            .keys()
-            .await?
-            .into_iter()
-            .filter_map(|k| k.strip_prefix(MEMBER).map(str::to_owned))
-            .collect();
-        names.sort();
-        Ok(names)
+        Ok(self.names().await?.0)
+    }
+
+    /// The live instances and the sources some instance holds, both sorted,
+    /// from one listing of the bucket's keys (what every tick needs; the
+    /// lease values are not read).
+    pub async fn names(&self) -> Result<(Vec<String>, Vec<String>), LeaseError> {
+        let (mut members, mut leased) = (Vec::new(), Vec::new());
+        for key in self.keys().await? {
+            if let Some(member) = key.strip_prefix(MEMBER) {
+                members.push(member.to_owned());
+            } else if let Some(source) = key.strip_prefix(LEASE) {
+                leased.push(source.to_owned());
+            }
+        }
+        members.sort();
+        leased.sort();
+        Ok((members, leased))
     }
 
     async fn keys(&self) -> Result<Vec<String>, LeaseError> {
@@ -230,9 +240,7 @@ impl LeaseTable {
 
     /// Every lease, sorted by source.
     pub async fn leases(&self) -> Result<Vec<LeaseView>, LeaseError> {
-        let mut sources: Vec<String> =
-            self.keys().await?.into_iter().filter_map(|k| k.strip_prefix(LEASE).map(str::to_owned)).collect();
-        sources.sort();
+        let (_, sources) = self.names().await?;
         let mut out = Vec::with_capacity(sources.len());
         for source in sources {
             if let Some(view) = self.holder(&source).await? {

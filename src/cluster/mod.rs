@@ -158,12 +158,11 @@ async fn read_view(table: &LeaseTable) -> View {
         LeaseBucketFailed { operation: "heartbeat", error: &error }.emit();
         return View::default();
     }
-    match (table.members().await, table.leases().await) {
-        (Ok(members), Ok(leases)) => {
-            let leased = leases.into_iter().map(|l| l.source).collect();
-            View { members, leased, owners: HashMap::new(), fresh: true }
+    match table.names().await {
+        Ok((members, leased)) => {
+            View { members, leased: leased.into_iter().collect(), owners: HashMap::new(), fresh: true }
         }
-        (Err(error), _) | (_, Err(error)) => {
+        Err(error) => {
             LeaseBucketFailed { operation: "read members and leases", error: &error }.emit();
             View::default()
         }
