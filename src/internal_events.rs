@@ -200,6 +200,70 @@ impl DeadLettered<'_> {
     }
 }
 
+/// A poll's dead-letter budget was spent: the page's remaining bad items
+/// went into one overflow dead letter.
+pub struct DeadLettersCapped<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// Bad items counted, not copied.
+    pub count: usize,
+    /// The budget per poll.
+    pub limit: usize,
+}
+
+impl DeadLettersCapped<'_> {
+    /// Log it once and count the items.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        telemetry
+            .metrics
+            .dead_letters
+            .get_or_create(&labels(self.source, self.vendor))
+            .inc_by(self.count as u64);
+        tracing::warn!(
+            message = "More items could not be normalized than a poll dead-letters one by one; the rest are counted in one overflow dead letter.",
+            source = self.source,
+            vendor = self.vendor,
+            count = self.count,
+            limit = self.limit,
+            error_code = "dead_letters_capped",
+        );
+    }
+}
+
+/// Messages larger than the NATS server's `max_payload` went to the
+/// dead-letter subject as truncated envelopes, so the walk goes on.
+pub struct OversizedDeadLettered<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// How many on this page.
+    pub count: usize,
+    /// Where in the walk.
+    pub at: &'a Position,
+}
+
+impl OversizedDeadLettered<'_> {
+    /// Log it and count it.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        telemetry
+            .metrics
+            .dead_letters
+            .get_or_create(&labels(self.source, self.vendor))
+            .inc_by(self.count as u64);
+        tracing::warn!(
+            message = "Messages exceed the NATS server's max_payload; sent to the dead-letter subject truncated.",
+            source = self.source,
+            vendor = self.vendor,
+            count = self.count,
+            at = %self.at,
+            error_code = "max_payload",
+        );
+    }
+}
+
 /// A vendor answered (or did not): counted by status.
 pub struct HttpAnswered<'a> {
     /// Source name.

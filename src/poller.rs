@@ -9,11 +9,13 @@
 //! the cursor where it was; the next poll resumes from it.
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -22,15 +24,15 @@ use crate::checkpoint::{Seen, Store, StoreError};
 use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig};
 use crate::http::{FetchContext, FetchError, FetchObserver, RetryPolicy, ThrottleSignals};
 use crate::internal_events::{
-    ApiUsageReported, CredentialExpiry, DeadLettered, ErrorAnsweredAsEmpty, HttpAnswered, Paced,
-    PageDelivered, PollFailed, PollFinished, RetryScheduled, WalkEndedByRule,
+    ApiUsageReported, CredentialExpiry, DeadLettered, DeadLettersCapped, ErrorAnsweredAsEmpty, HttpAnswered,
+    OversizedDeadLettered, Paced, PageDelivered, PollFailed, PollFinished, RetryScheduled, WalkEndedByRule,
 };
 use crate::ocsf;
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
-use crate::publish::{Format, Message, PublishError, Sink, dead_letter_subject, event_subject};
+use crate::publish::{Format, Message, PublishError, Sink, dead_letter, event_subject};
 use crate::telemetry::Telemetry;
 use crate::throttle::Throttle;
-use crate::vendors::{NormalizeContext, PageError, Vendor, instantiate};
+use crate::vendors::{NormalizeContext, NormalizeError, PageError, Vendor, instantiate};
 
 /// What every poller shares.
 #[derive(Clone, Debug)]
@@ -158,7 +160,19 @@ pub enum PollError {
         /// Source name.
         source_name: String,
         /// Why.
-        error: StoreError,
+        error: Box<StoreError>,
+    },
+    /// The poll panicked (a bug, in alertd or in what a vendor's bytes
+    /// reached). Caught at the source's boundary: nothing was committed past
+    /// the last acknowledged page, and no other source noticed.
+    #[error("{vendor} source {source_name}: the poll panicked ({message}); the cursor was not moved")]
+    Panicked {
+        /// Vendor key.
+        vendor: &'static str,
+        /// Source name.
+        source_name: String,
+        /// The panic's message, clipped.
+        message: String,
     },
     /// The stored cursor belongs to another vendor.
     #[error(
@@ -185,6 +199,7 @@ impl PollError {
             PollError::Publish { .. } => "publish",
             PollError::Store { error, .. } => error.code(),
             PollError::ForeignCursor { .. } => "foreign_cursor",
+            PollError::Panicked { .. } => "panic",
         }
     }
 }
@@ -212,6 +227,8 @@ pub struct Poller<V: Vendor> {
     name: String,
     credential: CredentialSource,
     max_pages: u64,
+    /// The page size asked for; a page far larger is refused.
+    page_size: u32,
     timeout: Duration,
     retry: RetryPolicy,
     throttle: Throttle,
@@ -231,6 +248,7 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
         name: source.name().to_owned(),
         credential: source.credential.clone(),
         max_pages: source.max_pages,
+        page_size: crate::vendors::page_size::<V>(source),
         timeout: source.timeout,
         retry: RetryPolicy { retries: source.retries, ..deps.retry },
         throttle: Throttle::new(source.rate_limits.as_deref().unwrap_or(V::RATE_LIMITS)),
@@ -257,7 +275,13 @@ impl<V: Vendor> Poll for Poller<V> {
         Box::pin(async move {
             let started = Instant::now();
             self.deps.telemetry.health.progress(&self.name);
-            let result = self.poll(shutdown).await;
+            // A panic stays inside this source: it fails this poll like any
+            // error (the cursor only ever moves after acknowledged pages),
+            // and the source polls again at its next start.
+            let result = AssertUnwindSafe(self.poll(shutdown))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(self.panicked(panic.as_ref())));
             match &result {
                 Ok(report) => {
                     PollFinished { source: &self.name, vendor: V::KEY, report, elapsed: started.elapsed() }
@@ -273,7 +297,12 @@ impl<V: Vendor> Poll for Poller<V> {
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<Option<usize>, PollError>> {
-        Box::pin(self.probe_once())
+        Box::pin(async move {
+            AssertUnwindSafe(self.probe_once())
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(self.panicked(panic.as_ref())))
+        })
     }
 
     fn set_lease(&self, epoch: Option<u64>) {
@@ -298,14 +327,19 @@ impl<V: Vendor> Poller<V> {
                 true,
             ),
         };
-        let answer = crate::http::fetch_once(request.timeout(self.timeout), throttling::<V>())
-            .await
-            .map_err(|error| PollError::Fetch {
-                vendor: V::KEY,
-                source_name: self.name.clone(),
-                at: "the check request".into(),
-                error,
-            })?;
+        let answer = match crate::http::fetch_once(request.timeout(self.timeout), throttling::<V>()).await {
+            Ok(answer) => answer,
+            // The vendor's documented "nothing found" proves the key works.
+            Err(error) if is_page && self.vendor.empty_page_for(&at, &error).is_some() => return Ok(Some(0)),
+            Err(error) => {
+                return Err(PollError::Fetch {
+                    vendor: V::KEY,
+                    source_name: self.name.clone(),
+                    at: "the check request".into(),
+                    error,
+                });
+            }
+        };
         if !is_page {
             return Ok(None);
         }
@@ -342,7 +376,14 @@ impl<V: Vendor> Poller<V> {
             }
         };
         let start = walk.next.clone();
-        let mut handler = Handler { poller: self, key, walk, shutdown, report: PollReport::default() };
+        let mut handler = Handler {
+            poller: self,
+            key,
+            walk,
+            shutdown,
+            report: PollReport::default(),
+            dead_budget: DEAD_LETTERS_PER_POLL,
+        };
         let scheme = self.vendor.scheme();
         let outcome =
             paginate::walk(&scheme, start, self.max_pages, &mut handler).await.map_err(|e| match e {
@@ -384,8 +425,26 @@ impl<V: Vendor> Poller<V> {
         Some(format!("{} (instance {instance}; lease {lease})", crate::daemon::client_name()))
     }
 
+    fn panicked(&self, panic: &(dyn std::any::Any + Send)) -> PollError {
+        let text = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        let message: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
+        PollError::Panicked { vendor: V::KEY, source_name: self.name.clone(), message }
+    }
+
+    /// The most items a page may hold: ten times the page size asked for
+    /// (at least 1,000). Vendors that cap the size serve less; one that
+    /// serves far more ignores the request, and its page would be held in
+    /// memory and published as a whole.
+    fn max_page_items(&self) -> usize {
+        usize::try_from(self.page_size).unwrap_or(usize::MAX).saturating_mul(10).max(1_000)
+    }
+
     fn store_err(&self, error: StoreError) -> PollError {
-        PollError::Store { vendor: V::KEY, source_name: self.name.clone(), error }
+        PollError::Store { vendor: V::KEY, source_name: self.name.clone(), error: Box::new(error) }
     }
 
     fn page_err(&self, at: &Position, error: PageError) -> PollError {
@@ -415,6 +474,25 @@ struct Handler<'a, V: Vendor> {
     walk: WalkState<V::Plan>,
     shutdown: &'a CancellationToken,
     report: PollReport,
+    /// Dead letters this poll may still send one by one.
+    dead_budget: usize,
+}
+
+/// Dead letters one poll sends item by item; the rest of a page's bad items
+/// are counted in one overflow dead letter (see [`dead_letter::overflow`]).
+pub const DEAD_LETTERS_PER_POLL: usize = 100;
+
+/// How far in the future an item's time may lie before it is clamped, for
+/// pruning its seen id: vendors' clocks drift by minutes, while an item
+/// dated years ahead would otherwise be remembered for years.
+const MAX_FUTURE_SKEW: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// A page made ready to publish.
+struct Prepared {
+    messages: Vec<Message>,
+    seen: Vec<Seen>,
+    skipped: u64,
+    dead_letters: u64,
 }
 
 impl<V: Vendor> PageHandler for Handler<'_, V> {
@@ -439,7 +517,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
         let body = match crate::http::fetch(make, &ctx).await {
             Ok(body) => body,
             Err(error) => {
-                if let Some(page) = p.vendor.empty_page_for(&error) {
+                if let Some(page) = p.vendor.empty_page_for(at, &error) {
                     ErrorAnsweredAsEmpty { source: &p.name, vendor: V::KEY, at, error: &error }.emit();
                     return Ok(page);
                 }
@@ -452,6 +530,11 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             }
         };
         let page = p.vendor.parse_page(&body).map_err(|error| p.page_err(at, error))?;
+        let limit = p.max_page_items();
+        if page.items.len() > limit {
+            let error = PageError::TooManyItems { items: page.items.len(), asked: p.page_size, limit };
+            return Err(p.page_err(at, error));
+        }
         if !page.usage.is_empty() {
             ApiUsageReported { source: &p.name, vendor: V::KEY, usage: &page.usage }.emit(&p.deps.telemetry);
         }
@@ -465,29 +548,79 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
         next: Option<&Position>,
     ) -> Result<bool, PollError> {
         let p = self.poller;
-        let prefix = p.deps.sink.subject_prefix().to_owned();
-        let ctx = NormalizeContext { source: &p.name, ingested_at: Utc::now() };
         let items = page.items.len();
+        let prepared = self.prepare(at, &page).await?;
+        let sent = Instant::now();
+        let published = p.deps.sink.publish(prepared.messages).await.map_err(|error| PollError::Publish {
+            vendor: V::KEY,
+            source_name: p.name.clone(),
+            error,
+        })?;
+        let ack_latency = sent.elapsed();
+        self.commit(at, next, prepared.seen).await?;
 
-        let mut events = Vec::with_capacity(items);
+        self.report.pages += 1;
+        self.report.items += items as u64;
+        self.report.published += published.stored as u64;
+        self.report.duplicates += published.duplicates as u64;
+        self.report.dead_letters += prepared.dead_letters;
+        self.report.skipped_seen += prepared.skipped;
+        PageDelivered {
+            source: &p.name,
+            vendor: V::KEY,
+            at,
+            items,
+            published: &published,
+            skipped: prepared.skipped,
+            ack_latency,
+        }
+        .emit(&p.deps.telemetry);
+        Ok(!self.shutdown.is_cancelled())
+    }
+}
+
+impl<V: Vendor> Handler<'_, V> {
+    /// Normalize a page and encode what is new in it for every configured
+    /// format. Events and dead letters the store has as delivered are
+    /// skipped: a permanently broken item inside the overlap window is
+    /// dead-lettered once, not at every poll.
+    async fn prepare(&mut self, at: &Position, page: &Page) -> Result<Prepared, PollError> {
+        let p = self.poller;
+        let ingested_at = Utc::now();
+        let origin = dead_letter::Origin {
+            prefix: p.deps.sink.subject_prefix(),
+            vendor: V::KEY,
+            source: &p.name,
+            ingested_at,
+        };
+        let ctx = NormalizeContext { source: &p.name, ingested_at };
+        let latest = ingested_at + MAX_FUTURE_SKEW;
+
+        let mut events = Vec::with_capacity(page.items.len());
         let mut dead = Vec::new();
         for item in &page.items {
             match p.vendor.normalize(item, &ctx) {
                 Ok(n) => events.push(n),
-                Err(error) => {
-                    DeadLettered { source: &p.name, vendor: V::KEY, error: &error }.emit(&p.deps.telemetry);
-                    dead.push(dead_letter(&prefix, V::KEY, &p.name, &error.0, item));
-                }
+                Err(error) => dead.push((error, item)),
             }
         }
         let max_mark = events.iter().filter_map(|n| n.mark).max();
         self.walk.max_mark = self.walk.max_mark.max(max_mark);
 
-        let ids: Vec<String> = events.iter().map(|n| n.event.id.to_string()).collect();
+        let dead: Vec<(NormalizeError, &serde_json::Value, String)> = dead
+            .into_iter()
+            .map(|(error, item)| {
+                let id = dead_letter::id(V::KEY, &p.name, item.to_string().as_bytes()).to_string();
+                (error, item, id)
+            })
+            .collect();
+        let ids: Vec<String> =
+            events.iter().map(|n| n.event.id.to_string()).chain(dead.iter().map(|d| d.2.clone())).collect();
         let already = p.deps.store.seen(&p.name, ids).await.map_err(|e| p.store_err(e))?;
+
         let mut in_page = HashSet::new();
         let mut messages = Vec::with_capacity(events.len() + dead.len());
-        let mut seen = Vec::with_capacity(events.len());
+        let mut seen = Vec::with_capacity(events.len() + dead.len());
         let mut skipped = 0;
         for n in &events {
             let id = n.event.id.to_string();
@@ -495,34 +628,79 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                 skipped += 1;
                 continue;
             }
-            let unserializable = |e: serde_json::Error| {
-                p.page_err(at, PageError::Shape(format!("event could not be serialized: {e}")))
-            };
-            for format in p.deps.sink.formats() {
-                match format {
-                    Format::Alertd => {
-                        let payload =
-                            serde_json::to_vec(&n.event).map(Bytes::from).map_err(unserializable)?;
-                        let subject = event_subject(&prefix, V::KEY, &p.name, n.event.source.kind.as_str());
-                        messages.push(Message { subject, id: id.clone(), payload });
-                    }
-                    Format::Ocsf => messages.push(ocsf::message(&prefix, &n.event).map_err(unserializable)?),
-                }
-            }
-            seen.push(Seen { event_id: id, item_time: n.item_time });
+            self.encode(at, &n.event, &id, &mut messages)?;
+            seen.push(Seen { event_id: id, item_time: n.item_time.min(latest) });
         }
-        let dead_count = dead.len() as u64;
-        messages.extend(dead);
 
-        let sent = Instant::now();
+        let mut dead_letters = 0;
+        let mut overflow: Option<(usize, String)> = None;
+        for (error, item, id) in dead {
+            if already.contains(&id) || !in_page.insert(id.clone()) {
+                skipped += 1;
+                continue;
+            }
+            if self.dead_budget > 0 {
+                self.dead_budget -= 1;
+                DeadLettered { source: &p.name, vendor: V::KEY, error: &error }.emit(&p.deps.telemetry);
+                messages.push(dead_letter::item(origin, &error.0, item));
+                dead_letters += 1;
+            } else {
+                let entry = overflow.get_or_insert_with(|| (0, error.0.clone()));
+                entry.0 += 1;
+            }
+            seen.push(Seen { event_id: id, item_time: ingested_at });
+        }
+        if let Some((count, first_error)) = overflow {
+            DeadLettersCapped { source: &p.name, vendor: V::KEY, count, limit: DEAD_LETTERS_PER_POLL }
+                .emit(&p.deps.telemetry);
+            messages.push(dead_letter::overflow(origin, &at.to_string(), count, &first_error));
+            dead_letters += 1;
+        }
 
-        let published = p.deps.sink.publish(messages).await.map_err(|error| PollError::Publish {
-            vendor: V::KEY,
-            source_name: p.name.clone(),
-            error,
-        })?;
-        let ack_latency = sent.elapsed();
+        let oversized = p.deps.sink.fit(&mut messages, origin);
+        if oversized > 0 {
+            OversizedDeadLettered { source: &p.name, vendor: V::KEY, count: oversized, at }
+                .emit(&p.deps.telemetry);
+            dead_letters += oversized as u64;
+        }
+        Ok(Prepared { messages, seen, skipped, dead_letters })
+    }
 
+    /// The messages of one event, one per configured format.
+    fn encode(
+        &self,
+        at: &Position,
+        event: &crate::event::Event,
+        id: &str,
+        messages: &mut Vec<Message>,
+    ) -> Result<(), PollError> {
+        let p = self.poller;
+        let prefix = p.deps.sink.subject_prefix();
+        let unserializable = |e: serde_json::Error| {
+            p.page_err(at, PageError::Shape(format!("event could not be serialized: {e}")))
+        };
+        for format in p.deps.sink.formats() {
+            match format {
+                Format::Alertd => {
+                    let payload = serde_json::to_vec(event).map(Bytes::from).map_err(unserializable)?;
+                    let subject = event_subject(prefix, V::KEY, &p.name, event.source.kind.as_str());
+                    messages.push(Message { subject, id: id.to_owned(), payload });
+                }
+                Format::Ocsf => messages.push(ocsf::message(prefix, event).map_err(unserializable)?),
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit a delivered page: the walk's next position, or for the last
+    /// page the watermark, with the page's seen ids.
+    async fn commit(
+        &mut self,
+        at: &Position,
+        next: Option<&Position>,
+        seen: Vec<Seen>,
+    ) -> Result<(), PollError> {
+        let p = self.poller;
         match next {
             Some(next) => {
                 self.walk.next = next.clone();
@@ -540,57 +718,13 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                 self.report.watermark = Some(finish.watermark);
             }
         }
-
-        self.report.pages += 1;
-        self.report.items += items as u64;
-        self.report.published += published.stored as u64;
-        self.report.duplicates += published.duplicates as u64;
-        self.report.dead_letters += dead_count;
-        self.report.skipped_seen += skipped;
-        PageDelivered {
-            source: &p.name,
-            vendor: V::KEY,
-            at,
-            items,
-            published: &published,
-            skipped,
-            ack_latency,
-        }
-        .emit(&p.deps.telemetry);
-        Ok(!self.shutdown.is_cancelled())
+        Ok(())
     }
 }
 
-/// A dead letter: the item verbatim with the source and the reason. Its id
-/// is derived from the item's bytes so a re-fetched bad item is stored once.
 /// How `V` says "slow down" besides 429.
 fn throttling<V: Vendor>() -> ThrottleSignals {
     ThrottleSignals { statuses: V::THROTTLE_STATUSES, body: V::throttled_answer }
-}
-
-fn dead_letter(
-    prefix: &str,
-    vendor: &'static str,
-    source: &str,
-    error: &str,
-    item: &serde_json::Value,
-) -> Message {
-    let raw = item.to_string();
-    let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{vendor}\0{source}\0{raw}").as_bytes());
-    let payload = serde_json::json!({
-        "schema_version": "alertd.deadletter.v1",
-        "id": id,
-        "vendor": vendor,
-        "source": source,
-        "error": error,
-        "ingested_at": Utc::now(),
-        "raw": item,
-    });
-    Message {
-        subject: dead_letter_subject(prefix, vendor),
-        id: id.to_string(),
-        payload: Bytes::from(payload.to_string()),
-    }
 }
 
 /// Build the pollers of every enabled source.

@@ -6,11 +6,12 @@
 //! since the stream already holds that id). The poller commits its cursor
 //! after this returns, never before.
 
+pub mod dead_letter;
 mod nats;
 mod stdout;
 mod subscribe;
 
-pub use nats::NatsSink;
+pub use nats::{NatsSink, SHARED_ACKS_IN_FLIGHT, SOURCE_ACKS_IN_FLIGHT};
 pub use stdout::StdoutSink;
 pub use subscribe::{Received, TailStart};
 
@@ -90,6 +91,30 @@ impl Sink {
             Sink::Nats(s) => s.publish(batch).await,
             Sink::Stdout(s) => s.publish(batch).await,
         }
+    }
+
+    /// The largest message the destination stores (NATS `max_payload`);
+    /// `None` for stdout, which takes any size.
+    pub fn max_payload(&self) -> Option<usize> {
+        match self {
+            Sink::Nats(s) => Some(s.max_payload()),
+            Sink::Stdout(_) => None,
+        }
+    }
+
+    /// Replace every message of `batch` larger than the destination stores
+    /// by a truncated dead letter ([`dead_letter::truncated`]), so that one
+    /// huge item cannot fail its page at every poll. Returns how many were
+    /// replaced.
+    pub fn fit(&self, batch: &mut [Message], origin: dead_letter::Origin<'_>) -> usize {
+        let Some(max) = self.max_payload() else { return 0 };
+        let limit = max.saturating_sub(dead_letter::HEADROOM);
+        let mut replaced = 0;
+        for message in batch.iter_mut().filter(|m| m.payload.len() > limit) {
+            *message = dead_letter::truncated(origin, message, max);
+            replaced += 1;
+        }
+        replaced
     }
 
     /// What is published for each event.

@@ -2,14 +2,31 @@
 //!
 //! On start it creates the stream if missing (subjects `<prefix>.>`, the
 //! configured duplicate window) or checks the existing one. Publishing sends
-//! the whole batch with `Nats-Msg-Id` = event id, then awaits every PubAck:
-//! the pipelining keeps a page to one round trip's latency, and a timed-out
-//! ack is an error (the page is re-published later under the same ids, which
-//! JetStream acknowledges as duplicates if the first attempt did land).
+//! a batch with `Nats-Msg-Id` = event id and awaits every PubAck; a
+//! timed-out ack is an error (the page is re-published later under the same
+//! ids, which JetStream acknowledges as duplicates if the first attempt did
+//! land).
+//!
+//! Acks are pipelined in a bounded window. The client holds at most
+//! [`CLIENT_ACKS_IN_FLIGHT`] unacknowledged publishes and makes the next
+//! send wait for a free slot; a slot frees only when its ack future is
+//! awaited. A batch sent whole before any ack is awaited therefore hangs
+//! forever once it is larger than that (a vendor ignoring `per_page`), and
+//! sources blocked that way hold every slot, the KV cursor and lease writes
+//! on the same connection included. So each batch keeps at most
+//! [`SOURCE_ACKS_IN_FLIGHT`] acks outstanding, and all sources together at
+//! most [`SHARED_ACKS_IN_FLIGHT`] (a fair FIFO semaphore), which leaves the
+//! client's remaining slots to the KV buckets. A batch that cannot get a
+//! shared slot awaits its own oldest ack first, so no batch ever waits while
+//! holding slots it does not drive.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Credential, NatsConfig, StorageKind};
 
@@ -35,12 +52,25 @@ fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, PublishError> 
         })
 }
 
+/// Unacknowledged publishes the client allows on one connection (its
+/// default, set explicitly so the numbers below stay below it).
+pub const CLIENT_ACKS_IN_FLIGHT: usize = 5_000;
+
+/// Unacknowledged event publishes of all sources together.
+pub const SHARED_ACKS_IN_FLIGHT: usize = 4_096;
+
+/// Unacknowledged publishes of one batch (one source's page): a page of
+/// any size goes through in windows of this many.
+pub const SOURCE_ACKS_IN_FLIGHT: usize = 512;
+
 /// A connected JetStream publisher.
 #[derive(Clone)]
 pub struct NatsSink {
     pub(super) js: jetstream::Context,
     prefix: String,
     formats: Vec<Format>,
+    /// Slots for unacknowledged event publishes, shared by every source.
+    in_flight: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for NatsSink {
@@ -78,8 +108,16 @@ impl NatsSink {
         }
         let servers = server_addrs(&config.url)?;
         let client = options.connect(servers).await.map_err(|e| setup(&e))?;
-        let js = jetstream::ContextBuilder::new().timeout(config.ack_timeout).build(client);
-        Ok(NatsSink { js, prefix: config.subject_prefix.clone(), formats: config.formats.clone() })
+        let js = jetstream::ContextBuilder::new()
+            .timeout(config.ack_timeout)
+            .max_ack_inflight(CLIENT_ACKS_IN_FLIGHT)
+            .build(client);
+        Ok(NatsSink {
+            js,
+            prefix: config.subject_prefix.clone(),
+            formats: config.formats.clone(),
+            in_flight: Arc::new(Semaphore::new(SHARED_ACKS_IN_FLIGHT)),
+        })
     }
 
     /// The JetStream context, for the KV buckets on the same connection.
@@ -155,26 +193,65 @@ impl NatsSink {
         &self.prefix
     }
 
+    /// The largest message the server accepts (its `max_payload`), as the
+    /// connection last heard it.
+    pub(super) fn max_payload(&self) -> usize {
+        self.js.client().max_payload()
+    }
+
     pub(super) async fn publish(&self, batch: Vec<Message>) -> Result<PublishReport, PublishError> {
-        let mut pending = Vec::with_capacity(batch.len());
+        let mut window: VecDeque<InFlight> = VecDeque::with_capacity(batch.len().min(SOURCE_ACKS_IN_FLIGHT));
+        let mut report = PublishReport::default();
         for m in batch {
+            let slot = loop {
+                if window.len() < SOURCE_ACKS_IN_FLIGHT {
+                    match Arc::clone(&self.in_flight).try_acquire_owned() {
+                        Ok(slot) => break slot,
+                        Err(_) if window.is_empty() => {
+                            // Holding nothing, this batch may wait its turn.
+                            let slot = Arc::clone(&self.in_flight).acquire_owned().await.map_err(|e| {
+                                PublishError::Publish { subject: m.subject.clone(), reason: e.to_string() }
+                            })?;
+                            break slot;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                if let Some(oldest) = window.pop_front() {
+                    oldest.settle(&mut report).await?;
+                }
+            };
             let publish = PublishMessage::build().payload(m.payload).message_id(&m.id);
             let ack =
                 self.js.send_publish(m.subject.clone(), publish).await.map_err(|e| {
                     PublishError::Publish { subject: m.subject.clone(), reason: e.to_string() }
                 })?;
-            pending.push((m.subject, ack));
+            window.push_back(InFlight { subject: m.subject, ack, _slot: slot });
         }
-        let mut report = PublishReport::default();
-        for (subject, ack) in pending {
-            let ack = ack.await.map_err(|e| PublishError::Publish { subject, reason: e.to_string() })?;
-            if ack.duplicate {
-                report.duplicates += 1;
-            } else {
-                report.stored += 1;
-            }
+        while let Some(oldest) = window.pop_front() {
+            oldest.settle(&mut report).await?;
         }
         Ok(report)
+    }
+}
+
+/// A publish awaiting its ack, holding its shared slot until then.
+struct InFlight {
+    subject: String,
+    ack: PublishAckFuture,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl InFlight {
+    async fn settle(self, report: &mut PublishReport) -> Result<(), PublishError> {
+        let subject = self.subject;
+        let ack = self.ack.await.map_err(|e| PublishError::Publish { subject, reason: e.to_string() })?;
+        if ack.duplicate {
+            report.duplicates += 1;
+        } else {
+            report.stored += 1;
+        }
+        Ok(())
     }
 }
 

@@ -94,7 +94,61 @@ pub(crate) async fn inject_fault(
             })
             .await
         }
+        Fault::NotFound => {
+            (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"message": "Not Found"}))).into_response()
+        }
+        Fault::PageOf(n) => {
+            rewrite(next.run(request).await, |body| {
+                if let Some(items) = page_items(body)
+                    && let Some(first) = items.first().cloned()
+                {
+                    items.resize(n, first);
+                }
+            })
+            .await
+        }
+        Fault::BigItem(bytes) => {
+            rewrite(next.run(request).await, |body| {
+                if let Some(Value::Object(item)) = page_items(body).and_then(|items| items.first_mut()) {
+                    item.insert("x_padding".into(), Value::String("x".repeat(bytes)));
+                }
+            })
+            .await
+        }
+        Fault::BrokenItems(n) => {
+            rewrite(next.run(request).await, |body| {
+                if let Some(items) = page_items(body) {
+                    items.extend((0..n).map(|i| serde_json::json!({ "broken": i })));
+                }
+            })
+            .await
+        }
     }
+}
+
+/// The item list of a page, whatever the vendor's envelope: the first array
+/// of objects within two levels of the top (`data`, `incidents`,
+/// `data.alerts`, ...).
+fn page_items(body: &mut Value) -> Option<&mut Vec<Value>> {
+    fn is_items(v: &Value) -> bool {
+        v.as_array().is_some_and(|a| a.first().is_some_and(Value::is_object))
+    }
+    let path: Vec<String> = {
+        let top = body.as_object()?;
+        if let Some((k, _)) = top.iter().find(|(_, v)| is_items(v)) {
+            vec![k.clone()]
+        } else {
+            let (k, inner) =
+                top.iter().find(|(_, v)| v.as_object().is_some_and(|o| o.values().any(is_items)))?;
+            let (k2, _) = inner.as_object()?.iter().find(|(_, v)| is_items(v))?;
+            vec![k.clone(), k2.clone()]
+        }
+    };
+    let mut at = body;
+    for key in &path {
+        at = at.get_mut(key)?;
+    }
+    at.as_array_mut()
 }
 
 /// Keeps a successful answer so [`Fault::RepeatPreviousPage`] can serve it

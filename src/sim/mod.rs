@@ -203,6 +203,17 @@ pub enum Fault {
     /// The normal answer with its next-page link pointing at this origin
     /// (`http://host:port`), to check a poller never follows it with the key.
     NextLinkTo(String),
+    /// A JSON 404 that is not the vendor's "nothing found" (a proxy's or a
+    /// backend's), e.g. in the middle of a walk.
+    NotFound,
+    /// The normal page with its first item copied until the page holds this
+    /// many items, as an endpoint ignoring the page size would answer.
+    PageOf(usize),
+    /// The normal page with its first item carrying an extra field of this
+    /// many bytes (an alert with a huge raw body).
+    BigItem(usize),
+    /// The normal page plus this many items that no vendor can normalize.
+    BrokenItems(usize),
 }
 
 /// One request the simulator answered, so tests can check what the poller

@@ -89,13 +89,16 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// Parse a 2xx body into a page.
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError>;
 
-    /// The page an error answer stands for, when the vendor answers an
-    /// empty result with an error status (Catchpoint: 404 for a time window
-    /// without alerts). The poller delivers that page like any other, so the
-    /// walk ends normally and the watermark moves. Default: every error is
-    /// an error.
-    fn empty_page_for(&self, error: &FetchError) -> Option<Page> {
-        let _ = error;
+    /// The page an error answer at `at` stands for, when the vendor answers
+    /// an empty result with an error status (Catchpoint: 404 and "No alerts
+    /// found" for a time window without alerts). The poller delivers that
+    /// page like any other, so the walk ends normally and the watermark
+    /// moves: a vendor must recognise its answer narrowly (by its body, and
+    /// only where an empty result can occur), or a proxy's error would skip
+    /// alerts. `alertd check` counts such an answer as a working key.
+    /// Default: every error is an error.
+    fn empty_page_for(&self, at: &Position, error: &FetchError) -> Option<Page> {
+        let _ = (at, error);
         None
     }
 
@@ -197,6 +200,19 @@ pub enum PageError {
     /// The stored state cannot seed a walk.
     #[error("{0}")]
     State(String),
+    /// Far more items than the request asked for: a vendor (or whatever
+    /// answers at `base_url`) that ignores the page size.
+    #[error(
+        "the page holds {items} items, far more than the {asked} asked for (at most {limit} are accepted); the endpoint ignores the page size"
+    )]
+    TooManyItems {
+        /// Items on the page.
+        items: usize,
+        /// The page size requested.
+        asked: u32,
+        /// The most a page may hold.
+        limit: usize,
+    },
 }
 
 impl PageError {
@@ -207,6 +223,7 @@ impl PageError {
             PageError::Shape(_) => "invalid_envelope",
             PageError::Vendor(_) => "vendor_error",
             PageError::State(_) => "bad_state",
+            PageError::TooManyItems { .. } => "too_many_items",
         }
     }
 }

@@ -171,10 +171,17 @@ impl Vendor for Catchpoint {
         Ok(page)
     }
 
-    /// Catchpoint answers a query that matches no alert with 404.
-    fn empty_page_for(&self, error: &FetchError) -> Option<Page> {
+    /// Catchpoint answers a query that matches no alert with 404 and its
+    /// error envelope ("No alerts found for the specified filters."). That
+    /// is an empty window only on a window's first page: after `hasMore`
+    /// promised more, a 404 (a proxy's, a backend's) is an error that keeps
+    /// the walk where it is, or the pages after it would be skipped.
+    fn empty_page_for(&self, at: &Position, error: &FetchError) -> Option<Page> {
+        let first = *at == self.scheme().first();
         match error {
-            FetchError::Client { status, .. } if *status == StatusCode::NOT_FOUND.as_u16() => {
+            FetchError::Client { status, detail }
+                if first && *status == StatusCode::NOT_FOUND.as_u16() && says_no_alerts(detail) =>
+            {
                 Some(Page::new(Vec::new(), Continuation::HasMore(false)))
             }
             _ => None,
@@ -192,6 +199,12 @@ impl Vendor for Catchpoint {
     fn finish(&self, plan: &TimeWindow, _max_mark: Option<i64>) -> Finish {
         Finish { watermark: plan.watermark(), prune_before: Some(plan.prune_before()) }
     }
+}
+
+/// Whether a vendor message is Catchpoint's "nothing matched" ("No alerts
+/// found.", "No alerts found for the specified filters.").
+fn says_no_alerts(message: &str) -> bool {
+    message.trim_start().to_ascii_lowercase().starts_with("no alerts found")
 }
 
 /// Parse an answer body: the alerts (an array, or the single object the
@@ -436,18 +449,27 @@ mod tests {
     }
 
     #[test]
-    fn only_a_404_is_an_empty_page() {
+    fn only_catchpoints_no_alerts_404_on_a_first_page_is_an_empty_page() {
         let v = vendor("");
-        let not_found = FetchError::Client { status: 404, detail: "No alerts found.".into() };
-        let page = v.empty_page_for(&not_found).unwrap();
-        assert!(page.items.is_empty());
-        assert_eq!(Scheme::HasMore(HasMore).next(&Position::Page(1), &page), Ok(None));
+        let first = v.scheme().first();
+        for detail in ["No alerts found.", "No alerts found for the specified filters."] {
+            let not_found = FetchError::Client { status: 404, detail: detail.into() };
+            let page = v.empty_page_for(&first, &not_found).unwrap();
+            assert!(page.items.is_empty());
+            assert_eq!(Scheme::HasMore(HasMore).next(&first, &page), Ok(None));
+            assert!(
+                v.empty_page_for(&Position::Page(3), &not_found).is_none(),
+                "a 404 after hasMore is an error, not the end of the window"
+            );
+        }
         for other in [
-            FetchError::Client { status: 400, detail: String::new() },
+            FetchError::Client { status: 404, detail: "(empty body)".into() },
+            FetchError::Client { status: 404, detail: "Not Found".into() },
+            FetchError::Client { status: 400, detail: "No alerts found.".into() },
             FetchError::Auth { status: 401, detail: String::new() },
             FetchError::Html { status: 404, title: String::new() },
         ] {
-            assert!(v.empty_page_for(&other).is_none(), "{other}");
+            assert!(v.empty_page_for(&first, &other).is_none(), "{other}");
         }
     }
 }

@@ -64,7 +64,7 @@ pub(super) fn alert(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normaliz
         Some(format!("{}.", parts.join(" ")))
     });
 
-    let revision = text(item, "/version").unwrap_or_else(|| "1".to_owned());
+    let revision = version(item)?;
     let event = Event {
         schema_version: SCHEMA_VERSION.to_owned(),
         id: ctx.id::<Rapid7>(&id, &revision),
@@ -142,11 +142,50 @@ pub(super) fn investigation(item: &Value, ctx: &NormalizeContext<'_>) -> Result<
 }
 
 /// The `rrn`; items of the older APIs (v1 investigations, v2
-/// investigation alerts) have an `id` instead.
+/// investigation alerts) have an `id` instead. Both are documented as
+/// strings: an id of another type is not guessed at (a number rendered as
+/// text could collide with another item's id).
 fn native_id(item: &Value) -> Result<String, NormalizeError> {
-    text(item, "/rrn")
-        .or_else(|| text(item, "/id"))
-        .ok_or_else(|| NormalizeError("required field `rrn` (or `id`) is missing or empty".into()))
+    let (field, value) = match (get(item, "/rrn"), get(item, "/id")) {
+        (Some(rrn), _) => ("rrn", rrn),
+        (None, Some(id)) => ("id", id),
+        (None, None) => {
+            return Err(NormalizeError("required field `rrn` (or `id`) is missing or empty".into()));
+        }
+    };
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        Value::String(_) => Err(NormalizeError(format!("required field `{field}` is empty"))),
+        other => {
+            Err(NormalizeError(format!("field `{field}` is {}, not the documented string", kind(other))))
+        }
+    }
+}
+
+/// An alert's `version`, a documented integer that grows with every change:
+/// the revision. Absent (investigations, older APIs): revision "1". Any
+/// other type is refused rather than read as a guessed revision, which
+/// could hide a later change behind an id already delivered.
+fn version(item: &Value) -> Result<String, NormalizeError> {
+    match get(item, "/version") {
+        None => Ok("1".to_owned()),
+        Some(Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
+        Some(other) => {
+            Err(NormalizeError(format!("field `version` is {}, not the documented integer", kind(other))))
+        }
+    }
+}
+
+/// A JSON value's type, for error messages (never its content).
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// `priority` names alertd's levels, plus `UNMAPPED`/`UNSPECIFIED` for none.
@@ -265,6 +304,26 @@ mod tests {
             )
         );
         assert_eq!(n.item_time, e.created_at);
+    }
+
+    #[test]
+    fn a_version_or_id_of_the_wrong_type_is_refused_not_guessed() {
+        let ok = json!({"rrn": "rrn:a", "version": 3, "created_at": "2024-01-01T00:00:00Z", "title": "t"});
+        assert!(alert(&ok, &ctx()).is_ok());
+        for (field, bad) in [
+            ("version", json!("3")),
+            ("version", json!(3.5)),
+            ("version", json!(-1)),
+            ("version", json!([3])),
+            ("rrn", json!(12)),
+            ("rrn", json!({"id": "x"})),
+            ("rrn", json!("  ")),
+        ] {
+            let mut item = ok.clone();
+            item[field] = bad.clone();
+            let err = alert(&item, &ctx()).unwrap_err();
+            assert!(err.0.contains(field), "{field} = {bad}: {err}");
+        }
     }
 
     #[test]
