@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{Store, StoreError};
 use crate::cluster::{self, LeaseError, LeaseTable, Slot};
 use crate::config::{Config, NatsConfig, StateBackend};
-use crate::http::RetryPolicy;
+use crate::http::{RetryPolicy, client_name};
 use crate::internal_events::SinkUnavailable;
 use crate::poller::{Poll, PollError, PollReport, PollerDeps, build_all};
 use crate::publish::{NatsSink, PublishError, Sink, StdoutSink};
@@ -270,9 +270,4 @@ pub fn http_client(instance: Option<&str>) -> Result<reqwest::Client, DaemonErro
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| DaemonError::Http(e.to_string()))
-}
-
-/// `alertd/<version>`, as the User-Agent and the NATS client name.
-pub fn client_name() -> String {
-    format!("alertd/{}", env!("CARGO_PKG_VERSION"))
 }

@@ -16,6 +16,12 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 
 use crate::throttle::Throttle;
 
+/// `alertd/<version>`: the User-Agent of every vendor request, and the
+/// name alertd's NATS connections give.
+pub fn client_name() -> String {
+    format!("alertd/{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// How a source retries transient failures.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

@@ -10,13 +10,33 @@ use std::time::Duration;
 use crate::http::FetchError;
 
 use crate::paginate::{EndRule, Position};
-use crate::poller::{PollError, PollReport};
 use crate::publish::PublishReport;
 use crate::telemetry::{SourceLabels, StatusLabels, Telemetry};
 use crate::vendors::NormalizeError;
 
 fn labels(source: &str, vendor: &str) -> SourceLabels {
     SourceLabels { source: source.to_owned(), vendor: vendor.to_owned() }
+}
+
+/// What a poll did, as its summary line tells it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PollCounts<'a> {
+    /// Pages fetched and committed.
+    pub pages: u64,
+    /// Items on them.
+    pub items: u64,
+    /// Messages newly stored.
+    pub published: u64,
+    /// Messages the stream already had.
+    pub duplicates: u64,
+    /// Events skipped as already delivered.
+    pub skipped_seen: u64,
+    /// Dead letters sent.
+    pub dead_letters: u64,
+    /// Whether the walk reached its end.
+    pub complete: bool,
+    /// The watermark a completed walk left.
+    pub watermark: Option<&'a str>,
 }
 
 /// A poll walked to its end or stopped cleanly: the one line per poll.
@@ -26,7 +46,7 @@ pub struct PollFinished<'a> {
     /// Vendor key.
     pub vendor: &'a str,
     /// What it did.
-    pub report: &'a PollReport,
+    pub report: PollCounts<'a>,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -34,11 +54,11 @@ pub struct PollFinished<'a> {
 impl PollFinished<'_> {
     /// Log it, count it, and mark the source healthy.
     pub fn emit(&self, telemetry: &Telemetry) {
-        let r = self.report;
+        let r = &self.report;
         let m = &telemetry.metrics;
         m.polls.get_or_create(&result_labels(self.source, self.vendor, "ok")).inc();
         m.poll_duration.get_or_create(&labels(self.source, self.vendor)).observe(self.elapsed.as_secs_f64());
-        telemetry.health.success(self.source, r.watermark.as_deref());
+        telemetry.health.success(self.source, r.watermark);
         tracing::info!(
             message = "Poll finished.",
             source = self.source,
@@ -50,7 +70,7 @@ impl PollFinished<'_> {
             skipped_seen = r.skipped_seen,
             dead_letters = r.dead_letters,
             complete = r.complete,
-            watermark = r.watermark.as_deref().unwrap_or("-"),
+            watermark = r.watermark.unwrap_or("-"),
             duration_ms = self.elapsed.as_millis() as u64,
         );
     }
@@ -87,7 +107,9 @@ pub struct PollFailed<'a> {
     /// Vendor key.
     pub vendor: &'a str,
     /// Why.
-    pub error: &'a PollError,
+    pub error: &'a dyn std::fmt::Display,
+    /// A bounded label for the error (`auth`, `http_5xx`, `panic`, …).
+    pub code: &'static str,
     /// How long it ran.
     pub elapsed: Duration,
 }
@@ -95,7 +117,7 @@ pub struct PollFailed<'a> {
 impl PollFailed<'_> {
     /// Log it, count it, and record it in the source's health.
     pub fn emit(&self, telemetry: &Telemetry) {
-        let code = self.error.code();
+        let code = self.code;
         telemetry.metrics.polls.get_or_create(&result_labels(self.source, self.vendor, code)).inc();
         telemetry.health.failure(self.source, code);
         tracing::error!(
@@ -103,7 +125,7 @@ impl PollFailed<'_> {
             source = self.source,
             vendor = self.vendor,
             error = %self.error,
-            error_code = self.error.code(),
+            error_code = code,
             duration_ms = self.elapsed.as_millis() as u64,
         );
     }

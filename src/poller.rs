@@ -25,7 +25,8 @@ use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig}
 use crate::http::{FetchContext, FetchError, FetchObserver, RetryPolicy, ThrottleSignals};
 use crate::internal_events::{
     ApiUsageReported, CredentialExpiry, DeadLettered, DeadLettersCapped, ErrorAnsweredAsEmpty, HttpAnswered,
-    OversizedDeadLettered, Paced, PageDelivered, PollFailed, PollFinished, RetryScheduled, WalkEndedByRule,
+    OversizedDeadLettered, Paced, PageDelivered, PollCounts, PollFailed, PollFinished, RetryScheduled,
+    WalkEndedByRule,
 };
 use crate::ocsf;
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
@@ -93,6 +94,22 @@ pub struct PollReport {
     pub complete: bool,
     /// The watermark the completed walk left (`None` if it did not complete).
     pub watermark: Option<String>,
+}
+
+impl PollReport {
+    /// The figures of the poll's summary line.
+    pub fn counts(&self) -> PollCounts<'_> {
+        PollCounts {
+            pages: self.pages,
+            items: self.items,
+            published: self.published,
+            duplicates: self.duplicates,
+            skipped_seen: self.skipped_seen,
+            dead_letters: self.dead_letters,
+            complete: self.complete,
+            watermark: self.watermark.as_deref(),
+        }
+    }
 }
 
 /// Why a poll stopped. The cursor is where the last committed page left it.
@@ -283,14 +300,21 @@ impl<V: Vendor> Poll for Poller<V> {
                 .await
                 .unwrap_or_else(|panic| Err(self.panicked(panic.as_ref())));
             match &result {
-                Ok(report) => {
-                    PollFinished { source: &self.name, vendor: V::KEY, report, elapsed: started.elapsed() }
-                        .emit(&self.deps.telemetry)
+                Ok(report) => PollFinished {
+                    source: &self.name,
+                    vendor: V::KEY,
+                    report: report.counts(),
+                    elapsed: started.elapsed(),
                 }
-                Err(error) => {
-                    PollFailed { source: &self.name, vendor: V::KEY, error, elapsed: started.elapsed() }
-                        .emit(&self.deps.telemetry)
+                .emit(&self.deps.telemetry),
+                Err(error) => PollFailed {
+                    source: &self.name,
+                    vendor: V::KEY,
+                    error,
+                    code: error.code(),
+                    elapsed: started.elapsed(),
                 }
+                .emit(&self.deps.telemetry),
             }
             result
         })
@@ -422,7 +446,7 @@ impl<V: Vendor> Poller<V> {
     fn user_agent(&self) -> Option<String> {
         let instance = self.deps.instance.as_deref()?;
         let lease = self.lease.load(std::sync::atomic::Ordering::Relaxed);
-        Some(format!("{} (instance {instance}; lease {lease})", crate::daemon::client_name()))
+        Some(format!("{} (instance {instance}; lease {lease})", crate::http::client_name()))
     }
 
     fn panicked(&self, panic: &(dyn std::any::Any + Send)) -> PollError {

@@ -92,7 +92,7 @@ pub async fn run(
     out: &mut (dyn Write + Send),
     shutdown: CancellationToken,
 ) -> Result<(), TailError> {
-    let sink = NatsSink::connect(nats, &format!("{} tail", crate::daemon::client_name())).await?;
+    let sink = NatsSink::connect(nats, &format!("{} tail", crate::http::client_name())).await?;
     let filter = filter_subject(&nats.subject_prefix, options);
     let mut messages = sink.subscribe(&nats.stream, filter.clone(), options.start).await?;
     tracing::info!(message = "Tailing.", stream = %nats.stream, subject = %filter);

@@ -101,8 +101,24 @@ pub struct NatsConfig {
     pub replicas: usize,
     /// What to publish for each event: `alertd` (schema v1, the default)
     /// and/or `ocsf` (OCSF 1.8.0 Detection Finding on `<prefix>.ocsf.…`).
-    #[serde(default = "crate::publish::default_formats", deserialize_with = "formats")]
-    pub formats: Vec<crate::publish::Format>,
+    #[serde(default = "default_formats", deserialize_with = "formats")]
+    pub formats: Vec<Format>,
+}
+
+/// An output format: what is published for each event. Several may be
+/// configured (`[nats] formats`); each has its own subject tree and ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// alertd's own event schema v1 on `<prefix>.<vendor>.<source>.<kind>`.
+    Alertd,
+    /// OCSF 1.8.0 Detection Finding on `<prefix>.ocsf.<vendor>.<source>.<kind>`.
+    Ocsf,
+}
+
+/// The formats when none are configured: alertd v1 events only.
+pub fn default_formats() -> Vec<Format> {
+    vec![Format::Alertd]
 }
 
 /// JetStream storage for a stream alertd creates.
@@ -454,8 +470,8 @@ fn subject_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::E
     }
 }
 
-fn formats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<crate::publish::Format>, D::Error> {
-    let mut formats = Vec::<crate::publish::Format>::deserialize(d)?;
+fn formats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Format>, D::Error> {
+    let mut formats = Vec::<Format>::deserialize(d)?;
     if formats.is_empty() {
         return Err(serde::de::Error::custom("formats must name at least one of `alertd`, `ocsf`"));
     }

@@ -17,21 +17,7 @@ pub use subscribe::{Received, TailStart};
 
 use bytes::Bytes;
 
-/// An output format: what is published for each event. Several may be
-/// configured (`[nats] formats`); each has its own subject tree and ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    /// alertd's own event schema v1 on `<prefix>.<vendor>.<source>.<kind>`.
-    Alertd,
-    /// OCSF 1.8.0 Detection Finding on `<prefix>.ocsf.<vendor>.<source>.<kind>`.
-    Ocsf,
-}
-
-/// The formats when none are configured: alertd v1 events only.
-pub fn default_formats() -> Vec<Format> {
-    vec![Format::Alertd]
-}
+pub use crate::config::{Format, default_formats};
 
 /// One message to publish.
 #[derive(Debug, Clone)]
