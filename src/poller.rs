@@ -710,7 +710,9 @@ impl<V: Vendor> Handler<'_, V> {
                     let subject = event_subject(prefix, V::KEY, &p.name, event.source.kind.as_str());
                     messages.push(Message { subject, id: id.to_owned(), payload });
                 }
-                Format::Ocsf => messages.push(ocsf::message(prefix, event).map_err(unserializable)?),
+                Format::Ocsf => {
+                    messages.push(ocsf::message(prefix, event, &V::OCSF).map_err(unserializable)?)
+                }
             }
         }
         Ok(())

@@ -63,7 +63,8 @@ fn findings_of_every_golden_event_validate() {
             golden["ingested_at"] = "2026-03-28T00:00:00Z".into();
             golden["raw"] = serde_json::json!({ "stand_in": true });
             let event: Event = serde_json::from_value(golden).expect("a golden file is an event");
-            let finding = alertd::ocsf::finding(&event);
+            let product = alertd::vendors::lookup(&event.source.vendor).expect("a registered vendor").ocsf;
+            let finding = alertd::ocsf::finding(&event, &product);
             assert_valid(&validator, &finding, &file.display().to_string());
             assert_eq!(finding["finding_info"]["uid"], event.native_id.as_str());
             assert_eq!(finding["metadata"]["uid"], event.id.to_string());
@@ -100,7 +101,7 @@ fn fixture_findings<V: Vendor>(
         };
         for item in &items {
             let event = vendor.normalize(item, &ctx).expect("a real payload normalizes").event;
-            let finding = alertd::ocsf::finding(&event);
+            let finding = alertd::ocsf::finding(&event, &V::OCSF);
             assert_valid(validator, &finding, &file.display().to_string());
             let raw: Value = serde_json::from_str(finding["raw_data"].as_str().unwrap()).unwrap();
             assert_eq!(&raw, item, "raw_data is the vendor item");

@@ -5,8 +5,8 @@
 //! mapping of their own. The mapping works from the v1 event only (plus its
 //! `raw` item, carried as `raw_data`), so all vendors share it; the few
 //! per-vendor decisions (product names, what counts as an item's first
-//! revision) are in [`product`] and [`is_first_revision`]. `docs/ocsf.md`
-//! is the reviewed table of where each field goes.
+//! revision) are each vendor's [`Product`] (`Vendor::OCSF`, in the vendor's
+//! folder). `docs/ocsf.md` is the reviewed table of where each field goes.
 //!
 //! Findings go to their own subject tree `<prefix>.ocsf.<vendor>.<source>.<kind>`
 //! with their own deterministic `Nats-Msg-Id` ([`finding_id`]), so they are
@@ -19,7 +19,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::event::{AttackTechnique, Event, Kind, SeverityLevel, StatusState};
+use crate::event::{AttackTechnique, Event, SeverityLevel, StatusState};
 use crate::publish::{Message, token};
 
 /// The OCSF schema version the findings claim (`metadata.version`).
@@ -51,10 +51,10 @@ impl Activity {
 
     /// The event's activity: Close wins over everything (a resolved item is
     /// closed whatever its revision), then Create for the first revision.
-    pub fn of(event: &Event) -> Activity {
+    pub fn of(event: &Event, product: &Product) -> Activity {
         if event.status.state == StatusState::Resolved {
             Activity::Close
-        } else if is_first_revision(event) {
+        } else if (product.is_first_revision)(event) {
             Activity::Create
         } else {
             Activity::Update
@@ -62,36 +62,29 @@ impl Activity {
     }
 }
 
-/// Whether `event` is its item's first revision, which the v1 revision
-/// string alone cannot say for every vendor:
-/// - CanaryGuard and Catchpoint items never change: revision `1`, always first;
-/// - Rapid7 alerts carry a `version` counter starting at `1`;
-/// - Rapid7 investigations' revision is their triage state: first while
-///   still new (open, nobody assigned);
-/// - Red Canary's and Thinkst's revision is a change time / store-wide
-///   counter: first while the item has no `updated_at` after its creation.
-pub fn is_first_revision(event: &Event) -> bool {
-    match (event.source.vendor.as_str(), event.source.kind) {
-        ("rapid7", Kind::Investigation) => event.status.state == StatusState::New,
-        ("red_canary" | "thinkst_canary", _) => event.updated_at.is_none_or(|u| u <= event.created_at),
-        _ => event.revision == "1",
-    }
+/// What a finding says of the product that reported it, and how to tell an
+/// item's first revision (OCSF's Create) from a later one (Update): the v1
+/// revision string alone cannot say it for every vendor. Each vendor
+/// declares its own (`Vendor::OCSF`).
+#[derive(Debug, Clone, Copy)]
+pub struct Product {
+    /// `metadata.product.name`.
+    pub name: &'static str,
+    /// `metadata.product.vendor_name`.
+    pub vendor_name: &'static str,
+    /// Whether an event is its item's first revision.
+    pub is_first_revision: fn(&Event) -> bool,
 }
 
-/// `(product name, vendor name)` for `metadata.product`.
-pub fn product(vendor: &str) -> (String, Option<&'static str>) {
-    let known = match vendor {
-        "canaryguard" => Some(("CanaryGuard", "CanaryGuard")),
-        "catchpoint" => Some(("Catchpoint", "Catchpoint")),
-        "rapid7" => Some(("InsightIDR", "Rapid7")),
-        "red_canary" => Some(("Red Canary MDR", "Red Canary")),
-        "thinkst_canary" => Some(("Canary", "Thinkst")),
-        _ => None,
-    };
-    match known {
-        Some((name, vendor_name)) => (name.to_owned(), Some(vendor_name)),
-        None => (crate::vendors::lookup(vendor).map_or(vendor, |e| e.name).to_owned(), None),
-    }
+/// For items whose revision counts up from `1` (or never changes).
+pub fn revision_is_one(event: &Event) -> bool {
+    event.revision == "1"
+}
+
+/// For items whose revision is a change time or a store-wide counter: first
+/// while the item has no `updated_at` after its creation.
+pub fn not_yet_updated(event: &Event) -> bool {
+    event.updated_at.is_none_or(|u| u <= event.created_at)
 }
 
 /// The finding's `Nats-Msg-Id`: UUIDv5 of `ocsf` in the v1 event id's
@@ -106,9 +99,9 @@ pub fn subject(prefix: &str, vendor: &str, source: &str, kind: &str) -> String {
     format!("{prefix}.ocsf.{}.{}.{}", token(vendor), token(source), token(kind))
 }
 
-/// The finding of `event`, ready to publish under `prefix`.
-pub fn message(prefix: &str, event: &Event) -> Result<Message, serde_json::Error> {
-    let payload = serde_json::to_vec(&finding(event))?;
+/// The finding of `event` from `product`, ready to publish under `prefix`.
+pub fn message(prefix: &str, event: &Event, product: &Product) -> Result<Message, serde_json::Error> {
+    let payload = serde_json::to_vec(&finding(event, product))?;
     Ok(Message {
         subject: subject(prefix, &event.source.vendor, &event.source.name, event.source.kind.as_str()),
         id: finding_id(event.id).to_string(),
@@ -206,9 +199,9 @@ fn analytic(tags: &[String]) -> Option<Value> {
     Some(Value::Object(a))
 }
 
-/// The OCSF Detection Finding of `event`.
-pub fn finding(event: &Event) -> Value {
-    let activity = Activity::of(event);
+/// The OCSF Detection Finding of `event`, reported by `product`.
+pub fn finding(event: &Event, product: &Product) -> Value {
+    let activity = Activity::of(event, product);
     let (severity_id, severity_name) = severity(event.severity.level);
     let (status_id, status_name) = status(event.status.state);
 
@@ -233,14 +226,8 @@ pub fn finding(event: &Event) -> Value {
         info.insert("attacks".into(), Value::Array(event.attack.iter().map(attack).collect()));
     }
 
-    let (product_name, vendor_name) = product(&event.source.vendor);
-    let mut product = Map::new();
-    product.insert("name".into(), json!(product_name));
-    if let Some(v) = vendor_name {
-        product.insert("vendor_name".into(), json!(v));
-    }
     let mut metadata = Map::new();
-    metadata.insert("product".into(), Value::Object(product));
+    metadata.insert("product".into(), json!({ "name": product.name, "vendor_name": product.vendor_name }));
     metadata.insert("version".into(), json!(OCSF_VERSION));
     metadata.insert("profiles".into(), json!(["datetime"]));
     metadata.insert("uid".into(), json!(event.id.to_string()));

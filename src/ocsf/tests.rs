@@ -1,7 +1,9 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::event::{AttackTechnique, Entities, Geo, Host, IpEntity, Role, Severity, SourceRef, Status, User};
+use crate::event::{
+    AttackTechnique, Entities, Geo, Host, IpEntity, Kind, Role, Severity, SourceRef, Status, User,
+};
 
 fn event(vendor: &str, kind: Kind, revision: &str, state: StatusState) -> Event {
     let created = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
@@ -27,39 +29,41 @@ fn event(vendor: &str, kind: Kind, revision: &str, state: StatusState) -> Event 
     }
 }
 
+/// A product whose revisions count up from 1.
+const COUNTED: Product = Product { name: "P", vendor_name: "V", is_first_revision: revision_is_one };
+/// A product whose revisions are change times.
+const TIMED: Product = Product { name: "P", vendor_name: "V", is_first_revision: not_yet_updated };
+
 #[test]
 fn activity_is_create_then_update_and_close_wins() {
-    let first = event("rapid7", Kind::Alert, "1", StatusState::New);
-    assert_eq!(Activity::of(&first), Activity::Create);
-    let later = event("rapid7", Kind::Alert, "3", StatusState::InProgress);
-    assert_eq!(Activity::of(&later), Activity::Update);
-    let closed = event("rapid7", Kind::Alert, "1", StatusState::Resolved);
-    assert_eq!(Activity::of(&closed), Activity::Close);
-    let f = finding(&later);
+    let first = event("v", Kind::Alert, "1", StatusState::New);
+    assert_eq!(Activity::of(&first, &COUNTED), Activity::Create);
+    let later = event("v", Kind::Alert, "3", StatusState::InProgress);
+    assert_eq!(Activity::of(&later, &COUNTED), Activity::Update);
+    let closed = event("v", Kind::Alert, "1", StatusState::Resolved);
+    assert_eq!(Activity::of(&closed, &COUNTED), Activity::Close);
+    let f = finding(&later, &COUNTED);
     assert_eq!((f["activity_id"].as_u64(), f["type_uid"].as_u64()), (Some(2), Some(200402)));
-    assert_eq!(finding(&closed)["type_uid"], 200403);
+    assert_eq!(finding(&closed, &COUNTED)["type_uid"], 200403);
+    assert_eq!(f["metadata"]["product"], json!({"name": "P", "vendor_name": "V"}));
 }
 
 #[test]
 fn timestamp_revisions_are_first_until_updated() {
-    let mut e = event("red_canary", Kind::Detection, "2026-01-01T00:00:00.000Z", StatusState::New);
-    assert_eq!(Activity::of(&e), Activity::Create);
+    let mut e = event("v", Kind::Detection, "2026-01-01T00:00:00.000Z", StatusState::New);
+    assert_eq!(Activity::of(&e, &TIMED), Activity::Create);
     e.updated_at = Some(e.created_at + chrono::TimeDelta::minutes(5));
-    assert_eq!(Activity::of(&e), Activity::Update);
-    let mut inv = event("rapid7", Kind::Investigation, "OPEN|HIGH||", StatusState::New);
-    assert_eq!(Activity::of(&inv), Activity::Create);
-    inv.status.state = StatusState::InProgress;
-    assert_eq!(Activity::of(&inv), Activity::Update);
+    assert_eq!(Activity::of(&e, &TIMED), Activity::Update);
 }
 
 #[test]
 fn finding_ids_are_deterministic_and_distinct_from_the_event_id() {
-    let e = event("canaryguard", Kind::Alert, "1", StatusState::New);
-    let m = message("alertd", &e).unwrap();
+    let e = event("v", Kind::Alert, "1", StatusState::New);
+    let m = message("alertd", &e, &COUNTED).unwrap();
     assert_eq!(m.id, finding_id(e.id).to_string());
     assert_ne!(m.id, e.id.to_string());
-    assert_eq!(m.id, message("alertd", &e).unwrap().id);
-    assert_eq!(m.subject, "alertd.ocsf.canaryguard.acme.alert");
+    assert_eq!(m.id, message("alertd", &e, &COUNTED).unwrap().id);
+    assert_eq!(m.subject, "alertd.ocsf.v.acme.alert");
     let f: Value = serde_json::from_slice(&m.payload).unwrap();
     assert_eq!(f["metadata"]["uid"], e.id.to_string());
     assert_eq!(f["time"], 1_767_225_600_000_i64);
@@ -70,14 +74,14 @@ fn finding_ids_are_deterministic_and_distinct_from_the_event_id() {
 
 #[test]
 fn sub_techniques_and_rules_land_in_finding_info() {
-    let mut e = event("rapid7", Kind::Alert, "1", StatusState::New);
+    let mut e = event("v", Kind::Alert, "1", StatusState::New);
     e.attack = vec![AttackTechnique {
         id: "T1059.001".into(),
         name: Some("PowerShell".into()),
         tactic: Some("Execution".into()),
     }];
     e.tags = vec!["rule_name:Encoded PowerShell".into(), "rule:rrn:1".into()];
-    let f = finding(&e);
+    let f = finding(&e, &COUNTED);
     let a = &f["finding_info"]["attacks"][0];
     assert_eq!(a["technique"]["uid"], "T1059");
     assert_eq!(a["sub_technique"]["uid"], "T1059.001");
@@ -88,7 +92,7 @@ fn sub_techniques_and_rules_land_in_finding_info() {
 
 #[test]
 fn entities_become_device_evidences_and_observables() {
-    let mut e = event("thinkst_canary", Kind::Incident, "7", StatusState::New);
+    let mut e = event("v", Kind::Incident, "7", StatusState::New);
     let src: std::net::IpAddr = "203.0.113.7".parse().unwrap();
     e.entities = Entities {
         hosts: vec![Host {
@@ -106,7 +110,7 @@ fn entities_become_device_evidences_and_observables() {
         user_agents: vec!["curl/8".into(), "wget".into()],
         urls: vec![],
     };
-    let f = finding(&e);
+    let f = finding(&e, &COUNTED);
     assert_eq!(f["device"]["hostname"], "canary-1");
     assert_eq!(f["device"]["ip"], "10.0.0.1");
     let ev = f["evidences"].as_array().unwrap();

@@ -56,6 +56,9 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     const RATE_LIMITS: &'static [RateLimit] = &[];
     /// Statuses the vendor throttles with besides 429.
     const THROTTLE_STATUSES: &'static [u16] = &[];
+    /// The product an OCSF finding names, and how to tell an item's first
+    /// revision (Create) from later ones (Update).
+    const OCSF: crate::ocsf::Product;
 
     /// Vendor settings from `[source.options]`.
     type Options: DeserializeOwned + Default + Send + Sync;
@@ -247,6 +250,8 @@ pub struct VendorEntry {
     pub default_base_url: Option<&'static str>,
     check: fn(&SourceConfig) -> Result<(), String>,
     pub(crate) build: BuildFn,
+    /// What its OCSF findings say of it.
+    pub ocsf: crate::ocsf::Product,
 }
 
 /// The registry entry of `V`.
@@ -257,6 +262,7 @@ pub const fn entry<V: Vendor>() -> VendorEntry {
         default_base_url: V::DEFAULT_BASE_URL,
         check: check::<V>,
         build: crate::poller::build::<V>,
+        ocsf: V::OCSF,
     }
 }
 

@@ -45,6 +45,12 @@ impl Vendor for CanaryGuard {
     const NAME: &'static str = "CanaryGuard";
     const DEFAULT_BASE_URL: Option<&'static str> = Some("https://canaryguard.app");
     const MAX_PAGE_SIZE: u32 = 100;
+    /// Its items' revisions count up from 1.
+    const OCSF: crate::ocsf::Product = crate::ocsf::Product {
+        name: "CanaryGuard",
+        vendor_name: "CanaryGuard",
+        is_first_revision: crate::ocsf::revision_is_one,
+    };
 
     type Options = Options;
     type Plan = TimeWindow;

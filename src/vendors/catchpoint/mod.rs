@@ -91,6 +91,12 @@ impl Vendor for Catchpoint {
     const NAME: &'static str = "Catchpoint";
     const DEFAULT_BASE_URL: Option<&'static str> = Some("https://io.catchpoint.com");
     const MAX_PAGE_SIZE: u32 = 100;
+    /// Its items' revisions count up from 1.
+    const OCSF: crate::ocsf::Product = crate::ocsf::Product {
+        name: "Catchpoint",
+        vendor_name: "Catchpoint",
+        is_first_revision: crate::ocsf::revision_is_one,
+    };
     /// The documented limits: 7/s, 20/min, 500/h, 2000/day.
     const RATE_LIMITS: &'static [RateLimit] = &[
         RateLimit::new(7, Duration::from_secs(1)),

@@ -113,6 +113,9 @@ impl Vendor for Rapid7 {
     const NAME: &'static str = "Rapid7 InsightIDR";
     const DEFAULT_BASE_URL: Option<&'static str> = None;
     const MAX_PAGE_SIZE: u32 = 100;
+    /// Alerts count `version` up from 1; an investigation is new while untriaged.
+    const OCSF: crate::ocsf::Product =
+        crate::ocsf::Product { name: "InsightIDR", vendor_name: "Rapid7", is_first_revision: first_revision };
 
     type Options = Options;
     type Plan = TimeWindow;
@@ -265,6 +268,16 @@ fn pages_from_totals(meta: &Value, total_field: &str) -> Option<u64> {
     let total = meta.get(total_field).and_then(Value::as_u64)?;
     let size = meta.get("size").and_then(Value::as_u64).filter(|s| *s > 0)?;
     Some(total.div_ceil(size))
+}
+
+/// Whether a Rapid7 event is its item's first revision: an alert's
+/// `version` starts at 1; an investigation's revision is its triage state,
+/// first while still new (open, nobody assigned).
+fn first_revision(event: &crate::event::Event) -> bool {
+    match event.source.kind {
+        Kind::Investigation => event.status.state == crate::event::StatusState::New,
+        _ => crate::ocsf::revision_is_one(event),
+    }
 }
 
 #[cfg(test)]

@@ -377,6 +377,19 @@ mod tests {
         let assigned = investigation(&assigned, &ctx()).unwrap().event;
         assert_ne!(assigned.id, e.id);
         assert!(assigned.tags.contains(&"assignee:ana@example.com".to_owned()));
+
+        use crate::ocsf::Activity;
+        use crate::vendors::Vendor;
+        let product = &super::super::Rapid7::OCSF;
+        assert_eq!(Activity::of(&e, product), Activity::Create, "new while untriaged");
+        let mut investigating = item.clone();
+        investigating["status"] = json!("INVESTIGATING");
+        let investigating = investigation(&investigating, &ctx()).unwrap().event;
+        assert_eq!(Activity::of(&investigating, product), Activity::Update, "triaged: a later revision");
+        let first_alert =
+            alert(&json!({"rrn": "a", "version": 1, "created_at": "2024-01-01T00:00:00Z"}), &ctx());
+        assert_eq!(Activity::of(&first_alert.unwrap().event, product), Activity::Create);
+        assert_eq!(Activity::of(&alert(&search_alert(), &ctx()).unwrap().event, product), Activity::Update);
     }
 
     #[test]

@@ -56,6 +56,12 @@ impl Vendor for RedCanary {
     const DEFAULT_BASE_URL: Option<&'static str> = None;
     /// The maximum is undocumented; 50 is what every public client uses.
     const MAX_PAGE_SIZE: u32 = 50;
+    /// Its revisions are change times: an item is new until it is updated.
+    const OCSF: crate::ocsf::Product = crate::ocsf::Product {
+        name: "Red Canary MDR",
+        vendor_name: "Red Canary",
+        is_first_revision: crate::ocsf::not_yet_updated,
+    };
     /// Red Canary's guide: "429 (Too Many Requests) or 406 (Not Accepted)".
     const THROTTLE_STATUSES: &'static [u16] = &[406];
     /// The documented limits: 10 requests per second and 20 per minute.

@@ -82,6 +82,12 @@ impl Vendor for ThinkstCanary {
     /// The maximum `limit` is undocumented; incidents bundle their events,
     /// so pages are kept modest.
     const MAX_PAGE_SIZE: u32 = 100;
+    /// Its revisions are change times: an item is new until it is updated.
+    const OCSF: crate::ocsf::Product = crate::ocsf::Product {
+        name: "Canary",
+        vendor_name: "Thinkst",
+        is_first_revision: crate::ocsf::not_yet_updated,
+    };
 
     type Options = Options;
     type Plan = IncidentsPlan;
