@@ -152,7 +152,7 @@ fn canaryguard_vendor(base_url: &str) -> CanaryGuard {
     let text = format!(
         "[[source]]\nvendor = \"canaryguard\"\nname = \"bench\"\nbase_url = \"{base_url}\"\ncredential = {{ env = \"UNUSED\" }}\n"
     );
-    let config = alertd::config::Config::from_toml(&text, "bench.toml").expect("config");
+    let config = alertd::registry::parse(&text, "bench.toml").expect("config");
     let url = url::Url::parse(base_url).expect("url");
     CanaryGuard::new(&config.sources[0], url, Default::default()).expect("vendor")
 }

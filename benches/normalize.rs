@@ -28,7 +28,7 @@ fn vendor<V: Vendor>(options: V::Options) -> V {
         "[[source]]\nvendor = \"{}\"\nname = \"bench\"\nbase_url = \"{BASE}\"\ncredential = {{ env = \"UNUSED\" }}\n",
         V::KEY
     );
-    let config = alertd::config::Config::from_toml(&text, "bench.toml").expect("bench source config");
+    let config = alertd::registry::parse(&text, "bench.toml").expect("bench source config");
     V::new(&config.sources[0], url::Url::parse(BASE).expect("url"), options).expect("vendor builds")
 }
 

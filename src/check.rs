@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use crate::config::{Config, Credential};
 use crate::daemon::http_client;
 use crate::http::RetryPolicy;
-use crate::poller::{PollerDeps, build_all};
+use crate::poller::PollerDeps;
 use crate::publish::{NatsSink, Sink, StdoutSink};
+use crate::registry::build_all;
 use crate::telemetry::Telemetry;
 
 /// One line of the report.

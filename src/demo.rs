@@ -98,7 +98,7 @@ fn demo_source(vendor: &str, base_url: &str, api_key: String) -> Result<SourceCo
         "[[source]]\nvendor = \"{vendor}\"\nname = \"demo-{vendor}\"\nbase_url = \"{base_url}\"\n\
          credential = {{ env = \"UNUSED\" }}\ninitial_lookback = \"72h\"\nlag = \"1s\"\njitter = \"0s\"\n"
     );
-    let mut config = Config::from_toml(&text, "demo").map_err(|e| DaemonError::Source(e.to_string()))?;
+    let mut config = crate::registry::parse(&text, "demo").map_err(|e| DaemonError::Source(e.to_string()))?;
     let mut source = config.sources.remove(0);
     source.credential = CredentialSource::Inline(SecretString::from(api_key));
     source.schedule = Schedule::Every(Duration::from_secs(5));

@@ -45,6 +45,7 @@ pub mod ocsf;
 pub mod paginate;
 pub mod poller;
 pub mod publish;
+pub mod registry;
 pub mod schedule;
 pub mod service;
 pub mod sim;

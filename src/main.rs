@@ -276,7 +276,7 @@ async fn dispatch(command: Command, config: &Path, overrides: Overrides) -> Resu
             }
             let table = daemon::open_leases(&config).await?;
             let sources: Vec<(String, String)> =
-                config.enabled_sources().map(|s| (s.name().to_owned(), s.vendor.clone())).collect();
+                config.enabled_sources().map(|s| (s.name().to_owned(), s.vendor().to_owned())).collect();
             let status = alertd::cluster::status::read(&table, &sources).await?;
             print!("{}", alertd::cluster::status::render(&status, Utc::now()));
             Ok(ExitCode::SUCCESS)
@@ -292,7 +292,7 @@ async fn dispatch(command: Command, config: &Path, overrides: Overrides) -> Resu
                 Some(url) => {
                     let text =
                         format!("[nats]\nurl = {}\nstream = {}\n", toml_string(&url), toml_string(&stream));
-                    Config::from_toml(&text, "--nats")?.nats
+                    alertd::registry::parse(&text, "--nats")?.nats
                 }
                 None => load(config)?.nats,
             }
@@ -329,7 +329,7 @@ async fn dispatch(command: Command, config: &Path, overrides: Overrides) -> Resu
             Ok(ExitCode::SUCCESS)
         }
         Command::Vendors => {
-            for v in alertd::vendors::REGISTRY {
+            for v in alertd::registry::VENDORS {
                 println!(
                     "{:<14} {:<28} {}",
                     v.key,
@@ -358,7 +358,7 @@ fn parse_since(text: &str) -> Result<DateTime<Utc>> {
 }
 
 fn load(path: &Path) -> Result<Config> {
-    Ok(Config::from_file(path)?)
+    Ok(alertd::registry::load(path)?)
 }
 
 async fn cursors(config: &Config, action: CursorAction) -> Result<ExitCode> {
@@ -396,7 +396,7 @@ async fn cursors(config: &Config, action: CursorAction) -> Result<ExitCode> {
                 .sources
                 .iter()
                 .find(|s| s.name() == source)
-                .map(|s| s.vendor.clone())
+                .map(|s| s.vendor().to_owned())
                 .with_context(|| format!("no source named `{source}` in the configuration"))?;
             let had = store.reset(&source, &vendor, since).await?;
             match (had, since) {

@@ -752,16 +752,3 @@ impl<V: Vendor> Handler<'_, V> {
 fn throttling<V: Vendor>() -> ThrottleSignals {
     ThrottleSignals { statuses: V::THROTTLE_STATUSES, body: V::throttled_answer }
 }
-
-/// Build the pollers of every enabled source.
-pub fn build_all(sources: &[SourceConfig], deps: &PollerDeps) -> Result<Vec<Arc<dyn Poll>>, String> {
-    sources
-        .iter()
-        .filter(|s| s.enabled)
-        .map(|s| {
-            let entry =
-                crate::vendors::lookup(&s.vendor).ok_or_else(|| format!("unknown vendor `{}`", s.vendor))?;
-            (entry.build)(s, deps.clone()).map(Arc::from).map_err(|e| format!("source {}: {e}", s.name()))
-        })
-        .collect()
-}

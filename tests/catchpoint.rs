@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use alertd::checkpoint::Store;
-use alertd::config::Config;
 use alertd::sim::{CATCHPOINT_DEMO_KEY, SimConfig, SimVendor, Simulator};
 use alertd::vendors::catchpoint::{Catchpoint, Options};
 use alertd::vendors::{NormalizeContext, Vendor};
@@ -39,7 +38,7 @@ async fn golden_items() -> Vec<Value> {
 
 #[tokio::test]
 async fn the_seeded_alert_set_normalizes_to_its_reviewed_golden_events() {
-    let config = Config::from_toml(
+    let config = alertd::registry::parse(
         "[[source]]\nvendor = \"catchpoint\"\nname = \"golden\"\ncredential = { env = \"UNUSED\" }\n",
         "golden.toml",
     )

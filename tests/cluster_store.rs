@@ -196,7 +196,7 @@ async fn members_come_and_go_and_instances_must_agree_on_the_ttl() {
 /// under its old epoch within a tick, before its next page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_that_loses_its_lease_stops_before_its_next_page() {
-    use alertd::config::{Config, CredentialSource};
+    use alertd::config::CredentialSource;
     use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault};
 
     let nats = NatsServer::start();
@@ -211,7 +211,7 @@ async fn a_daemon_that_loses_its_lease_stops_before_its_next_page() {
         nats.url(),
         sim.base_url()
     );
-    let mut config = Config::from_toml(&text, "test.toml").unwrap();
+    let mut config = alertd::registry::parse(&text, "test.toml").unwrap();
     config.sources[0].credential =
         CredentialSource::Inline(secrecy::SecretString::from(CANARYGUARD_DEMO_KEY.to_owned()));
     let daemon = common::poll::RunningDaemon::start(&config);

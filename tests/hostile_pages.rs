@@ -101,7 +101,7 @@ async fn eighty_sources_backfilling_at_once_deliver_every_event_once() {
             sim.base_url()
         ));
     }
-    let mut cfg = Config::from_toml(&text, "eighty.toml").expect("config");
+    let mut cfg = alertd::registry::parse(&text, "eighty.toml").expect("config");
     for source in &mut cfg.sources {
         source.credential = alertd::config::CredentialSource::Inline(secrecy::SecretString::from(
             alertd::sim::CANARYGUARD_DEMO_KEY.to_owned(),

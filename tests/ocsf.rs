@@ -63,7 +63,7 @@ fn findings_of_every_golden_event_validate() {
             golden["ingested_at"] = "2026-03-28T00:00:00Z".into();
             golden["raw"] = serde_json::json!({ "stand_in": true });
             let event: Event = serde_json::from_value(golden).expect("a golden file is an event");
-            let product = alertd::vendors::lookup(&event.source.vendor).expect("a registered vendor").ocsf;
+            let product = alertd::registry::lookup(&event.source.vendor).expect("a registered vendor").ocsf;
             let finding = alertd::ocsf::finding(&event, &product);
             assert_valid(&validator, &finding, &file.display().to_string());
             assert_eq!(finding["finding_info"]["uid"], event.native_id.as_str());
@@ -88,7 +88,7 @@ fn fixture_findings<V: Vendor>(
         "[[source]]\nvendor = \"{}\"\nname = \"golden\"\nbase_url = \"{base_url}\"\ncredential = {{ env = \"UNUSED\" }}\n",
         V::KEY
     );
-    let config = alertd::config::Config::from_toml(&text, "golden.toml").unwrap();
+    let config = alertd::registry::parse(&text, "golden.toml").unwrap();
     let vendor =
         V::new(&config.sources[0], url::Url::parse(base_url).unwrap(), V::Options::default()).unwrap();
     let ctx = NormalizeContext { source: "golden", ingested_at: chrono::Utc::now() };

@@ -38,6 +38,7 @@ impl Vendor for Buggy {
     const NAME: &'static str = "CanaryGuard (with a bug)";
     const DEFAULT_BASE_URL: Option<&'static str> = None;
     const MAX_PAGE_SIZE: u32 = CanaryGuard::MAX_PAGE_SIZE;
+    const OCSF: alertd::ocsf::Product = CanaryGuard::OCSF;
     type Options = Options;
     type Plan = <CanaryGuard as Vendor>::Plan;
 

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use alertd::checkpoint::Store;
-use alertd::config::Config;
 use alertd::sim::{Fault, RAPID7_DEMO_KEY, SimConfig, SimVendor, Simulator};
 use alertd::vendors::rapid7::{Endpoint, Options, Rapid7};
 use alertd::vendors::{NormalizeContext, Vendor};
@@ -20,7 +19,7 @@ use url::Url;
 use common::{NatsServer, config, stream_messages};
 
 fn vendor(endpoint: Endpoint) -> Rapid7 {
-    let config = Config::from_toml(
+    let config = alertd::registry::parse(
         "[[source]]\nvendor = \"rapid7\"\nname = \"golden\"\ncredential = { env = \"UNUSED\" }\n\
          [source.options]\nregion = \"us\"\n",
         "golden.toml",

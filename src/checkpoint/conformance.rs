@@ -35,24 +35,24 @@ pub async fn run(store: &Store, reopened: &Store) {
 
 async fn a_page_commit_is_seen_by_a_restarted_daemon(store: &Store, reopened: &Store) {
     assert_eq!(store.load("acme").await.ok(), Some(SourceState::default()), "an unknown source is empty");
-    store.commit_page("acme", "canaryguard", "{\"next\":2}".into(), vec![seen("a", 1)]).await.ok();
+    store.commit_page("acme", "some_vendor", "{\"next\":2}".into(), vec![seen("a", 1)]).await.ok();
     let state = reopened.load("acme").await.ok().unwrap_or_default();
     assert_eq!(state.walk.as_deref(), Some("{\"next\":2}"));
     assert_eq!(state.watermark, None);
-    assert_eq!(state.vendor.as_deref(), Some("canaryguard"));
+    assert_eq!(state.vendor.as_deref(), Some("some_vendor"));
     let found = reopened.seen("acme", vec!["a".into(), "b".into()]).await.ok();
     assert_eq!(found, Some(ids(&["a"])));
 }
 
 async fn the_last_page_sets_the_watermark_ends_the_walk_and_prunes(store: &Store, reopened: &Store) {
     reopened.load("acme").await.ok();
-    reopened.commit_page("acme", "canaryguard", "{}".into(), vec![seen("old", 1)]).await.ok();
-    let last = reopened.commit_last_page("acme", "canaryguard", vec![seen("new", 5)], "W".into(), Some(t(3)));
+    reopened.commit_page("acme", "some_vendor", "{}".into(), vec![seen("old", 1)]).await.ok();
+    let last = reopened.commit_last_page("acme", "some_vendor", vec![seen("new", 5)], "W".into(), Some(t(3)));
     assert!(last.await.is_ok(), "the last page commits");
     let state = store.load("acme").await.ok();
     assert_eq!(
         state,
-        Some(SourceState { vendor: Some("canaryguard".into()), watermark: Some("W".into()), walk: None })
+        Some(SourceState { vendor: Some("some_vendor".into()), watermark: Some("W".into()), walk: None })
     );
     let found = store.seen("acme", vec!["a".into(), "old".into(), "new".into()]).await.ok();
     assert_eq!(found, Some(ids(&["new"])), "ids older than the prune time are forgotten");
@@ -62,14 +62,14 @@ async fn the_last_page_sets_the_watermark_ends_the_walk_and_prunes(store: &Store
 }
 
 async fn sources_do_not_see_each_others_ids(store: &Store) {
-    store.commit_page("other", "canaryguard", "{}".into(), vec![seen("x", 1)]).await.ok();
+    store.commit_page("other", "some_vendor", "{}".into(), vec![seen("x", 1)]).await.ok();
     assert_eq!(store.seen("acme", vec!["x".into()]).await.ok(), Some(HashSet::new()));
     assert_eq!(store.seen("other", vec!["x".into()]).await.ok(), Some(ids(&["x"])));
-    assert!(store.reset("other", "canaryguard", None).await.unwrap_or(false));
+    assert!(store.reset("other", "some_vendor", None).await.unwrap_or(false));
 }
 
 async fn reset_forgets_or_rewinds_a_source(store: &Store, reopened: &Store) {
-    assert_eq!(store.reset("acme", "canaryguard", Some(t(2))).await.ok(), Some(true));
+    assert_eq!(store.reset("acme", "some_vendor", Some(t(2))).await.ok(), Some(true));
     let state = reopened.load("acme").await.ok().unwrap_or_default();
     assert_eq!(state.watermark.as_deref(), Some("2026-03-01T02:00:00.000000Z"));
     assert_eq!(
@@ -77,12 +77,12 @@ async fn reset_forgets_or_rewinds_a_source(store: &Store, reopened: &Store) {
         Some(HashSet::new()),
         "reset clears ids"
     );
-    assert_eq!(store.reset("acme", "canaryguard", None).await.ok(), Some(true));
+    assert_eq!(store.reset("acme", "some_vendor", None).await.ok(), Some(true));
     assert_eq!(reopened.load("acme").await.ok(), Some(SourceState::default()));
     assert_eq!(store.list().await.ok().map(|rows| rows.len()), Some(0));
-    assert_eq!(store.reset("acme", "canaryguard", None).await.ok(), Some(false), "nothing left to forget");
+    assert_eq!(store.reset("acme", "some_vendor", None).await.ok(), Some(false), "nothing left to forget");
     // A forgotten source starts again.
     store.load("acme").await.ok();
-    assert!(store.commit_page("acme", "canaryguard", "{}".into(), vec![]).await.is_ok());
+    assert!(store.commit_page("acme", "some_vendor", "{}".into(), vec![]).await.is_ok());
     assert_eq!(reopened.load("acme").await.ok().and_then(|s| s.walk), Some("{}".to_owned()));
 }

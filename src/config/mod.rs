@@ -232,9 +232,9 @@ impl ClusterConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// Vendor key (`canaryguard`, …); see `alertd vendors`.
-    #[serde(deserialize_with = "vendor_key")]
-    pub vendor: String,
+    /// Vendor key (`canaryguard`, …); see `alertd vendors`. Whether it
+    /// names a vendor is checked by the [`VendorCheck`] a file is loaded with.
+    pub vendor: Spanned<String>,
     /// Unique name of this source: the tenant in events and subjects.
     pub name: Spanned<String>,
     /// API base URL; defaults to the vendor's public endpoint where it has one.
@@ -290,6 +290,11 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
+    /// The vendor key.
+    pub fn vendor(&self) -> &str {
+        self.vendor.get_ref()
+    }
+
     /// The source's name.
     pub fn name(&self) -> &str {
         self.name.get_ref()
@@ -324,24 +329,44 @@ pub enum ConfigError {
     },
 }
 
+/// What config cannot judge by itself: whether a source's vendor exists and
+/// its vendor-specific settings hold. The caller hands it down (the
+/// registry's `check_source`), so config knows no vendor.
+pub type VendorCheck<'a> = &'a dyn Fn(&SourceConfig) -> Result<(), VendorProblem>;
+
+/// Why a [`VendorCheck`] refused a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VendorProblem {
+    /// No vendor has this key.
+    Unknown {
+        /// The key given.
+        key: String,
+        /// The keys there are, comma-separated.
+        known: String,
+    },
+    /// The vendor refused the source's settings (options, base URL).
+    Settings(String),
+}
+
 impl Config {
-    /// Read and check the file at `path`.
-    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+    /// Read and check the file at `path`, each source with `vendors`.
+    pub fn from_file(path: &Path, vendors: VendorCheck<'_>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { file: path.display().to_string(), source })?;
-        Config::from_toml(&text, &path.display().to_string())
+        Config::from_toml(&text, &path.display().to_string(), vendors)
     }
 
-    /// Parse and check `text`; `file` names it in errors.
-    pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
+    /// Parse and check `text` (`file` names it in errors), each source
+    /// with `vendors`.
+    pub fn from_toml(text: &str, file: &str, vendors: VendorCheck<'_>) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text)
             .map_err(|e| invalid(text, file, e.span().unwrap_or(0..0), e.message().trim().to_owned()))?;
-        config.check(text, file)?;
+        config.check(text, file, vendors)?;
         Ok(config)
     }
 
-    /// Checks across entries, and each vendor's own options.
-    fn check(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+    /// Checks across entries, and each source's vendor.
+    fn check(&self, text: &str, file: &str, vendors: VendorCheck<'_>) -> Result<(), ConfigError> {
         if *self.state.backend.get_ref() == StateBackend::NatsKv && self.nats.is_none() {
             return Err(invalid(
                 text,
@@ -395,9 +420,20 @@ impl Config {
                     format!("source `{name}`: page_size must be at least 1"),
                 ));
             }
-            if let Err(why) = crate::vendors::check_source(source) {
-                let span = source.options.as_ref().map(Spanned::span).unwrap_or(source.name.span());
-                return Err(invalid(text, file, span, format!("source `{name}`: {why}")));
+            match vendors(source) {
+                Ok(()) => {}
+                Err(VendorProblem::Unknown { key, known }) => {
+                    return Err(invalid(
+                        text,
+                        file,
+                        source.vendor.span(),
+                        format!("unknown vendor `{key}`; known vendors: {known}"),
+                    ));
+                }
+                Err(VendorProblem::Settings(why)) => {
+                    let span = source.options.as_ref().map(Spanned::span).unwrap_or(source.name.span());
+                    return Err(invalid(text, file, span, format!("source `{name}`: {why}")));
+                }
             }
         }
         Ok(())
@@ -441,18 +477,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
-}
-
-fn vendor_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let key = String::deserialize(d)?;
-    if crate::vendors::lookup(&key).is_some() {
-        Ok(key)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "unknown vendor `{key}`; known vendors: {}",
-            crate::vendors::keys().collect::<Vec<_>>().join(", ")
-        )))
-    }
 }
 
 fn subject_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -600,7 +624,7 @@ schedule = "*/5 * * * *"
 "#;
 
     fn error_of(text: &str) -> (usize, String) {
-        match Config::from_toml(text, "test.toml").unwrap_err() {
+        match crate::registry::parse(text, "test.toml").unwrap_err() {
             ConfigError::Invalid { line, message, .. } => (line, message),
             other => panic!("unexpected {other}"),
         }
@@ -608,7 +632,7 @@ schedule = "*/5 * * * *"
 
     #[test]
     fn a_good_file_loads_with_defaults() {
-        let c = Config::from_toml(GOOD, "test.toml").unwrap();
+        let c = crate::registry::parse(GOOD, "test.toml").unwrap();
         let nats = c.nats.unwrap();
         assert_eq!(nats.stream, "ALERTD");
         assert_eq!(nats.subject_prefix, "alertd");
@@ -619,7 +643,7 @@ schedule = "*/5 * * * *"
 
     #[test]
     fn a_cluster_needs_shared_cursors_and_says_where() {
-        let c = Config::from_toml(GOOD, "test.toml").unwrap();
+        let c = crate::registry::parse(GOOD, "test.toml").unwrap();
         assert!(!c.cluster.is_enabled());
         assert_eq!(*c.state.backend.get_ref(), StateBackend::Sqlite);
 
@@ -629,7 +653,7 @@ schedule = "*/5 * * * *"
         assert!(message.contains("backend = \"nats-kv\""), "{message}");
 
         let shared = clustered.replace("[nats]", "[state]\nbackend = \"nats-kv\"\n\n[nats]");
-        let c = Config::from_toml(&shared, "test.toml").unwrap();
+        let c = crate::registry::parse(&shared, "test.toml").unwrap();
         assert!(c.cluster.is_enabled());
         assert_eq!(c.cluster.lease_ttl, Duration::from_secs(15));
         assert_eq!((c.state.bucket.as_str(), c.cluster.bucket.as_str()), ("alertd_cursors", "alertd_leases"));

@@ -1,13 +1,14 @@
-//! The vendors: one folder each, registered by one line in [`REGISTRY`].
+//! The vendors: one folder each, registered by one line in
+//! `crate::registry::VENDORS`.
 //!
 //! A vendor knows its API and nothing else: how to build a request for a
 //! position in a walk, how to parse a page into items and a continuation, how
 //! to map an item to an [`Event`]. It never talks to NATS or SQLite, and it
-//! never loops over pages: [`crate::paginate`] walks, [`crate::poller`]
-//! delivers and commits.
+//! never loops over pages: `paginate` walks, the poller delivers and
+//! commits.
 //!
 //! Adding a vendor: a folder with a type implementing [`Vendor`], and one
-//! `entry::<newvendor::NewVendor>()` line below.
+//! `entry::<newvendor::NewVendor>()` line in the registry.
 
 pub mod canaryguard;
 pub mod catchpoint;
@@ -31,15 +32,6 @@ use crate::event::{Event, Kind, SourceRef, event_id};
 use crate::http::FetchError;
 use crate::paginate::{Page, Position, Scheme};
 use crate::throttle::RateLimit;
-
-/// Every vendor alertd can poll. One line per vendor.
-pub static REGISTRY: &[VendorEntry] = &[
-    entry::<canaryguard::CanaryGuard>(),
-    entry::<catchpoint::Catchpoint>(),
-    entry::<rapid7::Rapid7>(),
-    entry::<red_canary::RedCanary>(),
-    entry::<thinkst_canary::ThinkstCanary>(),
-];
 
 /// One vendor's API, as alertd uses it.
 pub trait Vendor: Sized + Send + Sync + 'static {
@@ -236,58 +228,8 @@ impl PageError {
 #[error("{0}")]
 pub struct NormalizeError(pub String);
 
-/// Builds a source's poller (see [`crate::poller::build`]).
-pub(crate) type BuildFn =
-    fn(&SourceConfig, crate::poller::PollerDeps) -> Result<Box<dyn crate::poller::Poll>, String>;
-
-/// A registered vendor, type-erased for the registry.
-pub struct VendorEntry {
-    /// Config key.
-    pub key: &'static str,
-    /// Human name.
-    pub name: &'static str,
-    /// Public endpoint, if any.
-    pub default_base_url: Option<&'static str>,
-    check: fn(&SourceConfig) -> Result<(), String>,
-    pub(crate) build: BuildFn,
-    /// What its OCSF findings say of it.
-    pub ocsf: crate::ocsf::Product,
-}
-
-/// The registry entry of `V`.
-pub const fn entry<V: Vendor>() -> VendorEntry {
-    VendorEntry {
-        key: V::KEY,
-        name: V::NAME,
-        default_base_url: V::DEFAULT_BASE_URL,
-        check: check::<V>,
-        build: crate::poller::build::<V>,
-        ocsf: V::OCSF,
-    }
-}
-
-/// The vendor registered as `key`.
-pub fn lookup(key: &str) -> Option<&'static VendorEntry> {
-    REGISTRY.iter().find(|e| e.key == key)
-}
-
-/// All vendor keys.
-pub fn keys() -> impl Iterator<Item = &'static str> {
-    REGISTRY.iter().map(|e| e.key)
-}
-
-/// Check a source's vendor-specific settings without building anything.
-pub fn check_source(source: &SourceConfig) -> Result<(), String> {
-    let entry = lookup(&source.vendor).ok_or_else(|| format!("unknown vendor `{}`", source.vendor))?;
-    (entry.check)(source)
-}
-
-fn check<V: Vendor>(source: &SourceConfig) -> Result<(), String> {
-    instantiate::<V>(source).map(drop)
-}
-
 /// Build `V` for `source`: options parsed, base URL defaulted and checked.
-pub(crate) fn instantiate<V: Vendor>(source: &SourceConfig) -> Result<V, String> {
+pub fn instantiate<V: Vendor>(source: &SourceConfig) -> Result<V, String> {
     let options: V::Options = match &source.options {
         Some(table) => table
             .get_ref()
@@ -338,18 +280,5 @@ mod tests {
         assert_eq!(endpoint(&base, "/api/v1/alerts").as_str(), "https://h.example/proxy/api/v1/alerts");
         let bare = Url::parse("https://h.example").unwrap();
         assert_eq!(endpoint(&bare, "api/v1/alerts").as_str(), "https://h.example/api/v1/alerts");
-    }
-
-    #[test]
-    fn registry_keys_are_unique_subject_tokens() {
-        let keys: Vec<_> = keys().collect();
-        for k in &keys {
-            assert!(
-                k.starts_with(|c: char| c.is_ascii_lowercase())
-                    && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-                "{k}"
-            );
-            assert_eq!(keys.iter().filter(|o| o == &k).count(), 1, "{k}");
-        }
     }
 }

@@ -96,7 +96,7 @@ pub fn check_fixtures<V: alertd::vendors::Vendor>(fixture_dir: &str, base_url: &
         "[[source]]\nvendor = \"{}\"\nname = \"golden\"\nbase_url = \"{base_url}\"\ncredential = {{ env = \"UNUSED\" }}\n",
         V::KEY
     );
-    let config = alertd::config::Config::from_toml(&text, "golden.toml").expect("golden source config");
+    let config = alertd::registry::parse(&text, "golden.toml").expect("golden source config");
     let url = url::Url::parse(base_url).expect("base url");
     let vendor = V::new(&config.sources[0], url, V::Options::default()).expect("vendor builds");
     let ctx = NormalizeContext {

@@ -171,7 +171,7 @@ pub fn config(
          lag = \"0s\"\ninitial_lookback = \"72h\"\nretries = 0\n{extra}\n",
         state = dir.join("state.sqlite").display(),
     );
-    let mut config = Config::from_toml(&text, "test.toml").expect("test config is valid");
+    let mut config = alertd::registry::parse(&text, "test.toml").expect("test config is valid");
     if !extra.contains("rate_limits") {
         config.sources[0].rate_limits = Some(Vec::new());
     }

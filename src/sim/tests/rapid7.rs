@@ -142,7 +142,7 @@ async fn the_vendors_validate_request_passes_with_the_right_key_only() {
         "[[source]]\nvendor = \"rapid7\"\nname = \"t\"\nbase_url = \"{}\"\ncredential = {{ env = \"X\" }}\n",
         sim.base_url()
     );
-    let config = crate::config::Config::from_toml(&text, "t.toml").unwrap();
+    let config = crate::registry::parse(&text, "t.toml").unwrap();
     let vendor = crate::vendors::instantiate::<crate::vendors::rapid7::Rapid7>(&config.sources[0]).unwrap();
     let client = reqwest::Client::new();
     let check = |key: &str| {

@@ -124,10 +124,9 @@ impl Vendor for CanaryGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn vendor() -> CanaryGuard {
-        let config = Config::from_toml(
+        let config = crate::registry::parse(
             "[[source]]\nvendor = \"canaryguard\"\nname = \"t\"\ncredential = { env = \"X\" }\npage_size = 500\n",
             "t.toml",
         )

@@ -313,11 +313,10 @@ fn usage_limits(value: &Value) -> Option<UsageLimits> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use chrono::TimeZone;
 
     fn vendor(extra: &str) -> Catchpoint {
-        let config = Config::from_toml(
+        let config = crate::registry::parse(
             &format!(
                 "[[source]]\nvendor = \"catchpoint\"\nname = \"t\"\ncredential = {{ env = \"X\" }}\npage_size = 500\noverlap = \"10m\"\nlag = \"30s\"\n{extra}"
             ),
@@ -392,7 +391,7 @@ mod tests {
 
     #[test]
     fn usage_limits_travel_with_the_page_for_the_metrics() {
-        let config = crate::config::Config::from_toml(
+        let config = crate::registry::parse(
             "[[source]]\nvendor = \"catchpoint\"\nname = \"t\"\ncredential = { env = \"X\" }\n",
             "t.toml",
         )

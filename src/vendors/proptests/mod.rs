@@ -29,7 +29,6 @@ use super::rapid7::Rapid7;
 use super::red_canary::RedCanary;
 use super::thinkst_canary::ThinkstCanary;
 use super::{NormalizeContext, Vendor};
-use crate::config::Config;
 use crate::event::Event;
 use strategies::{bodies, shaped};
 
@@ -49,7 +48,7 @@ fn vendor<V: Vendor>(options: &str) -> V {
          credential = {{ env = \"X\" }}\n{options}",
         V::KEY
     );
-    let config = Config::from_toml(&text, "fuzz.toml").expect("the fuzz config is valid");
+    let config = crate::registry::parse(&text, "fuzz.toml").expect("the fuzz config is valid");
     super::instantiate::<V>(&config.sources[0]).expect("the fuzz source builds")
 }
 

@@ -3,10 +3,9 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::config::Config;
 
 fn source(extra: &str) -> SourceConfig {
-    let mut config = Config::from_toml(
+    let mut config = crate::registry::parse(
         &format!(
             "[[source]]\nvendor = \"rapid7\"\nname = \"t\"\ncredential = {{ env = \"X\" }}\npage_size = 250\nlag = \"30s\"\noverlap = \"10m\"\n{extra}"
         ),
@@ -39,14 +38,14 @@ fn the_region_gives_the_base_url_and_base_url_overrides_it() {
 
 #[test]
 fn without_region_or_base_url_the_source_is_refused_naming_both() {
-    let err = Config::from_toml(
+    let err = crate::registry::parse(
         "[[source]]\nvendor = \"rapid7\"\nname = \"t\"\ncredential = { env = \"X\" }\n",
         "t.toml",
     )
     .unwrap_err()
     .to_string();
     assert!(err.contains("region") && err.contains("base_url"), "{err}");
-    let err = Config::from_toml(
+    let err = crate::registry::parse(
         "[[source]]\nvendor = \"rapid7\"\nname = \"t\"\ncredential = { env = \"X\" }\n[source.options]\nregion = \"mars\"\n",
         "t.toml",
     )

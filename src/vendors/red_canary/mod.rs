@@ -194,10 +194,9 @@ fn error_text(errors: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn vendor() -> RedCanary {
-        let config = Config::from_toml(
+        let config = crate::registry::parse(
             "[[source]]\nvendor = \"red_canary\"\nname = \"t\"\nbase_url = \"https://acme.my.redcanary.co\"\n\
              credential = { env = \"X\" }\npage_size = 500\n",
             "t.toml",
@@ -212,7 +211,7 @@ mod tests {
 
     #[test]
     fn base_url_is_required_and_the_page_size_is_capped() {
-        let err = Config::from_toml(
+        let err = crate::registry::parse(
             "[[source]]\nvendor = \"red_canary\"\nname = \"t\"\ncredential = { env = \"X\" }\n",
             "t.toml",
         )

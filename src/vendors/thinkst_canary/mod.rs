@@ -200,11 +200,10 @@ fn to_chrono(d: Duration) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use chrono::TimeZone;
 
     fn vendor(options: &str) -> ThinkstCanary {
-        let config = Config::from_toml(
+        let config = crate::registry::parse(
             &format!(
                 "[[source]]\nvendor = \"thinkst_canary\"\nname = \"t\"\nbase_url = \"https://abc123.canary.tools\"\n\
                  credential = {{ env = \"X\" }}\npage_size = 25\ninitial_lookback = \"24h\"\n{options}"
@@ -311,15 +310,12 @@ mod tests {
 
     #[test]
     fn unknown_options_are_refused() {
-        let config = Config::from_toml(
+        let config = crate::registry::parse(
             "[[source]]\nvendor = \"thinkst_canary\"\nname = \"t\"\nbase_url = \"https://x.canary.tools\"\n\
              credential = { env = \"X\" }\n[source.options]\nauth = \"cookie\"\n",
             "t.toml",
         );
-        let err = match config {
-            Ok(c) => super::super::check_source(&c.sources[0]).unwrap_err(),
-            Err(e) => e.to_string(),
-        };
+        let err = config.expect_err("unknown options are refused").to_string();
         assert!(err.contains("auth") || err.contains("cookie"), "{err}");
     }
 }
