@@ -420,7 +420,8 @@ fn summarize(results: &PollResults) -> ExitCode {
                 "{name}: {} pages, {} items, {} published, {} duplicates, {} already delivered, {} dead letters",
                 r.pages, r.items, r.published, r.duplicates, r.skipped_seen, r.dead_letters
             ),
-            Err(e) => eprintln!("{name}: FAILED: {e}"),
+            // Errors quote vendors' answers: no terminal controls through.
+            Err(e) => eprintln!("{name}: FAILED: {}", alertd::text::printable(&e.to_string())),
         }
     }
     if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
