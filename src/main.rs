@@ -354,7 +354,10 @@ fn parse_since(text: &str) -> Result<DateTime<Utc>> {
     }
     let ago = humantime::parse_duration(text)
         .with_context(|| format!("--since `{text}` is neither RFC 3339 nor a duration like `2h`"))?;
-    Ok(Utc::now() - chrono::TimeDelta::from_std(ago).context("--since is too far back")?)
+    chrono::TimeDelta::from_std(ago)
+        .ok()
+        .and_then(|ago| Utc::now().checked_sub_signed(ago))
+        .with_context(|| format!("--since `{text}` is too far back"))
 }
 
 fn load(path: &Path) -> Result<Config> {

@@ -15,24 +15,56 @@ use crate::config::{Credential, NatsConfig, StorageKind};
 
 use super::{Format, Message, PublishError, PublishReport};
 
+/// Credentials written into the `url` setting (`nats://user:pw@host`,
+/// `nats://token@host`).
+struct UrlAuth {
+    user: String,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for UrlAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The user may be a token (`nats://token@host`): neither is shown.
+        f.write_str("UrlAuth(<redacted>)")
+    }
+}
+
 /// The servers of a `url` setting: one URL, or several separated by commas
-/// (the nodes of a cluster; the client fails over between them).
-fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, PublishError> {
-    url.split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(|u| {
-            u.parse::<async_nats::ServerAddr>()
-                .map_err(|e| PublishError::Setup(format!("NATS server URL `{u}`: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|servers| {
-            if servers.is_empty() {
-                Err(PublishError::Setup("no NATS server URL given".to_owned()))
-            } else {
-                Ok(servers)
+/// (the nodes of a cluster; the client fails over between them), without
+/// their userinfo, which is returned apart. async-nats does not log in with
+/// a URL's userinfo (only with `ConnectOptions`), and its debug log lines
+/// print the server addresses: the userinfo must not reach it. Errors show
+/// the URL without it.
+fn server_addrs(url: &str) -> Result<(Vec<async_nats::ServerAddr>, Option<UrlAuth>), PublishError> {
+    let mut servers = Vec::new();
+    let mut auth: Option<UrlAuth> = None;
+    for u in url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let shown = crate::text::redact_url(u);
+        let addr = u
+            .parse::<async_nats::ServerAddr>()
+            .map_err(|e| PublishError::Setup(format!("NATS server URL `{shown}`: {e}")))?;
+        let mut inner = addr.into_inner();
+        if !inner.username().is_empty() || inner.password().is_some() {
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            let found = UrlAuth { user: decode(inner.username()), password: inner.password().map(decode) };
+            if auth.as_ref().is_some_and(|a| a.user != found.user || a.password != found.password) {
+                return Err(PublishError::Setup(
+                    "the NATS server URLs carry different credentials; one connection has one login".into(),
+                ));
             }
-        })
+            auth = Some(found);
+            // Only fails for URLs that cannot have userinfo, which this one had.
+            let _ = inner.set_username("");
+            let _ = inner.set_password(None);
+        }
+        let addr = async_nats::ServerAddr::from_url(inner)
+            .map_err(|e| PublishError::Setup(format!("NATS server URL `{shown}`: {e}")))?;
+        servers.push(addr);
+    }
+    if servers.is_empty() {
+        return Err(PublishError::Setup("no NATS server URL given".to_owned()));
+    }
+    Ok((servers, auth))
 }
 
 /// A connected JetStream publisher.
@@ -76,7 +108,14 @@ impl NatsSink {
             let password = Credential::resolve(password).map_err(|e| setup(&e))?;
             options = password.nats_password(options, user.clone());
         }
-        let servers = server_addrs(&config.url)?;
+        let (servers, url_auth) = server_addrs(config.url.expose())?;
+        // Explicit `token`/`user` settings win over credentials in the URL.
+        if let Some(auth) = url_auth.filter(|_| config.token.is_none() && config.user.is_none()) {
+            options = match auth.password {
+                Some(password) => Credential::from_secret(password.into()).nats_password(options, auth.user),
+                None => Credential::from_secret(auth.user.into()).nats_token(options),
+            };
+        }
         let client = options.connect(servers).await.map_err(|e| setup(&e))?;
         let js = jetstream::ContextBuilder::new().timeout(config.ack_timeout).build(client);
         Ok(NatsSink { js, prefix: config.subject_prefix.clone(), formats: config.formats.clone() })
@@ -184,10 +223,30 @@ mod tests {
 
     #[test]
     fn a_comma_separated_url_names_every_node() {
-        let servers = server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,tls://h:4224").unwrap();
+        let (servers, auth) =
+            server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,tls://h:4224").unwrap();
         let ports: Vec<u16> = servers.iter().map(async_nats::ServerAddr::port).collect();
         assert_eq!(ports, [4222, 4223, 4224]);
+        assert!(auth.is_none());
         assert!(server_addrs(" , ").is_err());
         assert!(server_addrs("nats://127.0.0.1:notaport").unwrap_err().to_string().contains("notaport"));
+    }
+
+    #[test]
+    fn userinfo_is_taken_out_of_the_addresses_and_kept_out_of_errors() {
+        let (servers, auth) =
+            server_addrs("nats://alice:s3cr%40t@127.0.0.1:4222,nats://alice:s3cr%40t@h:1").unwrap();
+        for s in &servers {
+            assert!(!format!("{s:?}").contains("s3cr") && !s.as_url_str().contains("alice"), "{s:?}");
+        }
+        let auth = auth.unwrap();
+        assert_eq!((auth.user.as_str(), auth.password.as_deref()), ("alice", Some("s3cr@t")));
+        let (_, token) = server_addrs("tls://tok3n@h:4222").unwrap();
+        assert_eq!(token.map(|a| (a.user, a.password)), Some(("tok3n".to_owned(), None)));
+
+        let err = server_addrs("nats://alice:s3cr3t@127.0.0.1:notaport").unwrap_err().to_string();
+        assert!(err.contains("notaport") && !err.contains("s3cr3t") && !err.contains("alice"), "{err}");
+        let err = server_addrs("nats://a:b@h:1,nats://c:d@h:2").unwrap_err().to_string();
+        assert!(err.contains("different credentials"), "{err}");
     }
 }
