@@ -193,13 +193,17 @@ enum CursorAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("alertd: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    // The blocking pool (SQLite, DNS lookups, stdout) is capped well below
+    // tokio's default of 512 so that the units' TasksMax=256 is never what
+    // stops a thread from starting: blocking tasks are short and queue.
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(64).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("alertd: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let overrides = Overrides { instance: cli.instance, listen: cli.listen };
     match runtime.block_on(dispatch(cli.command, &cli.config, overrides)) {
         Ok(code) => code,
