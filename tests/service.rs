@@ -251,7 +251,7 @@ async fn idle_connections_beyond_the_cap_wait_and_do_not_starve_a_fresh_request(
         ),
     )
     .unwrap();
-    let mut child = Command::new(common::alertd_bin())
+    let child = Command::new(common::alertd_bin())
         .args(["run", "-c"])
         .arg(&config_path)
         .env("CG_KEY", CANARYGUARD_DEMO_KEY)
@@ -259,6 +259,16 @@ async fn idle_connections_beyond_the_cap_wait_and_do_not_starve_a_fresh_request(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed when the test ends, passed or not.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = KillOnDrop(child);
+    let pid = child.0.id();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while reqwest::get(format!("{base}/healthz")).await.is_err() {
@@ -267,14 +277,14 @@ async fn idle_connections_beyond_the_cap_wait_and_do_not_starve_a_fresh_request(
     }
     // Let the probe's connection close before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let baseline = open_fds(child.id());
+    let baseline = open_fds(pid);
 
     let mut held = Vec::new();
     for _ in 0..HELD {
         held.push(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let during = open_fds(child.id());
+    let during = open_fds(pid);
     assert!(
         during <= baseline + 64 + 8,
         "{HELD} idle connections: {during} open fds (was {baseline}); the cap is 64"
@@ -286,9 +296,7 @@ async fn idle_connections_beyond_the_cap_wait_and_do_not_starve_a_fresh_request(
     let answered = client.get(format!("{base}/healthz")).send().await;
     assert!(answered.is_ok(), "a fresh /healthz behind {HELD} idle connections: {answered:?}");
     drop(held);
-
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
+    drop(child);
 }
 
 /// The unit files (the single service and the per-instance template of
