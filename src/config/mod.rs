@@ -9,7 +9,7 @@
 mod credentials;
 mod schedule;
 
-pub use credentials::{Credential, CredentialError, CredentialSource};
+pub use credentials::{Credential, CredentialError, CredentialSource, UrlLogin};
 pub use schedule::Schedule;
 
 use std::collections::HashMap;

@@ -11,23 +11,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 
-use crate::config::{Credential, NatsConfig, StorageKind};
+use crate::config::{Credential, NatsConfig, StorageKind, UrlLogin};
 
 use super::{Format, Message, PublishError, PublishReport};
-
-/// Credentials written into the `url` setting (`nats://user:pw@host`,
-/// `nats://token@host`).
-struct UrlAuth {
-    user: String,
-    password: Option<String>,
-}
-
-impl std::fmt::Debug for UrlAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The user may be a token (`nats://token@host`): neither is shown.
-        f.write_str("UrlAuth(<redacted>)")
-    }
-}
 
 /// The servers of a `url` setting: one URL, or several separated by commas
 /// (the nodes of a cluster; the client fails over between them), without
@@ -35,27 +21,22 @@ impl std::fmt::Debug for UrlAuth {
 /// a URL's userinfo (only with `ConnectOptions`), and its debug log lines
 /// print the server addresses: the userinfo must not reach it. Errors show
 /// the URL without it.
-fn server_addrs(url: &str) -> Result<(Vec<async_nats::ServerAddr>, Option<UrlAuth>), PublishError> {
+fn server_addrs(url: &str) -> Result<(Vec<async_nats::ServerAddr>, Option<UrlLogin>), PublishError> {
     let mut servers = Vec::new();
-    let mut auth: Option<UrlAuth> = None;
+    let mut login: Option<UrlLogin> = None;
     for u in url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
         let shown = crate::text::redact_url(u);
         let addr = u
             .parse::<async_nats::ServerAddr>()
             .map_err(|e| PublishError::Setup(format!("NATS server URL `{shown}`: {e}")))?;
         let mut inner = addr.into_inner();
-        if !inner.username().is_empty() || inner.password().is_some() {
-            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-            let found = UrlAuth { user: decode(inner.username()), password: inner.password().map(decode) };
-            if auth.as_ref().is_some_and(|a| a.user != found.user || a.password != found.password) {
+        if let Some(found) = UrlLogin::take_from(&mut inner) {
+            if login.as_ref().is_some_and(|l| *l != found) {
                 return Err(PublishError::Setup(
                     "the NATS server URLs carry different credentials; one connection has one login".into(),
                 ));
             }
-            auth = Some(found);
-            // Only fails for URLs that cannot have userinfo, which this one had.
-            let _ = inner.set_username("");
-            let _ = inner.set_password(None);
+            login = Some(found);
         }
         let addr = async_nats::ServerAddr::from_url(inner)
             .map_err(|e| PublishError::Setup(format!("NATS server URL `{shown}`: {e}")))?;
@@ -64,7 +45,7 @@ fn server_addrs(url: &str) -> Result<(Vec<async_nats::ServerAddr>, Option<UrlAut
     if servers.is_empty() {
         return Err(PublishError::Setup("no NATS server URL given".to_owned()));
     }
-    Ok((servers, auth))
+    Ok((servers, login))
 }
 
 /// A connected JetStream publisher.
@@ -108,13 +89,10 @@ impl NatsSink {
             let password = Credential::resolve(password).map_err(|e| setup(&e))?;
             options = password.nats_password(options, user.clone());
         }
-        let (servers, url_auth) = server_addrs(config.url.expose())?;
+        let (servers, url_login) = server_addrs(config.url.expose())?;
         // Explicit `token`/`user` settings win over credentials in the URL.
-        if let Some(auth) = url_auth.filter(|_| config.token.is_none() && config.user.is_none()) {
-            options = match auth.password {
-                Some(password) => Credential::from_secret(password.into()).nats_password(options, auth.user),
-                None => Credential::from_secret(auth.user.into()).nats_token(options),
-            };
+        if let Some(login) = url_login.filter(|_| config.token.is_none() && config.user.is_none()) {
+            options = login.apply(options);
         }
         let client = options.connect(servers).await.map_err(|e| setup(&e))?;
         let js = jetstream::ContextBuilder::new().timeout(config.ack_timeout).build(client);
@@ -240,9 +218,10 @@ mod tests {
             assert!(!format!("{s:?}").contains("s3cr") && !s.as_url_str().contains("alice"), "{s:?}");
         }
         let auth = auth.unwrap();
-        assert_eq!((auth.user.as_str(), auth.password.as_deref()), ("alice", Some("s3cr@t")));
+        assert!(auth.is("alice", Some("s3cr@t")));
+        assert!(!format!("{auth:?}").contains("alice"));
         let (_, token) = server_addrs("tls://tok3n@h:4222").unwrap();
-        assert_eq!(token.map(|a| (a.user, a.password)), Some(("tok3n".to_owned(), None)));
+        assert!(token.unwrap().is("tok3n", None));
 
         let err = server_addrs("nats://alice:s3cr3t@127.0.0.1:notaport").unwrap_err().to_string();
         assert!(err.contains("notaport") && !err.contains("s3cr3t") && !err.contains("alice"), "{err}");
