@@ -17,6 +17,7 @@ use crate::poller::PollerDeps;
 use crate::publish::{NatsSink, Sink, StdoutSink};
 use crate::registry::build_all;
 use crate::telemetry::Telemetry;
+use crate::text::{printable, redact_urls_in};
 
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +62,11 @@ async fn check_nats(config: &Config) -> CheckRow {
     })
     .await
     .unwrap_or_else(|_| Err(format!("no answer from {} within 10s", nats.url)));
+    // `nats.url` displays without its userinfo; a library's error text
+    // might quote a URL as given, so it is redacted too.
     match result {
         Ok(summary) => CheckRow { what: "nats".into(), ok: true, detail: format!("{}: {summary}", nats.url) },
-        Err(e) => CheckRow { what: "nats".into(), ok: false, detail: e },
+        Err(e) => CheckRow { what: "nats".into(), ok: false, detail: redact_urls_in(&e) },
     }
 }
 
@@ -177,12 +180,36 @@ pub fn expiry_note(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// The report as a table.
+/// The report as a table. Details quote what vendors and servers answered
+/// (error messages, HTML titles), so every cell goes through
+/// [`printable`]: an answer cannot drive the operator's terminal.
 pub fn table(rows: &[CheckRow]) -> String {
-    let width = rows.iter().map(|r| r.what.len()).max().unwrap_or(5).max(5);
+    let width = rows.iter().map(|r| printable(&r.what).chars().count()).max().unwrap_or(5).max(5);
     let mut out = format!("{:<width$}  {:<6}  DETAIL\n", "CHECK", "RESULT");
     for r in rows {
-        out.push_str(&format!("{:<width$}  {:<6}  {}\n", r.what, if r.ok { "ok" } else { "FAIL" }, r.detail));
+        out.push_str(&format!(
+            "{:<width$}  {:<6}  {}\n",
+            printable(&r.what),
+            if r.ok { "ok" } else { "FAIL" },
+            printable(&r.detail)
+        ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_does_not_pass_terminal_controls_through() {
+        let rows = [CheckRow {
+            what: "source acme (canaryguard)".into(),
+            ok: false,
+            detail: "vendor said: \x1b]0;pwned\x07\x1b[2Jdenied\u{9b}1m".into(),
+        }];
+        let shown = table(&rows);
+        assert!(!shown.replace('\n', "").chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("vendor said: ?]0;pwned??[2Jdenied?1m"), "{shown:?}");
+    }
 }

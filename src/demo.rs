@@ -64,7 +64,7 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<Po
     }
     let config = Config {
         nats: options.nats.map(|url| NatsConfig {
-            url,
+            url: url.into(),
             stream: "ALERTD_DEMO".into(),
             subject_prefix: "alertd".into(),
             duplicate_window: Duration::from_secs(2 * 3600),

@@ -58,15 +58,15 @@ impl TimeWindow {
         now: DateTime<Utc>,
         settings: WindowSettings,
     ) -> Result<TimeWindow, BadWatermark> {
-        let end = now - to_chrono(settings.lag);
+        let end = earlier(now, settings.lag);
         let (after, before) = match watermark {
             Some(text) => {
                 let mark = parse_time(text).ok_or_else(|| BadWatermark(text.to_owned()))?;
                 // A watermark ahead of our clock (skew, a reset into the
                 // future) must not make the watermark move backwards.
-                (mark - to_chrono(settings.overlap), end.max(mark))
+                (earlier(mark, settings.overlap), end.max(mark))
             }
-            None => (now - to_chrono(settings.initial_lookback), end),
+            None => (earlier(now, settings.initial_lookback), end),
         };
         Ok(TimeWindow { after, before, overlap: settings.overlap })
     }
@@ -79,7 +79,7 @@ impl TimeWindow {
     /// Seen ids of items older than this can never come back: the next
     /// window starts at `before − overlap`.
     pub fn prune_before(&self) -> DateTime<Utc> {
-        self.before - to_chrono(self.overlap)
+        earlier(self.before, self.overlap)
     }
 }
 
@@ -94,8 +94,13 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text.trim()).ok().map(|t| t.with_timezone(&Utc))
 }
 
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// `t − d`, or the Unix epoch where that is not a representable time.
+/// Configured durations are bounded at load (`MAX_LOOKBACK`), so the
+/// fallback only guards against settings built in code: a plan must never
+/// panic (`DateTime - Duration` does on overflow), and no vendor has
+/// alerts from before 1970.
+pub fn earlier(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d).ok().and_then(|d| t.checked_sub_signed(d)).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]
@@ -113,6 +118,20 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn durations_beyond_chronos_range_do_not_panic() {
+        let huge =
+            WindowSettings { initial_lookback: Duration::MAX, overlap: Duration::MAX, lag: Duration::ZERO };
+        let w = TimeWindow::plan(None, now(), huge).unwrap();
+        assert_eq!(w.after, DateTime::UNIX_EPOCH);
+        let w = TimeWindow::plan(Some("2026-03-01T11:00:00Z"), now(), huge).unwrap();
+        assert_eq!(w.after, DateTime::UNIX_EPOCH);
+        assert_eq!(w.prune_before(), DateTime::UNIX_EPOCH);
+        let ancient = Duration::from_secs(300_000 * 31_557_600);
+        assert_eq!(earlier(now(), ancient), DateTime::UNIX_EPOCH);
+        assert_eq!(earlier(now(), Duration::from_secs(60)), now() - chrono::Duration::seconds(60));
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! - [`internal_events`]: one struct per log line and metric.
 //! - [`telemetry`]: Prometheus metrics and per-source health.
 //! - [`service`]: the `/metrics` + `/healthz` listener and systemd notifications.
+//! - [`text`]: redaction of secrets in shown text, terminal-safe vendor text.
 //!
 //! See `ARCHITECTURE.md` for the data's path and the invariants.
 
@@ -51,5 +52,6 @@ pub mod service;
 pub mod sim;
 pub mod tail;
 pub mod telemetry;
+pub mod text;
 pub mod throttle;
 pub mod vendors;

@@ -193,13 +193,17 @@ enum CursorAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("alertd: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    // The blocking pool (SQLite, DNS lookups, stdout) is capped well below
+    // tokio's default of 512 so that the units' TasksMax=256 is never what
+    // stops a thread from starting: blocking tasks are short and queue.
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(64).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("alertd: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let overrides = Overrides { instance: cli.instance, listen: cli.listen };
     match runtime.block_on(dispatch(cli.command, &cli.config, overrides)) {
         Ok(code) => code,
@@ -354,7 +358,10 @@ fn parse_since(text: &str) -> Result<DateTime<Utc>> {
     }
     let ago = humantime::parse_duration(text)
         .with_context(|| format!("--since `{text}` is neither RFC 3339 nor a duration like `2h`"))?;
-    Ok(Utc::now() - chrono::TimeDelta::from_std(ago).context("--since is too far back")?)
+    chrono::TimeDelta::from_std(ago)
+        .ok()
+        .and_then(|ago| Utc::now().checked_sub_signed(ago))
+        .with_context(|| format!("--since `{text}` is too far back"))
 }
 
 fn load(path: &Path) -> Result<Config> {
@@ -420,7 +427,8 @@ fn summarize(results: &PollResults) -> ExitCode {
                 "{name}: {} pages, {} items, {} published, {} duplicates, {} already delivered, {} dead letters",
                 r.pages, r.items, r.published, r.duplicates, r.skipped_seen, r.dead_letters
             ),
-            Err(e) => eprintln!("{name}: FAILED: {e}"),
+            // Errors quote vendors' answers: no terminal controls through.
+            Err(e) => eprintln!("{name}: FAILED: {}", alertd::text::printable(&e.to_string())),
         }
     }
     if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }

@@ -98,6 +98,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_public_default_base_url_is_https() {
+        for entry in VENDORS {
+            if let Some(url) = entry.default_base_url {
+                assert!(url.starts_with("https://"), "{}: {url}", entry.key);
+            }
+        }
+    }
+
+    #[test]
     fn vendor_keys_are_unique_subject_tokens() {
         let keys: Vec<_> = keys().collect();
         for k in &keys {

@@ -71,7 +71,7 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
         // The first poll starts at once (plus jitter): a restarted daemon,
         // or a new lease holder, resumes an interrupted walk without
         // waiting a whole interval.
-        let mut next = Utc::now() + jitter(source.jitter);
+        let mut next = later(Utc::now(), jitter(source.jitter));
         loop {
             tokio::select! {
                 () = tenure.token.cancelled() => break,
@@ -97,7 +97,7 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
             if tenure.token.is_cancelled() {
                 break;
             }
-            next = source.schedule.next_after(Utc::now()) + jitter(source.jitter);
+            next = later(source.schedule.next_after(Utc::now()), jitter(source.jitter));
         }
         source.poller.set_lease(None);
         if shutdown.is_cancelled() {
@@ -112,6 +112,12 @@ fn jitter(max: Duration) -> chrono::Duration {
     }
     let ms = rand::rng().random_range(0..=max.as_millis().min(u128::from(u32::MAX)) as u64);
     chrono::Duration::milliseconds(ms as i64)
+}
+
+/// `t + d`, saturating: a schedule may already give the latest time chrono
+/// can represent (a start that never comes), and `+` would panic there.
+fn later(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 async fn sleep_until(when: DateTime<Utc>) {

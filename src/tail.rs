@@ -7,6 +7,7 @@
 //! severity is filtered here, from the payload. It reads alertd v1 events
 //! (`<prefix>.<vendor>.<source>.<kind>`), not OCSF findings or dead letters.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use futures::StreamExt;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::NatsConfig;
 use crate::event::SeverityLevel;
 use crate::publish::{NatsSink, PublishError, TailStart, token};
+use crate::text::printable;
 
 /// What to show.
 #[derive(Debug, Clone)]
@@ -61,10 +63,13 @@ pub fn severe_enough(event: &Value, at_least: Option<SeverityLevel>) -> bool {
 }
 
 /// The one-line view: time, severity, vendor/source, kind, title, status.
+/// Every field is vendor text (or could be, if someone else publishes on
+/// the subject), so each goes through [`printable`]: a title cannot clear
+/// the screen or retitle the terminal.
 pub fn line(event: &Value, color: bool) -> String {
-    let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).unwrap_or("-");
+    let text = |pointer: &str| printable(event.pointer(pointer).and_then(Value::as_str).unwrap_or("-"));
     let severity = text("/severity/level");
-    let paint = match severity {
+    let paint = match severity.as_ref() {
         "critical" => "\x1b[1;31m",
         "high" => "\x1b[31m",
         "medium" => "\x1b[33m",
@@ -111,13 +116,33 @@ pub async fn run(
             continue;
         }
         if options.json {
-            out.write_all(&received.payload)?;
+            out.write_all(json_line(&received.payload).as_bytes())?;
             out.write_all(b"\n")?;
         } else {
             writeln!(out, "{}", line(&event, options.color))?;
         }
         out.flush()?;
     }
+}
+
+/// A message that parsed as JSON, as one line safe for a terminal. Valid
+/// JSON holds no raw C0 control (they must be escaped in strings), but
+/// DEL and the C1 controls (U+0080–U+009F, incl. the 8-bit CSI) may stand
+/// raw in a string: they are escaped as `\u00XX`, which means the same
+/// string to any JSON reader. Outside strings they cannot occur.
+pub fn json_line(payload: &[u8]) -> Cow<'_, str> {
+    let text = String::from_utf8_lossy(payload);
+    if !text.chars().any(|c| matches!(c, '\u{7f}'..='\u{9f}')) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\u{7f}'..='\u{9f}' => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -162,5 +187,31 @@ mod tests {
         });
         assert_eq!(line(&e, false), "2026-01-01T00:00:00Z HIGH     rapid7/acme alert Bad thing [new]");
         assert!(line(&e, true).contains("\x1b[31mHIGH"));
+    }
+
+    #[test]
+    fn vendor_text_cannot_drive_the_terminal() {
+        let e = serde_json::json!({
+            "created_at": "2026-01-01T00:00:00Z", "severity": {"level": "high"},
+            "source": {"vendor": "rapid7", "name": "acme", "kind": "alert\u{9b}2J"},
+            "title": "\x1b]0;pwned\x07Bad\x1b[2J thing\nline two", "status": {"state": "new\x1b[8m"}
+        });
+        for color in [false, true] {
+            let shown = line(&e, color);
+            // The only escapes left are the ones alertd writes to paint the severity.
+            let painted = shown.replace("\x1b[31m", "").replace("\x1b[0m", "");
+            assert!(!painted.chars().any(char::is_control), "{shown:?}");
+            assert!(shown.contains("?]0;pwned?Bad?[2J thing line two"), "{shown:?}");
+        }
+    }
+
+    #[test]
+    fn json_lines_escape_raw_del_and_c1_controls() {
+        let payload = "{\"title\":\"a\u{9b}2Jb\u{7f}\",\"host\":\"h\\u001b[2J\"}";
+        let shown = json_line(payload.as_bytes());
+        assert_eq!(shown, "{\"title\":\"a\\u009b2Jb\\u007f\",\"host\":\"h\\u001b[2J\"}");
+        let back: Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(back["title"], "a\u{9b}2Jb\u{7f}", "the same string to a JSON reader");
+        assert!(matches!(json_line(b"{\"a\":1}"), Cow::Borrowed(_)));
     }
 }

@@ -181,3 +181,223 @@ fn run_once_refuses_to_ignore_cluster_leases() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("without taking its lease"), "{stderr}");
 }
+
+/// Every output of a command: stdout and stderr.
+fn all_output(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+const NATS_PASSWORD: &str = "s3cr3t-pw";
+const NATS_TOKEN: &str = "tok3n-0123456789abcdef";
+
+#[test]
+fn check_config_and_check_never_print_the_nats_password_or_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: `check` reports the NATS failure.
+    let url = format!("nats://alice:{NATS_PASSWORD}@127.0.0.1:1");
+    let good = write_config(dir.path(), Some(&url), "http://127.0.0.1:9", "");
+    let out = Command::new(alertd_bin()).arg("check-config").arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", all_output(&out));
+    let shown = all_output(&out);
+    assert!(shown.contains("NATS nats://***@127.0.0.1:1"), "{shown}");
+    assert!(!shown.contains(NATS_PASSWORD) && !shown.contains("alice"), "{shown}");
+
+    // Broken lines holding a token: the parser quotes the line it refuses.
+    let text = std::fs::read_to_string(&good).unwrap();
+    for broken in [
+        format!("token = \"{NATS_TOKEN}"),
+        format!("token = {NATS_TOKEN}"),
+        format!("password = [\"{NATS_TOKEN}\"]"),
+    ] {
+        let path = dir.path().join("broken.toml");
+        std::fs::write(&path, text.replacen("ack_timeout", &format!("{broken}\nack_timeout"), 1)).unwrap();
+        let out = Command::new(alertd_bin()).arg("check-config").arg(&path).output().unwrap();
+        assert!(!out.status.success(), "{broken}");
+        let shown = all_output(&out);
+        assert!(shown.contains(&format!("{}:3:", path.display())), "{broken}: {shown}");
+        assert!(!shown.contains(NATS_TOKEN) && !shown.contains("0123456789abcdef"), "{shown}");
+        assert!(!shown.contains(NATS_PASSWORD), "{shown}");
+    }
+
+    // `check`, with every crate's debug logs on (async-nats logs the
+    // server addresses it tries).
+    let out = Command::new(alertd_bin())
+        .args(["--log", "debug", "check", "-c"])
+        .arg(&good)
+        .env("ALERTD_TEST_CG_KEY", CANARYGUARD_DEMO_KEY)
+        .output()
+        .unwrap();
+    let shown = all_output(&out);
+    assert!(!out.status.success(), "NATS is unreachable: {shown}");
+    let nats_row = shown.lines().find(|l| l.starts_with("nats")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(nats_row.contains("FAIL"), "{nats_row}");
+    assert!(shown.contains("DEBUG"), "debug logs were on: {shown}");
+    assert!(!shown.contains(NATS_PASSWORD) && !shown.contains("alice:"), "{shown}");
+}
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A nats-server that requires user `alice` with `NATS_PASSWORD`.
+struct AuthNats {
+    child: std::process::Child,
+    port: u16,
+    _store: tempfile::TempDir,
+}
+
+impl AuthNats {
+    fn start() -> AuthNats {
+        let port = common::free_port();
+        let store = tempfile::tempdir().unwrap();
+        let child = Command::new(common::nats_server_bin())
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "--user",
+                "alice",
+                "--pass",
+                NATS_PASSWORD,
+            ])
+            .arg("-sd")
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        common::wait_listening(port, "nats-server");
+        AuthNats { child, port, _store: store }
+    }
+}
+
+impl Drop for AuthNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The URL's userinfo is what logs alertd in (async-nats alone ignores
+/// it), and neither `run`'s logs, `check` nor `cluster status` show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_the_nats_url_logs_in_and_is_never_shown() {
+    let nats = AuthNats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("nats://alice:{NATS_PASSWORD}@127.0.0.1:{}", nats.port);
+    let path = dir.path().join("alertd.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[nats]\nurl = \"{url}\"\nack_timeout = \"2s\"\n\n[state]\nbackend = \"nats-kv\"\n\n\
+             [cluster]\nenabled = true\ninstance = \"one\"\nlease_ttl = \"3s\"\n\n[service]\nlisten = \"off\"\n\n\
+             [[source]]\nvendor = \"canaryguard\"\nname = \"acme\"\nbase_url = \"http://127.0.0.1:9\"\n\
+             credential = {{ env = \"ALERTD_TEST_CG_KEY\" }}\nschedule = \"every 1h\"\njitter = \"0s\"\nretries = 0\n"
+        ),
+    )
+    .unwrap();
+
+    // Logs go to a file: a pipe nobody reads while the test waits would
+    // fill up and block the daemon.
+    let log = dir.path().join("run.log");
+    let daemon = KillOnDrop(
+        Command::new(alertd_bin())
+            .args(["--log", "debug", "run", "-c"])
+            .arg(&path)
+            .env("ALERTD_TEST_CG_KEY", CANARYGUARD_DEMO_KEY)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // The daemon is up once it holds the source's lease.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let out = Command::new(alertd_bin()).args(["cluster", "status", "-c"]).arg(&path).output().unwrap();
+        let shown = all_output(&out);
+        if out.status.success() && shown.lines().any(|l| l.starts_with("acme") && l.contains(" one ")) {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "no lease within 60s: {shown}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let check = Command::new(alertd_bin())
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("ALERTD_TEST_CG_KEY", CANARYGUARD_DEMO_KEY)
+        .output()
+        .unwrap();
+    let check = all_output(&check);
+    let nats_row = check.lines().find(|l| l.starts_with("nats")).unwrap_or_else(|| panic!("{check}"));
+    assert!(nats_row.contains(" ok ") && nats_row.contains("nats://***@127.0.0.1"), "{check}");
+    assert!(Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().unwrap().success());
+    let mut daemon = daemon;
+    assert!(daemon.0.wait().unwrap().success());
+    let run = std::fs::read_to_string(&log).unwrap();
+    assert!(run.contains("DEBUG"), "debug logs were on: {run}");
+    for shown in [&status, &check, &run] {
+        assert!(!shown.contains(NATS_PASSWORD) && !shown.contains("alice:"), "{shown}");
+    }
+
+    // A wrong password in the URL is refused by the server: the URL's
+    // userinfo is what is sent.
+    let wrong = std::fs::read_to_string(&path).unwrap().replace(NATS_PASSWORD, "wrong-pw");
+    std::fs::write(&path, wrong).unwrap();
+    let out = Command::new(alertd_bin()).args(["check", "-c"]).arg(&path).output().unwrap();
+    let shown = all_output(&out);
+    let nats_row = shown.lines().find(|l| l.starts_with("nats")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(nats_row.contains("FAIL") && shown.contains("authorization violation"), "{shown}");
+    assert!(!shown.contains("wrong-pw"), "{shown}");
+}
+
+#[test]
+fn check_config_refuses_a_lookback_chrono_cannot_represent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), None, "http://127.0.0.1:9", "");
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"72h\"", "\"300000years\"");
+    std::fs::write(&path, &text).unwrap();
+    let line = text.lines().position(|l| l.starts_with("initial_lookback")).unwrap() + 1;
+    for args in [&["check-config"][..], &["run", "--once", "-c"][..]] {
+        let out = Command::new(alertd_bin())
+            .args(args)
+            .arg(&path)
+            .env("ALERTD_TEST_CG_KEY", CANARYGUARD_DEMO_KEY)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: a refusal, not a panic (101): {stderr}");
+        assert!(stderr.contains(&format!("{}:{line}:", path.display())), "{stderr}");
+        assert!(stderr.contains("initial_lookback") && stderr.contains("maximum 10years"), "{stderr}");
+    }
+}
+
+#[test]
+fn check_config_refuses_cleartext_http_off_loopback_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Config only: nothing is sent to 10.1.2.3.
+    let path = write_config(dir.path(), None, "http://10.1.2.3/", "");
+    let out = Command::new(alertd_bin()).arg("check-config").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().position(|l| l.starts_with("base_url")).unwrap() + 1;
+    assert!(stderr.contains(&format!("{}:{line}:", path.display())), "{stderr}");
+    assert!(stderr.contains("source `acme`: base_url") && stderr.contains("allow_insecure_http"), "{stderr}");
+
+    let allowed = write_config(dir.path(), None, "http://10.1.2.3/", "allow_insecure_http = true");
+    let out = Command::new(alertd_bin()).arg("check-config").arg(&allowed).output().unwrap();
+    assert!(out.status.success(), "{}", all_output(&out));
+    for url in ["http://127.0.0.1:9/", "https://10.1.2.3/"] {
+        let path = write_config(dir.path(), None, url, "");
+        let out = Command::new(alertd_bin()).arg("check-config").arg(&path).output().unwrap();
+        assert!(out.status.success(), "{url}: {}", all_output(&out));
+    }
+}

@@ -176,6 +176,65 @@ impl Credential {
     }
 }
 
+/// A login written into a NATS server URL: `nats://user:password@host` or
+/// `nats://token@host`. Taken out of the URL here, like every other secret
+/// alertd reads, so the address handed to the NATS client (whose debug
+/// logs print it) carries none. `Debug` shows no part of it.
+#[derive(Clone)]
+pub struct UrlLogin {
+    user: SecretString,
+    password: Option<SecretString>,
+}
+
+impl std::fmt::Debug for UrlLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The user may be the token itself: neither part is shown.
+        f.write_str("UrlLogin(<redacted>)")
+    }
+}
+
+impl PartialEq for UrlLogin {
+    fn eq(&self, other: &Self) -> bool {
+        self.user.expose_secret() == other.user.expose_secret()
+            && self.password.as_ref().map(ExposeSecret::expose_secret)
+                == other.password.as_ref().map(ExposeSecret::expose_secret)
+    }
+}
+
+impl UrlLogin {
+    /// Remove the userinfo from `url` and return it (percent-decoded), if
+    /// it had any.
+    pub fn take_from(url: &mut url::Url) -> Option<UrlLogin> {
+        if url.username().is_empty() && url.password().is_none() {
+            return None;
+        }
+        let decode = |s: &str| -> SecretString {
+            percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned().into()
+        };
+        let login = UrlLogin { user: decode(url.username()), password: url.password().map(decode) };
+        // These only fail for URLs that cannot have userinfo; this one had.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        Some(login)
+    }
+
+    /// Authenticate a NATS connection with this login: user and password,
+    /// or the lone user part as a token.
+    pub fn apply(self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        match self.password {
+            Some(password) => options
+                .user_and_password(self.user.expose_secret().to_owned(), password.expose_secret().to_owned()),
+            None => options.token(self.user.expose_secret().to_owned()),
+        }
+    }
+
+    /// Whether this is `user` with `password` (tests).
+    pub fn is(&self, user: &str, password: Option<&str>) -> bool {
+        self.user.expose_secret() == user
+            && self.password.as_ref().map(ExposeSecret::expose_secret) == password
+    }
+}
+
 fn read_key_file(path: &Path) -> Result<String, CredentialError> {
     std::fs::read_to_string(path).map_err(|source| CredentialError::File { path: path.to_owned(), source })
 }

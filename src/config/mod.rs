@@ -9,7 +9,7 @@
 mod credentials;
 mod schedule;
 
-pub use credentials::{Credential, CredentialError, CredentialSource};
+pub use credentials::{Credential, CredentialError, CredentialSource, UrlLogin};
 pub use schedule::Schedule;
 
 use std::collections::HashMap;
@@ -63,7 +63,8 @@ impl Default for ServiceConfig {
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     /// Server URL(s), comma-separated: `nats://127.0.0.1:4222`, `tls://…`.
-    pub url: String,
+    /// May carry `user:password@` or `token@`; it displays without them.
+    pub url: NatsUrl,
     /// Stream name; created on start if missing.
     #[serde(default = "default_stream")]
     pub stream: String,
@@ -72,10 +73,12 @@ pub struct NatsConfig {
     pub subject_prefix: String,
     /// How long JetStream remembers message ids to drop re-published events.
     /// Keep it longer than the NATS outages you expect.
-    #[serde(default = "default_duplicate_window", with = "humantime_serde")]
+    /// At most [`MAX_DUPLICATE_WINDOW`].
+    #[serde(default = "default_duplicate_window", deserialize_with = "duplicate_window")]
     pub duplicate_window: Duration,
     /// How long to wait for each PubAck before the page counts as failed.
-    #[serde(default = "default_ack_timeout", with = "humantime_serde")]
+    /// More than 0, at most [`MAX_TIMEOUT`].
+    #[serde(default = "default_ack_timeout", deserialize_with = "timeout")]
     pub ack_timeout: Duration,
     /// A `.creds` file (JWT + NKey seed) for NATS decentralized auth.
     #[serde(default)]
@@ -119,6 +122,39 @@ pub enum Format {
 /// The formats when none are configured: alertd v1 events only.
 pub fn default_formats() -> Vec<Format> {
     vec![Format::Alertd]
+}
+
+/// The `[nats] url` setting. It may embed credentials (`nats://user:pw@…`,
+/// `nats://token@…`), so it has no way to be printed with them: `Display`
+/// and `Debug` show it through [`crate::text::redact_url`], and only
+/// [`NatsUrl::expose`] (for connecting) gives the text as written.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct NatsUrl(String);
+
+impl NatsUrl {
+    /// The URL(s) as configured, credentials included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for NatsUrl {
+    fn from(url: String) -> Self {
+        NatsUrl(url)
+    }
+}
+
+impl std::fmt::Display for NatsUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::text::redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Debug for NatsUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NatsUrl({self})")
+    }
 }
 
 /// JetStream storage for a stream alertd creates.
@@ -183,7 +219,8 @@ pub struct ClusterConfig {
     pub enabled: Spanned<bool>,
     /// A lease not renewed for this long expires; a dead instance's sources
     /// are taken over within twice this. Every instance must use the same.
-    #[serde(default = "default_lease_ttl", with = "humantime_serde")]
+    /// At least 1s (checked when enabled), at most [`MAX_LEASE_TTL`].
+    #[serde(default = "default_lease_ttl", deserialize_with = "lease_ttl")]
     pub lease_ttl: Duration,
     /// The KV bucket of leases and live instances.
     #[serde(default = "default_lease_bucket", deserialize_with = "bucket_name")]
@@ -238,8 +275,15 @@ pub struct SourceConfig {
     /// Unique name of this source: the tenant in events and subjects.
     pub name: Spanned<String>,
     /// API base URL; defaults to the vendor's public endpoint where it has one.
+    /// `https://` unless the host is loopback or `allow_insecure_http` is set.
     #[serde(default)]
-    pub base_url: Option<Url>,
+    pub base_url: Option<Spanned<Url>>,
+    /// Accept an `http://` base URL to a host that is not loopback. The API
+    /// key would cross the network readable by anyone on the path, so this
+    /// is off; loopback hosts (127.0.0.0/8, ::1, `localhost`) never need it,
+    /// since a key sent to them does not leave the host.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// Where the API key comes from.
     pub credential: CredentialSource,
     /// When to poll.
@@ -247,21 +291,25 @@ pub struct SourceConfig {
     pub schedule: Schedule,
     /// A random delay up to this much is added to each start, so many
     /// sources on one schedule do not hit their vendors in the same second.
-    #[serde(default = "default_jitter", with = "humantime_serde")]
+    /// At most [`MAX_JITTER`].
+    #[serde(default = "default_jitter", deserialize_with = "jitter")]
     pub jitter: Duration,
     /// Items per page to ask for (capped at the vendor's maximum).
     #[serde(default = "default_page_size")]
     pub page_size: u32,
-    /// How far back the first poll of a new source reaches.
-    #[serde(default = "default_lookback", with = "humantime_serde")]
+    /// How far back the first poll of a new source reaches. At most
+    /// [`MAX_LOOKBACK`].
+    #[serde(default = "default_lookback", deserialize_with = "lookback")]
     pub initial_lookback: Duration,
     /// How far before the watermark each poll starts again, to catch items
     /// the vendor indexed late; items seen in this window are not re-sent.
-    #[serde(default = "default_overlap", with = "humantime_serde")]
+    /// At most [`MAX_LOOKBACK`].
+    #[serde(default = "default_overlap", deserialize_with = "lookback")]
     pub overlap: Duration,
     /// How far behind now a time window closes, so items still being
     /// written on the vendor's side are picked up by the next poll.
-    #[serde(default = "default_lag", with = "humantime_serde")]
+    /// At most [`MAX_LAG`].
+    #[serde(default = "default_lag", deserialize_with = "lag")]
     pub lag: Duration,
     /// The most pages one poll may walk (a guard against vendor loops).
     #[serde(default = "default_max_pages")]
@@ -274,8 +322,8 @@ pub struct SourceConfig {
     /// before the poll gives up until its next scheduled start.
     #[serde(default = "default_retries")]
     pub retries: usize,
-    /// Per-request timeout.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
+    /// Per-request timeout. More than 0, at most [`MAX_TIMEOUT`].
+    #[serde(default = "default_timeout", deserialize_with = "timeout")]
     pub timeout: Duration,
     /// `false` keeps the entry but does not poll it.
     #[serde(default = "yes")]
@@ -284,8 +332,9 @@ pub struct SourceConfig {
     #[serde(default)]
     pub options: Option<Spanned<toml::Table>>,
     /// How long before its API key expires to start warning (keys that are
-    /// JWTs with an `exp` claim, e.g. Catchpoint's). Default 14 days.
-    #[serde(default = "default_expiry_warning", with = "humantime_serde")]
+    /// JWTs with an `exp` claim, e.g. Catchpoint's). Default 14 days, at
+    /// most [`MAX_EXPIRY_WARNING`].
+    #[serde(default = "default_expiry_warning", deserialize_with = "expiry_warning")]
     pub credential_expiry_warning: Duration,
 }
 
@@ -412,6 +461,11 @@ impl Config {
                     ),
                 ));
             }
+            if let Some(url) = &source.base_url
+                && let Err(why) = check_transport(url.get_ref(), source.allow_insecure_http)
+            {
+                return Err(invalid(text, file, url.span(), format!("source `{name}`: base_url: {why}")));
+            }
             if source.page_size == 0 {
                 return Err(invalid(
                     text,
@@ -445,6 +499,32 @@ impl Config {
     }
 }
 
+/// Whether an API key may be sent to `url`: over `https://`, or over
+/// `http://` to a loopback host (127.0.0.0/8, ::1, `localhost`: the key
+/// does not leave the host; simulators, the demo and tests live there), or
+/// when the source says `allow_insecure_http = true`. Checked at load for
+/// the configured URL, and again for the URL a vendor computes (Rapid7's
+/// region) when the source is built.
+pub fn check_transport(url: &Url, allow_insecure_http: bool) -> Result<(), String> {
+    if url.scheme() != "http" || allow_insecure_http || is_loopback(url) {
+        return Ok(());
+    }
+    Err(format!(
+        "`{}` is cleartext HTTP to a host that is not loopback: the API key would cross the network unencrypted; use https://, or set allow_insecure_http = true for this source",
+        url.origin().ascii_serialization()
+    ))
+}
+
+/// 127.0.0.0/8, ::1, or the name `localhost`.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// Source names become NATS subject tokens and log fields: keep them plain.
 fn check_source_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {
@@ -464,11 +544,83 @@ fn invalid(text: &str, file: &str, span: Range<usize>, message: String) -> Confi
     let key = snippet.split_once('=').map(|(k, _)| k.trim()).filter(|k| {
         !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
     });
+    let (snippet, message) = redact_line(&snippet, key, &message);
     let message = match key {
         Some(key) if !message.contains(key) => format!("field `{key}`: {message}"),
         _ => message,
     };
     ConfigError::Invalid { file: file.to_owned(), line, column, message, snippet }
+}
+
+/// Keys whose value is a secret, or most likely one when the line is wrong
+/// (`credential = "cg_live_…"` is the key itself, pasted where its source
+/// belongs; `api_key = …` is an unknown field holding a key).
+fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    if last.ends_with("_file") {
+        return false; // a path, e.g. `credentials_file`
+    }
+    ["token", "password", "passwd", "secret", "credential", "apikey", "api_key"]
+        .iter()
+        .any(|s| last.contains(s))
+        || matches!(last.as_str(), "key" | "pass")
+}
+
+/// The offending line and the parser's message, without secrets: the TOML
+/// parser quotes the line, and sometimes the value, of whatever it refuses.
+/// On a secret key's line the whole value is replaced (the line may be
+/// broken, e.g. an unterminated string, so no parsing is attempted) and
+/// every word of it is taken out of the message; on any line, URLs lose
+/// their `user:password@`.
+fn redact_line(snippet: &str, key: Option<&str>, message: &str) -> (String, String) {
+    use crate::text::{REDACTED, redact_url, redact_urls_in};
+    let Some((before, value)) = snippet.split_once('=') else {
+        return (redact_urls_in(snippet), redact_urls_in(message));
+    };
+    let mut message = message.to_owned();
+    let snippet = if key.is_some_and(is_secret_key) {
+        let mut words = secret_words(value);
+        words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+        for word in words {
+            message = message.replace(word, REDACTED);
+        }
+        format!("{} = {REDACTED}", before.trim_end())
+    } else {
+        // Scheme-less `user:pw@host` only counts in a URL setting; in free
+        // text an `@` is more often an e-mail address.
+        let mut snippet = snippet.to_owned();
+        if key.is_some_and(|k| k.rsplit('.').next().is_some_and(|l| l == "url" || l.ends_with("_url"))) {
+            // Each string of the value (or the bare value of a broken line).
+            for content in value.split(['"', '\'', '[', ']']).map(str::trim).filter(|c| c.contains('@')) {
+                let redacted = redact_url(content);
+                snippet = snippet.replace(content, &redacted);
+                message = message.replace(content, &redacted);
+            }
+        }
+        snippet
+    };
+    (redact_urls_in(&snippet), redact_urls_in(&message))
+}
+
+/// The words of a TOML value that could be (part of) a secret: runs of
+/// characters between quotes, brackets, braces, commas and blanks, other
+/// than the keys of an inline table (`env` in `{ env = "X" }`) and words
+/// too short to be found in a message without garbling it.
+fn secret_words(value: &str) -> Vec<&str> {
+    let is_delimiter = |c: char| c.is_whitespace() || "\"'{}[],=".contains(c);
+    let mut words = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find(|c: char| !is_delimiter(c)) {
+        let tail = &rest[start..];
+        let end = tail.find(is_delimiter).unwrap_or(tail.len());
+        let word = &tail[..end];
+        let is_table_key = tail[end..].trim_start().starts_with('=');
+        if !is_table_key && word.chars().count() >= 3 {
+            words.push(word);
+        }
+        rest = &tail[end..];
+    }
+    words
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -521,6 +673,77 @@ pub fn parse_listen(text: &str) -> Result<Option<std::net::SocketAddr>, String> 
     text.parse()
         .map(Some)
         .map_err(|_| format!("listen `{text}` is not `host:port` (an IP address and a port) or `off`"))
+}
+
+/// One year as `humantime` counts it (365.25 days), so `"10years"` is
+/// exactly the ten-year bound.
+const YEAR: Duration = Duration::from_secs(31_557_600);
+
+/// `initial_lookback` and `overlap`: 10 years. Vendors keep alerts for far
+/// less; the bound exists so that `now − lookback` is always a date every
+/// vendor and chrono can represent (`300000years` used to pass the check
+/// and panic in the first poll).
+pub const MAX_LOOKBACK: Duration = Duration::from_secs(10 * YEAR.as_secs());
+/// `lag`: 1 day. A window that closes further behind now is a
+/// misconfiguration, not a delay anyone wants.
+pub const MAX_LAG: Duration = Duration::from_secs(24 * 3600);
+/// `jitter`: 1 hour, added to each start.
+pub const MAX_JITTER: Duration = Duration::from_secs(3600);
+/// `timeout` (per request) and `[nats] ack_timeout`: 1 hour. Longer only
+/// hides a hung peer from the watchdog, whose stall bound grows with them.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// `credential_expiry_warning`: 2 years, the longest life of a Catchpoint
+/// key; a longer warning would warn from a key's first day.
+pub const MAX_EXPIRY_WARNING: Duration = Duration::from_secs(2 * YEAR.as_secs());
+/// `[nats] duplicate_window`: 30 days. JetStream keeps every id of the
+/// window in memory; a month covers any outage worth riding out.
+pub const MAX_DUPLICATE_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+/// `[cluster] lease_ttl`: 1 hour (a dead instance's sources wait up to
+/// twice this).
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
+
+/// A `humantime` duration (`"90s"`, `"24h"`, `"10years"`) of at most
+/// `max`, and more than zero when `nonzero`. The error is raised while the
+/// value is read, so it carries the value's line.
+fn bounded_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    max: Duration,
+    nonzero: bool,
+) -> Result<Duration, D::Error> {
+    let value: Duration = humantime_serde::deserialize(d)?;
+    if value > max {
+        return Err(serde::de::Error::custom(format!(
+            "{} is longer than the maximum {}",
+            humantime::format_duration(value),
+            humantime::format_duration(max)
+        )));
+    }
+    if nonzero && value.is_zero() {
+        return Err(serde::de::Error::custom("must be more than 0s"));
+    }
+    Ok(value)
+}
+
+fn lookback<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    bounded_duration(d, MAX_LOOKBACK, false)
+}
+fn lag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    bounded_duration(d, MAX_LAG, false)
+}
+fn jitter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    bounded_duration(d, MAX_JITTER, false)
+}
+fn timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    bounded_duration(d, MAX_TIMEOUT, true)
+}
+fn expiry_warning<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    bounded_duration(d, MAX_EXPIRY_WARNING, false)
+}
+fn duplicate_window<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    bounded_duration(d, MAX_DUPLICATE_WINDOW, false)
+}
+fn lease_ttl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    bounded_duration(d, MAX_LEASE_TTL, false)
 }
 
 fn default_expiry_warning() -> Duration {
@@ -745,6 +968,179 @@ schedule = "*/5 * * * *"
         let text = GOOD.replace("schedule =", "overlap = \"ten minutes\"\nschedule =");
         let (line, _) = error_of(&text);
         assert_eq!(line, 9);
+    }
+
+    fn with_base_url(url: &str, extra: &str) -> String {
+        GOOD.replace("schedule =", &format!("base_url = \"{url}\"\n{extra}schedule ="))
+    }
+
+    #[test]
+    fn cleartext_http_off_loopback_is_refused_at_its_line() {
+        let (line, message) = error_of(&with_base_url("http://10.1.2.3/", ""));
+        assert_eq!(line, 9);
+        assert!(message.contains("source `acme`") && message.contains("base_url"), "{message}");
+        assert!(message.contains("allow_insecure_http"), "{message}");
+        let err =
+            crate::registry::parse(&with_base_url("http://alerts.example.com:8080/api?k=v", ""), "a.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("a.toml:9:"), "{err}");
+
+        let allowed =
+            crate::registry::parse(&with_base_url("http://10.1.2.3/", "allow_insecure_http = true\n"), "t")
+                .unwrap();
+        assert!(allowed.sources[0].allow_insecure_http);
+        for ok in [
+            "http://127.0.0.1:9/",
+            "http://127.8.9.10/",
+            "http://[::1]:8080/",
+            "http://localhost:1/x",
+            "http://LOCALHOST/",
+            "https://10.1.2.3/",
+            "https://canaryguard.app",
+        ] {
+            let c = crate::registry::parse(&with_base_url(ok, ""), "t.toml");
+            assert!(c.is_ok(), "{ok}: {:?}", c.err());
+        }
+        // A name that merely starts like loopback is not loopback.
+        assert!(crate::registry::parse(&with_base_url("http://localhost.example.com/", ""), "t").is_err());
+        assert!(crate::registry::parse(&with_base_url("http://[::ffff:10.0.0.1]/", ""), "t").is_err());
+    }
+
+    #[test]
+    fn a_vendors_computed_url_is_checked_too() {
+        let mut c = crate::registry::parse(GOOD, "t.toml").unwrap();
+        let source = &mut c.sources[0];
+        source.base_url = Some(Spanned::new(0..0, Url::parse("http://10.9.9.9/").unwrap()));
+        let Err(VendorProblem::Settings(err)) = crate::registry::check_source(source) else {
+            panic!("a cleartext computed URL is refused")
+        };
+        assert!(err.contains("cleartext"), "{err}");
+        source.allow_insecure_http = true;
+        assert!(crate::registry::check_source(source).is_ok());
+    }
+
+    #[test]
+    fn durations_are_bounded_at_their_line() {
+        for (setting, value) in [
+            ("initial_lookback", "300000years"),
+            ("overlap", "11years"),
+            ("lag", "2days"),
+            ("jitter", "61m"),
+            ("timeout", "2h"),
+            ("credential_expiry_warning", "3years"),
+        ] {
+            let text = GOOD.replace("schedule =", &format!("{setting} = \"{value}\"\nschedule ="));
+            let (line, message) = error_of(&text);
+            assert_eq!(line, 9, "{setting}");
+            assert!(message.contains(setting) && message.contains("maximum"), "{setting}: {message}");
+        }
+        let (line, message) = error_of(&GOOD.replace("schedule =", "timeout = \"0s\"\nschedule ="));
+        assert_eq!(line, 9);
+        assert!(message.contains("timeout") && message.contains("more than 0"), "{message}");
+        for (setting, value) in [("duplicate_window", "31d"), ("ack_timeout", "2h"), ("ack_timeout", "0s")] {
+            let text = GOOD.replace("[nats]\n", &format!("[nats]\n{setting} = \"{value}\"\n"));
+            let (line, message) = error_of(&text);
+            assert_eq!(line, 3, "{setting}");
+            assert!(message.contains(setting), "{message}");
+        }
+        let (line, message) = error_of(&format!("{GOOD}\n[cluster]\nlease_ttl = \"2h\"\n"));
+        assert_eq!(line, 12);
+        assert!(message.contains("lease_ttl"), "{message}");
+        let (line, message) = error_of(&GOOD.replace("*/5 * * * *", "every 300000years"));
+        assert_eq!(line, 9);
+        assert!(message.contains("schedule") && message.contains("maximum"), "{message}");
+
+        // The bounds themselves are accepted.
+        let at_bounds = GOOD.replace(
+            "schedule =",
+            "initial_lookback = \"10years\"\noverlap = \"10years\"\nlag = \"1day\"\njitter = \"1h\"\n\
+             timeout = \"1h\"\ncredential_expiry_warning = \"2years\"\nschedule =",
+        );
+        let c = crate::registry::parse(&at_bounds, "t.toml").unwrap();
+        assert_eq!(c.sources[0].initial_lookback, MAX_LOOKBACK);
+    }
+
+    #[test]
+    fn the_longest_lookback_plans_without_panicking() {
+        let text = GOOD.replace("schedule =", "initial_lookback = \"10years\"\nschedule =");
+        let source = crate::registry::parse(&text, "t.toml").unwrap().sources.remove(0);
+        let settings = crate::incremental::WindowSettings::of(&source);
+        let window = crate::incremental::TimeWindow::plan(None, chrono::Utc::now(), settings).unwrap();
+        assert!(window.after.timestamp() > 0 && window.after < window.before);
+    }
+
+    const NATS_SECRET: &str = "s3cr3t-pw";
+
+    fn assert_hidden(err: &ConfigError, secrets: &[&str]) {
+        let shown = format!("{err} {err:?}");
+        for secret in secrets {
+            assert!(!shown.contains(secret), "{secret} shown in: {shown}");
+        }
+    }
+
+    #[test]
+    fn the_nats_url_displays_without_its_userinfo() {
+        let text = GOOD.replace("nats://127.0.0.1:4222", &format!("nats://alice:{NATS_SECRET}@127.0.0.1:1"));
+        let c = crate::registry::parse(&text, "t.toml").unwrap();
+        let nats = c.nats.as_ref().unwrap();
+        let shown = format!("{} {:?} {c:?}", nats.url, nats.url);
+        assert!(!shown.contains(NATS_SECRET) && !shown.contains("alice"), "{shown}");
+        assert!(shown.contains("nats://***@127.0.0.1:1"), "{shown}");
+        assert_eq!(nats.url.expose(), format!("nats://alice:{NATS_SECRET}@127.0.0.1:1"));
+    }
+
+    #[test]
+    fn errors_on_a_secret_line_do_not_repeat_the_secret() {
+        // A wrong type on the URL line: the parser quotes the line.
+        let text = GOOD.replace(
+            "url = \"nats://127.0.0.1:4222\"",
+            &format!("url = \"nats://alice:{NATS_SECRET}@127.0.0.1:1\"\nstream = 5"),
+        );
+        let err = crate::registry::parse(&text, "t.toml").unwrap_err();
+        assert_hidden(&err, &[NATS_SECRET]);
+        let text =
+            GOOD.replace("\"nats://127.0.0.1:4222\"", &format!("[\"nats://alice:{NATS_SECRET}@h:1\"]"));
+        let err = crate::registry::parse(&text, "t.toml").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { line: 3, snippet, .. } if snippet.contains("***@h:1")),
+            "{err}"
+        );
+        assert_hidden(&err, &[NATS_SECRET, "alice"]);
+        // Scheme-less, as NATS clients accept it.
+        let text = GOOD.replace("\"nats://127.0.0.1:4222\"", &format!("[\"alice:{NATS_SECRET}@h:1\"]"));
+        assert_hidden(&crate::registry::parse(&text, "t.toml").unwrap_err(), &[NATS_SECRET]);
+
+        // Broken lines holding a token, a password, a key pasted as the credential.
+        for broken in [
+            "token = \"tok-0123456789abcdef",
+            "token = tok-0123456789abcdef",
+            "password = { inline = \"tok-0123456789abcdef\" }",
+            "api_key = \"tok-0123456789abcdef\"",
+        ] {
+            let text = GOOD.replace("[nats]\n", &format!("[nats]\n{broken}\n"));
+            let err = crate::registry::parse(&text, "t.toml").unwrap_err();
+            assert!(matches!(&err, ConfigError::Invalid { line: 3, .. }), "{broken}: {err}");
+            assert_hidden(&err, &["0123456789abcdef"]);
+            assert!(err.to_string().contains("***"), "{err}");
+        }
+        let text = GOOD.replace("{ env = \"CG_KEY\" }", "\"cg_live_0123456789abcdef\"");
+        let (line, message) = error_of(&text);
+        assert_eq!(line, 8);
+        assert!(message.contains("credential"), "{message}");
+        assert_hidden(&crate::registry::parse(&text, "t.toml").unwrap_err(), &["0123456789abcdef"]);
+    }
+
+    #[test]
+    fn redaction_keeps_ordinary_errors_whole() {
+        // Not a secret line: the value stays in the message and the snippet.
+        let text = GOOD.replace("\"canaryguard\"", "\"canary_gaurd\"");
+        let err = crate::registry::parse(&text, "t.toml").unwrap_err();
+        assert!(err.to_string().contains("canary_gaurd"), "{err}");
+        // A credential's source (not a secret) keeps the field named.
+        let text = GOOD.replace("{ env = \"CG_KEY\" }", "{ envv = \"CG_KEY\" }");
+        let err = crate::registry::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("envv") && err.contains("credential"), "{err}");
     }
 
     #[test]

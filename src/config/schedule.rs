@@ -27,6 +27,10 @@ impl Default for Schedule {
 
 /// The shortest interval accepted: vendors rate-limit far above this anyway.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest: one year (365.25 days, `humantime`'s `1year`). Beyond it
+/// the next start is a date no one waits for, and far beyond it one chrono
+/// cannot represent.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(31_557_600);
 
 impl FromStr for Schedule {
     type Err = String;
@@ -38,6 +42,9 @@ impl FromStr for Schedule {
                 .map_err(|e| format!("invalid interval `{interval}`: {e} (e.g. `every 5m`)"))?;
             if d < MIN_INTERVAL {
                 return Err(format!("interval `{interval}` is shorter than 1s"));
+            }
+            if d > MAX_INTERVAL {
+                return Err(format!("interval `{interval}` is longer than the maximum 1year"));
             }
             return Ok(Schedule::Every(d));
         }
@@ -65,12 +72,19 @@ impl Schedule {
     /// The first start strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Schedule::Every(d) => after + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::MAX),
+            // Bounded at load; saturating all the same, so no setting can
+            // make a schedule panic.
+            Schedule::Every(d) => chrono::Duration::from_std(*d)
+                .ok()
+                .and_then(|d| after.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
             Schedule::Cron(cron) => cron
                 .find_next_occurrence(&after, false)
                 // A pattern that never matches again (e.g. a date in the past)
                 // parks the source for a day rather than spinning.
-                .unwrap_or(after + chrono::Duration::days(1)),
+                .unwrap_or_else(|_| {
+                    after.checked_add_signed(chrono::Duration::days(1)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+                }),
         }
     }
 
@@ -109,6 +123,19 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 3, 10).unwrap();
         assert_eq!(s.next_after(t), Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 0).unwrap());
         assert_eq!(s.nominal_interval(t), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn intervals_are_bounded_and_the_next_start_never_panics() {
+        assert!("every 1year".parse::<Schedule>().is_ok());
+        let err = "every 300000years".parse::<Schedule>().unwrap_err();
+        assert!(err.contains("maximum"), "{err}");
+        // Built in code, past the bound: the next start saturates.
+        let never = Schedule::Every(Duration::MAX);
+        assert_eq!(never.next_after(Utc::now()), DateTime::<Utc>::MAX_UTC);
+        let far = Schedule::Every(Duration::from_secs(300_000 * 31_557_600));
+        assert_eq!(far.next_after(Utc::now()), DateTime::<Utc>::MAX_UTC);
+        let _ = far.nominal_interval(Utc::now());
     }
 
     #[test]

@@ -28,28 +28,41 @@ use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{Credential, NatsConfig, StorageKind};
+use crate::config::{Credential, NatsConfig, StorageKind, UrlLogin};
 
 use super::{Format, Message, PublishError, PublishReport};
 
 /// The servers of a `url` setting: one URL, or several separated by commas
-/// (the nodes of a cluster; the client fails over between them).
-fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, PublishError> {
-    url.split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(|u| {
-            u.parse::<async_nats::ServerAddr>()
-                .map_err(|e| PublishError::Setup(format!("NATS server URL `{u}`: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|servers| {
-            if servers.is_empty() {
-                Err(PublishError::Setup("no NATS server URL given".to_owned()))
-            } else {
-                Ok(servers)
+/// (the nodes of a cluster; the client fails over between them), without
+/// their userinfo, which is returned apart. async-nats does not log in with
+/// a URL's userinfo (only with `ConnectOptions`), and its debug log lines
+/// print the server addresses: the userinfo must not reach it. Errors show
+/// the URL without it.
+fn server_addrs(url: &str) -> Result<(Vec<async_nats::ServerAddr>, Option<UrlLogin>), PublishError> {
+    let mut servers = Vec::new();
+    let mut login: Option<UrlLogin> = None;
+    for u in url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let shown = crate::text::redact_url(u);
+        let addr = u
+            .parse::<async_nats::ServerAddr>()
+            .map_err(|e| PublishError::Setup(format!("NATS server URL `{shown}`: {e}")))?;
+        let mut inner = addr.into_inner();
+        if let Some(found) = UrlLogin::take_from(&mut inner) {
+            if login.as_ref().is_some_and(|l| *l != found) {
+                return Err(PublishError::Setup(
+                    "the NATS server URLs carry different credentials; one connection has one login".into(),
+                ));
             }
-        })
+            login = Some(found);
+        }
+        let addr = async_nats::ServerAddr::from_url(inner)
+            .map_err(|e| PublishError::Setup(format!("NATS server URL `{shown}`: {e}")))?;
+        servers.push(addr);
+    }
+    if servers.is_empty() {
+        return Err(PublishError::Setup("no NATS server URL given".to_owned()));
+    }
+    Ok((servers, login))
 }
 
 /// Unacknowledged publishes the client allows on one connection (its
@@ -106,7 +119,11 @@ impl NatsSink {
             let password = Credential::resolve(password).map_err(|e| setup(&e))?;
             options = password.nats_password(options, user.clone());
         }
-        let servers = server_addrs(&config.url)?;
+        let (servers, url_login) = server_addrs(config.url.expose())?;
+        // Explicit `token`/`user` settings win over credentials in the URL.
+        if let Some(login) = url_login.filter(|_| config.token.is_none() && config.user.is_none()) {
+            options = login.apply(options);
+        }
         let client = options.connect(servers).await.map_err(|e| setup(&e))?;
         let js = jetstream::ContextBuilder::new()
             .timeout(config.ack_timeout)
@@ -261,10 +278,31 @@ mod tests {
 
     #[test]
     fn a_comma_separated_url_names_every_node() {
-        let servers = server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,tls://h:4224").unwrap();
+        let (servers, auth) =
+            server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,tls://h:4224").unwrap();
         let ports: Vec<u16> = servers.iter().map(async_nats::ServerAddr::port).collect();
         assert_eq!(ports, [4222, 4223, 4224]);
+        assert!(auth.is_none());
         assert!(server_addrs(" , ").is_err());
         assert!(server_addrs("nats://127.0.0.1:notaport").unwrap_err().to_string().contains("notaport"));
+    }
+
+    #[test]
+    fn userinfo_is_taken_out_of_the_addresses_and_kept_out_of_errors() {
+        let (servers, auth) =
+            server_addrs("nats://alice:s3cr%40t@127.0.0.1:4222,nats://alice:s3cr%40t@h:1").unwrap();
+        for s in &servers {
+            assert!(!format!("{s:?}").contains("s3cr") && !s.as_url_str().contains("alice"), "{s:?}");
+        }
+        let auth = auth.unwrap();
+        assert!(auth.is("alice", Some("s3cr@t")));
+        assert!(!format!("{auth:?}").contains("alice"));
+        let (_, token) = server_addrs("tls://tok3n@h:4222").unwrap();
+        assert!(token.unwrap().is("tok3n", None));
+
+        let err = server_addrs("nats://alice:s3cr3t@127.0.0.1:notaport").unwrap_err().to_string();
+        assert!(err.contains("notaport") && !err.contains("s3cr3t") && !err.contains("alice"), "{err}");
+        let err = server_addrs("nats://a:b@h:1,nats://c:d@h:2").unwrap_err().to_string();
+        assert!(err.contains("different credentials"), "{err}");
     }
 }

@@ -17,21 +17,148 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use sd_notify::NotifyState;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::telemetry::Telemetry;
 
-/// Serve `/metrics` and `/healthz` on `listener` until `shutdown`.
+/// What one client may cost the listener. It answers two small GETs, for
+/// a Prometheus scraper and a health probe; anything that holds a
+/// connection open without asking is closed, and the number of connections
+/// is capped, so a client (or a port scanner, or a slowloris) cannot make
+/// the daemon run out of file descriptors or memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once. Further ones wait in the kernel's accept
+    /// queue until one closes (they are not refused: a scraper arriving
+    /// while the cap is reached is answered late, not failed).
+    pub max_connections: usize,
+    /// A request's headers must arrive within this. It is also the idle
+    /// (keep-alive) timeout: hyper starts the same timer while waiting for
+    /// the next request on a kept-alive connection.
+    pub header_read_timeout: Duration,
+    /// No connection lives longer than this, whatever it does; it is then
+    /// asked to close and, after [`Limits::close_grace`], dropped.
+    pub max_connection_age: Duration,
+    /// How long a connection may take to finish its response once asked
+    /// to close (at `max_connection_age` or shutdown).
+    pub close_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 64,
+            header_read_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(60),
+            close_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Serve `/metrics` and `/healthz` on `listener` until `shutdown`, with the
+/// default [`Limits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
 ) {
+    serve_with(listener, telemetry, Limits::default(), shutdown).await;
+}
+
+/// Serve `/metrics` and `/healthz` on `listener` until `shutdown`.
+///
+/// `axum::serve` has no header timeout and no connection cap, so each
+/// connection is served here with hyper's HTTP/1 builder: a semaphore
+/// permit is taken before `accept`, the header read timeout needs a timer
+/// (without one hyper silently disables it), and a deadline bounds every
+/// connection's life.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    telemetry: Arc<Telemetry>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    if let Ok(addr) = listener.local_addr()
+        && !addr.ip().is_loopback()
+    {
+        tracing::warn!(
+            message = "The metrics listener is not on loopback: whoever can reach it reads /metrics (every source and vendor name) and /healthz (each source's last error).",
+            listen = %addr,
+        );
+    }
     let app =
         Router::new().route("/metrics", get(metrics)).route("/healthz", get(healthz)).with_state(telemetry);
-    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
-        tracing::error!(message = "Metrics listener failed.", %error);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = TaskTracker::new();
+    loop {
+        // The permit first: while the cap is reached, nothing is accepted
+        // and new connections wait in the kernel's queue, costing no fd here.
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // never closed
+            },
+        };
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // EMFILE and friends: wait instead of spinning on a
+                    // listener that stays readable.
+                    tracing::warn!(message = "Metrics listener: accept failed.", %error);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            serve_connection(stream, service, limits, shutdown).await;
+            drop(permit);
+        });
+    }
+    connections.close();
+    // Each connection closes within `close_grace` of the shutdown.
+    connections.wait().await;
+}
+
+/// One connection, bounded by `limits`, until it ends, ages out or `shutdown`.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    service: TowerToHyperService<Router>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper's minimum: a request's head is small; a bigger one is refused.
+        .max_buf_size(8192);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = tokio::time::sleep(limits.max_connection_age) => {
+            connection.as_mut().graceful_shutdown();
+            tokio::time::timeout(limits.close_grace, connection.as_mut()).await.unwrap_or(Ok(()))
+        }
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            tokio::time::timeout(limits.close_grace, connection.as_mut()).await.unwrap_or(Ok(()))
+        }
+    };
+    if let Err(error) = result {
+        // Timeouts, resets and garbage from clients: theirs, not ours.
+        tracing::debug!(message = "Metrics connection ended with an error.", %error);
     }
 }
 

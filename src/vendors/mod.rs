@@ -243,7 +243,7 @@ pub fn instantiate<V: Vendor>(source: &SourceConfig) -> Result<V, String> {
         None => V::default_base_url(&options)?,
     };
     let base_url = match (&source.base_url, default) {
-        (Some(url), _) => url.clone(),
+        (Some(url), _) => url.get_ref().clone(),
         (None, Some(default)) => Url::parse(&default).map_err(|e| format!("default base_url: {e}"))?,
         (None, None) => {
             return Err(format!("base_url is required for {} (each tenant has its own)", V::NAME));
@@ -252,6 +252,10 @@ pub fn instantiate<V: Vendor>(source: &SourceConfig) -> Result<V, String> {
     if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
         return Err(format!("base_url `{base_url}` must be an http(s) URL with a host"));
     }
+    // Again here, for the URL a vendor computed and for sources built in
+    // code: the key goes over TLS unless it stays on this host.
+    crate::config::check_transport(&base_url, source.allow_insecure_http)
+        .map_err(|why| format!("base_url: {why}"))?;
     V::new(source, base_url, options)
 }
 

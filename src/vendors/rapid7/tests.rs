@@ -37,6 +37,15 @@ fn the_region_gives_the_base_url_and_base_url_overrides_it() {
 }
 
 #[test]
+fn every_region_url_is_https() {
+    for region in ["us", "us2", "us3", "eu", "ca", "au", "ap"] {
+        let v = vendor(&format!("[source.options]\nregion = \"{region}\"\n"));
+        assert_eq!(v.base_url.scheme(), "https", "{region}: {}", v.base_url);
+        assert!(crate::config::check_transport(&v.base_url, false).is_ok());
+    }
+}
+
+#[test]
 fn without_region_or_base_url_the_source_is_refused_naming_both() {
     let err = crate::registry::parse(
         "[[source]]\nvendor = \"rapid7\"\nname = \"t\"\ncredential = { env = \"X\" }\n",

@@ -27,7 +27,7 @@ use url::Url;
 
 use crate::config::{Credential, SourceConfig};
 use crate::event::Kind;
-use crate::incremental::{format_time, parse_time};
+use crate::incremental::{earlier, format_time, parse_time};
 use crate::paginate::{Continuation, Page, Position, Scheme, cursor::CursorScheme};
 
 use super::{Finish, NormalizeContext, NormalizeError, Normalized, PageError, Vendor};
@@ -115,7 +115,7 @@ impl Vendor for ThinkstCanary {
     /// creation time instead.
     fn plan(&self, watermark: Option<&str>, now: DateTime<Utc>) -> Result<IncidentsPlan, PageError> {
         let (since, newer_than) = match watermark.map(str::trim) {
-            None => (0, Some(now - to_chrono(self.initial_lookback))),
+            None => (0, Some(earlier(now, self.initial_lookback))),
             Some(text) => match text.parse::<i64>() {
                 Ok(id) => (id, None),
                 Err(_) => match parse_time(text) {
@@ -189,12 +189,8 @@ impl Vendor for ThinkstCanary {
             (None, Some(t)) if plan.since == 0 => format_time(t),
             (None, _) => plan.since.to_string(),
         };
-        Finish { watermark, prune_before: Some(plan.planned_at - to_chrono(self.overlap)) }
+        Finish { watermark, prune_before: Some(earlier(plan.planned_at, self.overlap)) }
     }
-}
-
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 #[cfg(test)]
