@@ -14,7 +14,7 @@ use crate::checkpoint::{Store, StoreError};
 use crate::cluster::{self, LeaseError, LeaseTable, Slot};
 use crate::config::{Config, NatsConfig, StateBackend};
 use crate::http::{RetryPolicy, client_name};
-use crate::internal_events::SinkUnavailable;
+use crate::internal_events::{SinkUnavailable, SourceScheduled};
 use crate::poller::{Poll, PollError, PollReport, PollerDeps};
 use crate::publish::{NatsSink, PublishError, Sink, StdoutSink};
 use crate::registry::build_all;
@@ -170,7 +170,14 @@ fn schedule_all(
             let stall_after =
                 (source.timeout + retry.max_delay).saturating_mul(attempts) + Duration::from_secs(60);
             let interval = source.schedule.nominal_interval(now);
-            telemetry.health.register(poller.name(), poller.vendor(), interval, stall_after);
+            SourceScheduled {
+                source: poller.name(),
+                vendor: poller.vendor(),
+                interval,
+                stall_after,
+                active: !config.cluster.is_enabled(),
+            }
+            .emit(telemetry);
             Some(Scheduled {
                 poller,
                 schedule: source.schedule.clone(),

@@ -76,6 +76,44 @@ impl PollFinished<'_> {
     }
 }
 
+/// A source joins this daemon's schedule: its health is tracked from now.
+pub struct SourceScheduled<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'static str,
+    /// About how often it polls.
+    pub interval: Duration,
+    /// How long a poll may go without an answer before it counts as stalled.
+    pub stall_after: Duration,
+    /// Whether this instance polls it from the start (without `[cluster]`),
+    /// or only once it holds its lease.
+    pub active: bool,
+}
+
+impl SourceScheduled<'_> {
+    /// Start tracking its health.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        telemetry.health.register(self.source, self.vendor, self.interval, self.stall_after);
+        if !self.active {
+            telemetry.health.set_active(self.source, false);
+        }
+    }
+}
+
+/// A poll started or made progress (an answer came): it is not stalled.
+pub struct PollProgressed<'a> {
+    /// Source name.
+    pub source: &'a str,
+}
+
+impl PollProgressed<'_> {
+    /// Note it in the source's health.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        telemetry.health.progress(self.source);
+    }
+}
+
 /// A scheduled poll starts, `late` after its scheduled time (jitter
 /// included): drift shows a process too busy to keep its schedules.
 pub struct PollStarted<'a> {

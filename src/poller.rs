@@ -25,8 +25,8 @@ use crate::config::{Credential, CredentialError, CredentialSource, SourceConfig}
 use crate::http::{FetchContext, FetchError, FetchObserver, RetryPolicy, ThrottleSignals};
 use crate::internal_events::{
     ApiUsageReported, CredentialExpiry, DeadLettered, DeadLettersCapped, ErrorAnsweredAsEmpty, HttpAnswered,
-    OversizedDeadLettered, Paced, PageDelivered, PollCounts, PollFailed, PollFinished, RetryScheduled,
-    WalkEndedByRule,
+    OversizedDeadLettered, Paced, PageDelivered, PollCounts, PollFailed, PollFinished, PollProgressed,
+    RetryScheduled, WalkEndedByRule,
 };
 use crate::ocsf;
 use crate::paginate::{self, Page, PageHandler, PaginateError, Position};
@@ -291,7 +291,7 @@ impl<V: Vendor> Poll for Poller<V> {
     ) -> BoxFuture<'a, Result<PollReport, PollError>> {
         Box::pin(async move {
             let started = Instant::now();
-            self.deps.telemetry.health.progress(&self.name);
+            PollProgressed { source: &self.name }.emit(&self.deps.telemetry);
             // A panic stays inside this source: it fails this poll like any
             // error (the cursor only ever moves after acknowledged pages),
             // and the source polls again at its next start.
@@ -478,7 +478,7 @@ impl<V: Vendor> Poller<V> {
 
 impl<V: Vendor> FetchObserver for Poller<V> {
     fn answered(&self, status: &str) {
-        self.deps.telemetry.health.progress(&self.name);
+        PollProgressed { source: &self.name }.emit(&self.deps.telemetry);
         HttpAnswered { source: &self.name, vendor: V::KEY, status }.emit(&self.deps.telemetry);
     }
 

@@ -28,9 +28,10 @@ use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{CursorRow, Move, Seen, SourceState, StoreError};
+use super::{Backend, CursorRow, Move, Seen, SourceState, StoreError};
 use crate::incremental::format_time;
 
 /// The key prefix of cursor entries.
@@ -421,5 +422,46 @@ fn state_of(record: &Record) -> SourceState {
         vendor: record.vendor.clone(),
         watermark: record.watermark.clone(),
         walk: record.walk.clone(),
+    }
+}
+
+impl Backend for KvStore {
+    fn describe(&self) -> String {
+        format!("nats-kv:{}", self.bucket())
+    }
+
+    fn load<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<SourceState, StoreError>> {
+        Box::pin(KvStore::load(self, source))
+    }
+
+    fn seen<'a>(
+        &'a self,
+        source: &'a str,
+        ids: Vec<String>,
+    ) -> BoxFuture<'a, Result<HashSet<String>, StoreError>> {
+        Box::pin(KvStore::seen(self, source, ids))
+    }
+
+    fn commit<'a>(
+        &'a self,
+        source: &'a str,
+        vendor: &'a str,
+        change: Move,
+        seen: Vec<Seen>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(KvStore::commit(self, source, vendor, change, seen))
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<CursorRow>, StoreError>> {
+        Box::pin(KvStore::list(self))
+    }
+
+    fn reset<'a>(
+        &'a self,
+        source: &'a str,
+        vendor: &'a str,
+        since: Option<DateTime<Utc>>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(KvStore::reset(self, source, vendor, since))
     }
 }

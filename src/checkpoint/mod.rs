@@ -28,8 +28,10 @@ mod sqlite;
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 
 use kv::KvStore;
 use sqlite::{SCHEMA_VERSION, SqliteStore};
@@ -149,16 +151,38 @@ pub(crate) enum Move {
     },
 }
 
+/// What a cursor backend does. [`Store`] holds one behind an `Arc`; each
+/// backend's file implements it (the SQL, or the KV compare-and-set), and
+/// `conformance` holds both to the same behaviour.
+trait Backend: Send + Sync {
+    /// Where the cursors are, for logs and `alertd check`.
+    fn describe(&self) -> String;
+    fn load<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<SourceState, StoreError>>;
+    fn seen<'a>(
+        &'a self,
+        source: &'a str,
+        ids: Vec<String>,
+    ) -> BoxFuture<'a, Result<HashSet<String>, StoreError>>;
+    fn commit<'a>(
+        &'a self,
+        source: &'a str,
+        vendor: &'a str,
+        change: Move,
+        seen: Vec<Seen>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn list(&self) -> BoxFuture<'_, Result<Vec<CursorRow>, StoreError>>;
+    fn reset<'a>(
+        &'a self,
+        source: &'a str,
+        vendor: &'a str,
+        since: Option<DateTime<Utc>>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
 /// The checkpoint store; cheap to clone, shared by all pollers.
 #[derive(Clone)]
 pub struct Store {
-    backend: Backend,
-}
-
-#[derive(Clone)]
-enum Backend {
-    Sqlite(SqliteStore),
-    Kv(Box<KvStore>),
+    backend: Arc<dyn Backend>,
 }
 
 impl std::fmt::Debug for Store {
@@ -170,7 +194,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Open (creating if needed) the SQLite store at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store { backend: Backend::Sqlite(SqliteStore::open(path)?) })
+        Ok(Store { backend: Arc::new(SqliteStore::open(path)?) })
     }
 
     /// Open (creating if needed) the JetStream KV bucket `bucket` with
@@ -182,33 +206,24 @@ impl Store {
         replicas: usize,
         writer: &str,
     ) -> Result<Store, StoreError> {
-        Ok(Store { backend: Backend::Kv(Box::new(KvStore::open(js, bucket, replicas, writer).await?)) })
+        Ok(Store { backend: Arc::new(KvStore::open(js, bucket, replicas, writer).await?) })
     }
 
     /// Where the cursors are: the file path or `nats-kv:<bucket>`.
     pub fn describe(&self) -> String {
-        match &self.backend {
-            Backend::Sqlite(s) => s.path().display().to_string(),
-            Backend::Kv(k) => format!("nats-kv:{}", k.bucket()),
-        }
+        self.backend.describe()
     }
 
     /// The state of `source` (empty if it never ran). With the KV backend
     /// this also remembers the revision read, which the next commit of
     /// `source` must still find.
     pub async fn load(&self, source: &str) -> Result<SourceState, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.load(source).await,
-            Backend::Kv(k) => k.load(source).await,
-        }
+        self.backend.load(source).await
     }
 
     /// Which of `ids` were already delivered for `source`.
     pub async fn seen(&self, source: &str, ids: Vec<String>) -> Result<HashSet<String>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.seen(source, ids).await,
-            Backend::Kv(k) => k.seen(source, ids).await,
-        }
+        self.backend.seen(source, ids).await
     }
 
     /// Commit a delivered page of an unfinished walk: its seen ids and the
@@ -220,7 +235,7 @@ impl Store {
         walk: String,
         seen: Vec<Seen>,
     ) -> Result<(), StoreError> {
-        self.commit(source, vendor, Move::Page { walk }, seen).await
+        self.backend.commit(source, vendor, Move::Page { walk }, seen).await
     }
 
     /// Commit the last page of a walk: its seen ids, the new watermark, the
@@ -234,28 +249,12 @@ impl Store {
         watermark: String,
         prune_before: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        self.commit(source, vendor, Move::Last { watermark, prune_before }, seen).await
-    }
-
-    async fn commit(
-        &self,
-        source: &str,
-        vendor: &str,
-        change: Move,
-        seen: Vec<Seen>,
-    ) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.commit(source, vendor, change, seen).await,
-            Backend::Kv(k) => k.commit(source, vendor, change, seen).await,
-        }
+        self.backend.commit(source, vendor, Move::Last { watermark, prune_before }, seen).await
     }
 
     /// Every source's cursor, for `alertd cursors list`.
     pub async fn list(&self) -> Result<Vec<CursorRow>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.list().await,
-            Backend::Kv(k) => k.list().await,
-        }
+        self.backend.list().await
     }
 
     /// Forget `source`'s cursor, so its next poll starts from its initial
@@ -266,9 +265,6 @@ impl Store {
         vendor: &str,
         since: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.reset(source, vendor, since).await,
-            Backend::Kv(k) => k.reset(source, vendor, since).await,
-        }
+        self.backend.reset(source, vendor, since).await
     }
 }

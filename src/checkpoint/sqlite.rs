@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{CursorRow, Move, Seen, SourceState, StoreError};
+use super::{Backend, CursorRow, Move, Seen, SourceState, StoreError};
 use crate::incremental::format_time;
 
 /// The schema version this code writes (`PRAGMA user_version`).
@@ -216,6 +217,47 @@ fn insert_seen(tx: &rusqlite::Transaction<'_>, source: &str, seen: &[Seen]) -> r
 
 fn now() -> String {
     format_time(Utc::now())
+}
+
+impl Backend for SqliteStore {
+    fn describe(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn load<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<SourceState, StoreError>> {
+        Box::pin(SqliteStore::load(self, source))
+    }
+
+    fn seen<'a>(
+        &'a self,
+        source: &'a str,
+        ids: Vec<String>,
+    ) -> BoxFuture<'a, Result<HashSet<String>, StoreError>> {
+        Box::pin(SqliteStore::seen(self, source, ids))
+    }
+
+    fn commit<'a>(
+        &'a self,
+        source: &'a str,
+        vendor: &'a str,
+        change: Move,
+        seen: Vec<Seen>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(SqliteStore::commit(self, source, vendor, change, seen))
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<CursorRow>, StoreError>> {
+        Box::pin(SqliteStore::list(self))
+    }
+
+    fn reset<'a>(
+        &'a self,
+        source: &'a str,
+        vendor: &'a str,
+        since: Option<DateTime<Utc>>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(SqliteStore::reset(self, source, vendor, since))
+    }
 }
 
 #[cfg(test)]

@@ -104,7 +104,6 @@ pub fn start(
     for source in sources {
         let (tx, rx) = watch::channel(None);
         let busy = Arc::new(Mutex::new(()));
-        telemetry.health.set_active(&source, false);
         slots.push(Slot { tenure: rx, busy: Arc::clone(&busy) });
         keepers.push(Keeper { source, tx, busy });
     }
