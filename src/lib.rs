@@ -36,6 +36,7 @@ pub mod check;
 pub mod checkpoint;
 pub mod cluster;
 pub mod config;
+pub mod cursors;
 pub mod daemon;
 pub mod demo;
 pub mod event;

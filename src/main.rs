@@ -369,52 +369,11 @@ fn load(path: &Path) -> Result<Config> {
 }
 
 async fn cursors(config: &Config, action: CursorAction) -> Result<ExitCode> {
-    let store = daemon::open_store(config).await?;
-    match action {
-        CursorAction::List => {
-            let rows = store.list().await?;
-            // Shared (nats-kv) cursors say which instance wrote them last.
-            let shared = rows.iter().any(|r| r.written_by.is_some());
-            println!(
-                "{:<24} {:<14} {:<30} {:<6} {:>6}  {:<27}{}",
-                "SOURCE",
-                "VENDOR",
-                "WATERMARK",
-                "WALK",
-                "SEEN",
-                "UPDATED",
-                if shared { "  WRITTEN BY" } else { "" }
-            );
-            for row in rows {
-                println!(
-                    "{:<24} {:<14} {:<30} {:<6} {:>6}  {:<27}{}",
-                    row.source,
-                    row.vendor,
-                    row.watermark.as_deref().unwrap_or("-"),
-                    if row.walk_in_progress { "open" } else { "-" },
-                    row.seen,
-                    row.updated_at,
-                    row.written_by.map(|w| format!("  {w}")).unwrap_or_default()
-                );
-            }
-        }
-        CursorAction::Reset { source, since } => {
-            let vendor = config
-                .sources
-                .iter()
-                .find(|s| s.name() == source)
-                .map(|s| s.vendor().to_owned())
-                .with_context(|| format!("no source named `{source}` in the configuration"))?;
-            let had = store.reset(&source, &vendor, since).await?;
-            match (had, since) {
-                (_, Some(t)) => println!("{source}: cursor set; the next poll starts from {t}"),
-                (true, None) => {
-                    println!("{source}: cursor removed; the next poll starts from its initial lookback")
-                }
-                (false, None) => println!("{source}: had no cursor"),
-            }
-        }
-    }
+    let out = match action {
+        CursorAction::List => alertd::cursors::list(config).await?,
+        CursorAction::Reset { source, since } => alertd::cursors::reset(config, &source, since).await? + "\n",
+    };
+    print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
