@@ -100,18 +100,20 @@ impl SqliteStore {
         .await
     }
 
-    /// Which of `ids` were already delivered for `source`.
+    /// Which of `ids` were already delivered for `source`: one query per
+    /// page (the ids travel as one JSON array), not one per id.
     pub(super) async fn seen(&self, source: &str, ids: Vec<String>) -> Result<HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
         let source = source.to_owned();
+        let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned());
         self.with(move |c| {
-            let mut stmt = c.prepare_cached("SELECT 1 FROM seen WHERE source = ?1 AND event_id = ?2")?;
-            let mut found = HashSet::new();
-            for id in ids {
-                if stmt.exists(params![source, id])? {
-                    found.insert(id);
-                }
-            }
-            Ok(found)
+            let mut stmt = c.prepare_cached(
+                "SELECT event_id FROM seen WHERE source = ?1 AND event_id IN (SELECT value FROM json_each(?2))",
+            )?;
+            let rows = stmt.query_map(params![source, ids], |r| r.get::<_, String>(0))?;
+            rows.collect()
         })
         .await
     }
