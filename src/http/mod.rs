@@ -7,14 +7,22 @@
 //! backoff and jitter by `backon`; a server's `Retry-After` replaces the
 //! computed delay, capped so one source cannot sleep forever. Nothing here
 //! prints a URL's query string: some vendors carry the key in it.
+//!
+//! Whatever answers at a vendor's address is treated as hostile input:
+//! [`classify`] (pure) reads statuses, headers and bodies without panicking
+//! and keeps every text it copies into an error short and printable.
+
+mod classify;
 
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{RequestBuilder, StatusCode};
 
 use crate::throttle::Throttle;
+
+pub use classify::{MAX_DETAIL_CHARS, classify, printable, vendor_message};
 
 /// How a source retries transient failures.
 #[derive(Debug, Clone, Copy)]
@@ -218,35 +226,15 @@ where
     .await
 }
 
-/// One attempt. An answer `throttling` recognises is read like 429.
+/// One attempt: send, read the body and [`classify`] the answer. An answer
+/// `throttling` recognises is read like 429.
 pub async fn fetch_once(req: RequestBuilder, throttling: ThrottleSignals) -> Result<Answer, FetchError> {
     let response = req.send().await.map_err(classify_transport)?;
     let status = response.status();
-    let retry_after = retry_after(&response);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let pace = crate::throttle::hint(response.headers(), now);
-    let html = is_html(&response);
+    let headers = response.headers().clone();
     let body = response.bytes().await.map_err(classify_transport)?;
-    if html || looks_like_html(&body) {
-        return Err(FetchError::Html { status: status.as_u16(), title: html_title(&body) });
-    }
-    if throttling.statuses.contains(&status.as_u16()) || (throttling.body)(&body) {
-        return Err(FetchError::Throttled { status: status.as_u16(), retry_after: retry_after.or(pace) });
-    }
-    if status.is_success() {
-        return Ok(Answer { status, body, pace });
-    }
-    let detail = vendor_message(&body);
-    Err(match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            FetchError::Auth { status: status.as_u16(), detail }
-        }
-        StatusCode::TOO_MANY_REQUESTS => {
-            FetchError::Throttled { status: 429, retry_after: retry_after.or(pace) }
-        }
-        s if s.is_server_error() => FetchError::Server { status: s.as_u16(), detail },
-        s => FetchError::Client { status: s.as_u16(), detail },
-    })
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    classify(status, &headers, body, throttling, now)
 }
 
 /// What an HTML answer means: on a 404 nothing serves the vendor's API at
@@ -275,72 +263,8 @@ fn classify_transport(err: reqwest::Error) -> FetchError {
             message.push_str(&inner.to_string());
             source = inner.source();
         }
-        FetchError::Connect(message)
+        FetchError::Connect(printable(&message, 500))
     }
-}
-
-/// `Retry-After` as delta-seconds or an HTTP-date.
-fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
-}
-
-fn is_html(response: &Response) -> bool {
-    response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"))
-}
-
-fn looks_like_html(body: &[u8]) -> bool {
-    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
-    let head = &body[start..body.len().min(start + 15)];
-    let lower = head.to_ascii_lowercase();
-    lower.starts_with(b"<!doctype html") || lower.starts_with(b"<html")
-}
-
-fn html_title(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-    let lower = text.to_ascii_lowercase();
-    let Some(start) = lower.find("<title>") else {
-        return String::new();
-    };
-    let rest = &text[start + 7..];
-    let end = rest.to_ascii_lowercase().find("</title>").unwrap_or(rest.len().min(120));
-    let title: String = rest[..end].trim().chars().take(120).collect();
-    if title.is_empty() { String::new() } else { format!(" (\"{title}\")") }
-}
-
-/// The vendor's own error text from the common JSON envelopes
-/// (`{"error":{"message"}}`, `{"message"}`, `{"errors":[{"message"}]}`),
-/// else the start of the body.
-pub fn vendor_message(body: &[u8]) -> String {
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        let candidates = [
-            v.pointer("/error/message"),
-            v.pointer("/message"),
-            v.pointer("/errors/0/message"),
-            v.pointer("/error"),
-            v.pointer("/errors/0"),
-        ];
-        for c in candidates.into_iter().flatten() {
-            if let Some(s) = c.as_str() {
-                return clip(s);
-            }
-        }
-    }
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    if text.trim().is_empty() { "(empty body)".into() } else { clip(&text) }
-}
-
-fn clip(s: &str) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
-    flat.trim().to_owned()
 }
 
 #[cfg(test)]
@@ -348,26 +272,6 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[test]
-    fn html_is_recognised_with_or_without_a_content_type() {
-        assert!(looks_like_html(b"\n  <!DOCTYPE html><html>"));
-        assert!(looks_like_html(b"<HTML><head>"));
-        assert!(!looks_like_html(b"{\"data\":[]}"));
-        assert_eq!(html_title(b"<html><title>502 Bad Gateway</title>"), " (\"502 Bad Gateway\")");
-    }
-
-    #[test]
-    fn the_vendor_message_is_taken_from_the_common_envelopes() {
-        assert_eq!(
-            vendor_message(
-                br#"{"error":{"code":"UNAUTHORIZED","message":"Missing, invalid, or expired API key."}}"#
-            ),
-            "Missing, invalid, or expired API key."
-        );
-        assert_eq!(vendor_message(br#"{"result":"error","message":"bad token"}"#), "bad token");
-        assert_eq!(vendor_message(b""), "(empty body)");
-    }
 
     /// A server that answers `status` to its first `failures` requests, then 200.
     async fn flaky(status: u16, failures: usize) -> (String, Arc<AtomicUsize>) {
