@@ -10,24 +10,32 @@
 
 use std::time::Duration;
 
-use super::{Answer, FetchError, ThrottleSignals};
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use url::Url;
+
+use super::{Answer, FetchError, ThrottleSignals, redirect};
 
 /// The most characters of a vendor's text kept in an error.
 pub const MAX_DETAIL_CHARS: usize = 200;
 
-/// Sort an answer into a body to parse or an error. `now` is the time since
+/// Sort an answer into a body to parse or an error. `url` is the URL that
+/// answered (relative `Location`s resolve against it), `now` the time since
 /// the Unix epoch (for `Retry-After` dates and `RateLimit-Reset`). An
 /// answer `signals` recognises is read like 429.
 pub fn classify(
     status: StatusCode,
     headers: &HeaderMap,
+    url: &Url,
     body: Bytes,
     signals: ThrottleSignals,
     now: Duration,
 ) -> Result<Answer, FetchError> {
+    // Before the HTML check: a redirect often carries a small HTML page.
+    if let Some(refused) = redirect::refusal(status, headers, url) {
+        return Err(refused);
+    }
     let code = status.as_u16();
     let retry_after = retry_after(headers, now);
     let pace = crate::throttle::hint(headers, now);
@@ -134,6 +142,10 @@ mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
 
+    fn url() -> Url {
+        Url::parse("https://tenant.example/api/v1/alerts").unwrap()
+    }
+
     fn answer(status: u16, headers: &[(&'static str, &str)], body: &[u8]) -> Result<Answer, FetchError> {
         let mut h = HeaderMap::new();
         for (k, v) in headers {
@@ -143,6 +155,7 @@ mod tests {
         classify(
             StatusCode::from_u16(status).unwrap(),
             &h,
+            &url(),
             Bytes::copy_from_slice(body),
             ThrottleSignals::NONE,
             now,
@@ -217,6 +230,10 @@ mod tests {
         assert!(matches!(answer(401, &[], b"").unwrap_err(), FetchError::Auth { status: 401, .. }));
         assert!(matches!(answer(418, &[], b"").unwrap_err(), FetchError::Client { status: 418, .. }));
         assert!(matches!(answer(999, &[], b"").unwrap_err(), FetchError::Client { status: 999, .. }));
+        let moved =
+            answer(302, &[("location", "https://evil.example/x?auth_token=k")], b"<html>").unwrap_err();
+        assert!(matches!(moved, FetchError::Redirect { status: 302, .. }), "{moved}");
+        assert!(!moved.to_string().contains("auth_token"), "{moved}");
     }
 
     #[test]

@@ -9,10 +9,12 @@
 //! prints a URL's query string: some vendors carry the key in it.
 //!
 //! Whatever answers at a vendor's address is treated as hostile input:
+//! redirects are followed only within the origin ([`redirect`]), and
 //! [`classify`] (pure) reads statuses, headers and bodies without panicking
 //! and keeps every text it copies into an error short and printable.
 
 mod classify;
+pub mod redirect;
 
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use crate::throttle::Throttle;
 
 pub use classify::{MAX_DETAIL_CHARS, classify, printable, vendor_message};
+pub use redirect::{MAX_REDIRECTS, RedirectStop};
 
 /// How a source retries transient failures.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +88,18 @@ pub enum FetchError {
         /// The vendor's message.
         detail: String,
     },
+    /// A redirect that was not followed: to another origin, from https to
+    /// http, one hop too many, or without a usable `Location`.
+    #[error("HTTP {status}: {}", redirect::hint(*stop, target))]
+    Redirect {
+        /// The 3xx status.
+        status: u16,
+        /// Where it pointed, as `scheme://host:port` only (empty when it
+        /// pointed nowhere usable).
+        target: String,
+        /// Why it was not followed.
+        stop: RedirectStop,
+    },
     /// No answer within the configured timeout.
     #[error("no answer within the request timeout")]
     Timeout,
@@ -112,6 +127,7 @@ impl FetchError {
             | FetchError::Throttled { status, .. }
             | FetchError::Server { status, .. }
             | FetchError::Html { status, .. }
+            | FetchError::Redirect { status, .. }
             | FetchError::Client { status, .. } => Some(*status),
             FetchError::Timeout | FetchError::Connect(_) => None,
         }
@@ -125,6 +141,7 @@ impl FetchError {
             FetchError::Server { .. } => "http_5xx",
             FetchError::Html { .. } => "html_page",
             FetchError::Client { .. } => "http_4xx",
+            FetchError::Redirect { .. } => "redirect",
             FetchError::Timeout => "timeout",
             FetchError::Connect(_) => "connect",
         }
@@ -232,9 +249,15 @@ pub async fn fetch_once(req: RequestBuilder, throttling: ThrottleSignals) -> Res
     let response = req.send().await.map_err(classify_transport)?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(classify_transport)?;
+    let url = response.url().clone();
+    let body = if status.is_redirection() {
+        // Not followed (see `redirect`); its body says nothing more.
+        Bytes::new()
+    } else {
+        response.bytes().await.map_err(classify_transport)?
+    };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    classify(status, &headers, body, throttling, now)
+    classify(status, &headers, &url, body, throttling, now)
 }
 
 /// What an HTML answer means: on a 404 nothing serves the vendor's API at
@@ -355,5 +378,64 @@ mod tests {
         assert!(!FetchError::Html { status: 404, title: String::new() }.is_transient());
         assert!(!FetchError::Auth { status: 401, detail: String::new() }.is_transient());
         assert!(!FetchError::Client { status: 400, detail: String::new() }.is_transient());
+        let redirect =
+            FetchError::Redirect { status: 302, target: String::new(), stop: RedirectStop::NoTarget };
+        assert!(!redirect.is_transient());
+    }
+
+    /// Counts the requests it gets and answers each with `answer`.
+    async fn listener(
+        answer: impl Fn(&str) -> axum::response::Response + Clone + Send + Sync + 'static,
+    ) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            async move { answer(uri.path()) }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (origin, hits)
+    }
+
+    fn redirect_to(location: &str) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, location.to_owned())], "")
+            .into_response()
+    }
+
+    #[tokio::test]
+    async fn the_shared_client_follows_redirects_only_within_the_origin() {
+        let client = crate::daemon::http_client(None).unwrap();
+        // `/hop/N` redirects to `/hop/N-1`; `/hop/0` answers.
+        let (origin, hits) = listener(|path| {
+            use axum::response::IntoResponse;
+            match path.strip_prefix("/hop/").and_then(|n| n.parse::<u32>().ok()) {
+                Some(0) | None => "{\"ok\":true}".into_response(),
+                Some(n) => redirect_to(&format!("/hop/{}", n - 1)),
+            }
+        })
+        .await;
+        let get = |path: &str| client.get(format!("{origin}{path}")).header("X-API-Key", "k");
+        let answer = fetch_once(get(&format!("/hop/{MAX_REDIRECTS}")), ThrottleSignals::NONE).await;
+        assert_eq!(&answer.unwrap().body[..], b"{\"ok\":true}");
+        assert_eq!(hits.load(Ordering::SeqCst), MAX_REDIRECTS + 1);
+        let err =
+            fetch_once(get(&format!("/hop/{}", MAX_REDIRECTS + 1)), ThrottleSignals::NONE).await.unwrap_err();
+        assert!(matches!(&err, FetchError::Redirect { stop: RedirectStop::TooMany, .. }), "{err}");
+
+        let (foreign, foreign_hits) = listener(|_| redirect_to("/")).await;
+        let to_foreign = format!("{foreign}/steal?auth_token=k");
+        let (origin, _) = listener(move |_| redirect_to(&to_foreign)).await;
+        let request = client.get(format!("{origin}/api?auth_token=k")).header("X-API-Key", "k");
+        let err = fetch_once(request, ThrottleSignals::NONE).await.unwrap_err();
+        assert_eq!(
+            err,
+            FetchError::Redirect { status: 302, target: foreign.clone(), stop: RedirectStop::OtherOrigin }
+        );
+        assert!(!err.to_string().contains("auth_token") && !err.to_string().contains("/steal"), "{err}");
+        assert_eq!(foreign_hits.load(Ordering::SeqCst), 0, "nothing went to the other origin");
     }
 }
