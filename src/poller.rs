@@ -213,6 +213,7 @@ pub struct Poller<V: Vendor> {
     credential: CredentialSource,
     max_pages: u64,
     timeout: Duration,
+    max_response_bytes: u64,
     retry: RetryPolicy,
     throttle: Throttle,
     expiry_warning: Duration,
@@ -232,6 +233,7 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
         credential: source.credential.clone(),
         max_pages: source.max_pages,
         timeout: source.timeout,
+        max_response_bytes: source.max_response_bytes,
         retry: RetryPolicy { retries: source.retries, ..deps.retry },
         throttle: Throttle::new(source.rate_limits.as_deref().unwrap_or(V::RATE_LIMITS)),
         expiry_warning: source.credential_expiry_warning,
@@ -298,7 +300,8 @@ impl<V: Vendor> Poller<V> {
                 true,
             ),
         };
-        let answer = crate::http::fetch_once(request.timeout(self.timeout), throttling::<V>())
+        let max = self.max_response_bytes;
+        let answer = crate::http::fetch_once(request.timeout(self.timeout), throttling::<V>(), max)
             .await
             .map_err(|error| PollError::Fetch {
                 vendor: V::KEY,
@@ -435,6 +438,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             throttle: &p.throttle,
             observer: p,
             throttling: throttling::<V>(),
+            max_response_bytes: p.max_response_bytes,
         };
         let body = match crate::http::fetch(make, &ctx).await {
             Ok(body) => body,

@@ -9,10 +9,12 @@
 //! prints a URL's query string: some vendors carry the key in it.
 //!
 //! Whatever answers at a vendor's address is treated as hostile input:
-//! redirects are followed only within the origin ([`redirect`]), and
-//! [`classify`] (pure) reads statuses, headers and bodies without panicking
-//! and keeps every text it copies into an error short and printable.
+//! redirects are followed only within the origin ([`redirect`]), bodies are
+//! read up to a bound (`body.rs`), and [`classify`] (pure) reads
+//! statuses, headers and bodies without panicking and keeps every text it
+//! copies into an error short and printable.
 
+mod body;
 mod classify;
 pub mod redirect;
 
@@ -24,6 +26,7 @@ use reqwest::{RequestBuilder, StatusCode};
 
 use crate::throttle::Throttle;
 
+pub use body::{DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES_LIMIT};
 pub use classify::{MAX_DETAIL_CHARS, classify, printable, vendor_message};
 pub use redirect::{MAX_REDIRECTS, RedirectStop};
 
@@ -100,6 +103,15 @@ pub enum FetchError {
         /// Why it was not followed.
         stop: RedirectStop,
     },
+    /// The body passed the source's `max_response_bytes`; it was dropped
+    /// unread past that point. Retrying would read it again.
+    #[error(
+        "the response body is larger than max_response_bytes ({limit} bytes); it was dropped: check base_url, or raise max_response_bytes (or lower page_size) if the vendor's pages really are this large"
+    )]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// No answer within the configured timeout.
     #[error("no answer within the request timeout")]
     Timeout,
@@ -129,7 +141,7 @@ impl FetchError {
             | FetchError::Html { status, .. }
             | FetchError::Redirect { status, .. }
             | FetchError::Client { status, .. } => Some(*status),
-            FetchError::Timeout | FetchError::Connect(_) => None,
+            FetchError::TooLarge { .. } | FetchError::Timeout | FetchError::Connect(_) => None,
         }
     }
 
@@ -142,6 +154,7 @@ impl FetchError {
             FetchError::Html { .. } => "html_page",
             FetchError::Client { .. } => "http_4xx",
             FetchError::Redirect { .. } => "redirect",
+            FetchError::TooLarge { .. } => "too_large",
             FetchError::Timeout => "timeout",
             FetchError::Connect(_) => "connect",
         }
@@ -189,6 +202,8 @@ pub struct FetchContext<'a> {
     pub observer: &'a dyn FetchObserver,
     /// How the vendor throttles besides 429.
     pub throttling: ThrottleSignals,
+    /// The largest body read (the source's `max_response_bytes`).
+    pub max_response_bytes: u64,
 }
 
 /// A 2xx answer.
@@ -218,7 +233,7 @@ where
     let max = policy.max_delay;
     (|| async {
         ctx.throttle.acquire().await;
-        let result = fetch_once(make(), ctx.throttling).await;
+        let result = fetch_once(make(), ctx.throttling, ctx.max_response_bytes).await;
         observer.answered(&match &result {
             Ok(answer) => answer.status.as_u16().to_string(),
             Err(e) => e.status().map_or_else(|| e.code().to_owned(), |s| s.to_string()),
@@ -243,9 +258,13 @@ where
     .await
 }
 
-/// One attempt: send, read the body and [`classify`] the answer. An answer
-/// `throttling` recognises is read like 429.
-pub async fn fetch_once(req: RequestBuilder, throttling: ThrottleSignals) -> Result<Answer, FetchError> {
+/// One attempt: send, read at most `max_response_bytes` of the body, and
+/// [`classify`] the answer. An answer `throttling` recognises is read like 429.
+pub async fn fetch_once(
+    req: RequestBuilder,
+    throttling: ThrottleSignals,
+    max_response_bytes: u64,
+) -> Result<Answer, FetchError> {
     let response = req.send().await.map_err(classify_transport)?;
     let status = response.status();
     let headers = response.headers().clone();
@@ -254,7 +273,7 @@ pub async fn fetch_once(req: RequestBuilder, throttling: ThrottleSignals) -> Res
         // Not followed (see `redirect`); its body says nothing more.
         Bytes::new()
     } else {
-        response.bytes().await.map_err(classify_transport)?
+        body::read_limited(response, max_response_bytes).await?
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     classify(status, &headers, &url, body, throttling, now)
@@ -339,20 +358,21 @@ mod tests {
             throttle: &throttle,
             observer: &Quiet,
             throttling: ThrottleSignals::statuses(&[406]),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         };
         let body = fetch(|| client.get(&url), &ctx).await.unwrap();
         assert_eq!(&body[..], b"{\"message\":\"slow down\"}");
         assert_eq!(hits.load(Ordering::SeqCst), 2, "retried once");
 
         let (url, _) = flaky(406, 1).await;
-        let err = fetch_once(client.get(&url), ThrottleSignals::NONE).await.unwrap_err();
+        let err = fetch_once(client.get(&url), ThrottleSignals::NONE, 1000).await.unwrap_err();
         assert_eq!(
             err,
             FetchError::Client { status: 406, detail: "slow down".into() },
             "without the vendor's word, 406 is a refused request"
         );
         let (url, _) = flaky(406, 1).await;
-        let err = fetch_once(client.get(&url), ThrottleSignals::statuses(&[406])).await.unwrap_err();
+        let err = fetch_once(client.get(&url), ThrottleSignals::statuses(&[406]), 1000).await.unwrap_err();
         assert!(matches!(err, FetchError::Throttled { status: 406, .. }), "{err}");
     }
 
@@ -378,6 +398,7 @@ mod tests {
         assert!(!FetchError::Html { status: 404, title: String::new() }.is_transient());
         assert!(!FetchError::Auth { status: 401, detail: String::new() }.is_transient());
         assert!(!FetchError::Client { status: 400, detail: String::new() }.is_transient());
+        assert!(!FetchError::TooLarge { limit: 1 }.is_transient());
         let redirect =
             FetchError::Redirect { status: 302, target: String::new(), stop: RedirectStop::NoTarget };
         assert!(!redirect.is_transient());
@@ -419,18 +440,19 @@ mod tests {
         })
         .await;
         let get = |path: &str| client.get(format!("{origin}{path}")).header("X-API-Key", "k");
-        let answer = fetch_once(get(&format!("/hop/{MAX_REDIRECTS}")), ThrottleSignals::NONE).await;
+        let answer = fetch_once(get(&format!("/hop/{MAX_REDIRECTS}")), ThrottleSignals::NONE, 1000).await;
         assert_eq!(&answer.unwrap().body[..], b"{\"ok\":true}");
         assert_eq!(hits.load(Ordering::SeqCst), MAX_REDIRECTS + 1);
-        let err =
-            fetch_once(get(&format!("/hop/{}", MAX_REDIRECTS + 1)), ThrottleSignals::NONE).await.unwrap_err();
+        let err = fetch_once(get(&format!("/hop/{}", MAX_REDIRECTS + 1)), ThrottleSignals::NONE, 1000)
+            .await
+            .unwrap_err();
         assert!(matches!(&err, FetchError::Redirect { stop: RedirectStop::TooMany, .. }), "{err}");
 
         let (foreign, foreign_hits) = listener(|_| redirect_to("/")).await;
         let to_foreign = format!("{foreign}/steal?auth_token=k");
         let (origin, _) = listener(move |_| redirect_to(&to_foreign)).await;
         let request = client.get(format!("{origin}/api?auth_token=k")).header("X-API-Key", "k");
-        let err = fetch_once(request, ThrottleSignals::NONE).await.unwrap_err();
+        let err = fetch_once(request, ThrottleSignals::NONE, 1000).await.unwrap_err();
         assert_eq!(
             err,
             FetchError::Redirect { status: 302, target: foreign.clone(), stop: RedirectStop::OtherOrigin }
