@@ -10,12 +10,13 @@
 //!
 //! Whatever answers at a vendor's address is treated as hostile input:
 //! redirects are followed only within the origin ([`redirect`]), bodies are
-//! read up to a bound (`body.rs`), and [`classify`] (pure) reads
+//! read up to a bound (`body.rs`), and [`classify`] (pure, fuzzed) reads
 //! statuses, headers and bodies without panicking and keeps every text it
 //! copies into an error short and printable.
 
 mod body;
 mod classify;
+pub mod hostile;
 pub mod redirect;
 
 use std::time::Duration;
