@@ -203,7 +203,16 @@ pub enum Fault {
     /// The normal answer with its next-page link pointing at this origin
     /// (`http://host:port`), to check a poller never follows it with the key.
     NextLinkTo(String),
+    /// 307 to the same URL on this simulator with
+    /// [`SAME_ORIGIN_REDIRECT_MARKER`] added to its query, as a load
+    /// balancer moving a request along its own origin does; a client that
+    /// follows it gets the normal answer.
+    SameOriginRedirect,
 }
+
+/// The query parameter [`Fault::SameOriginRedirect`] adds to the URL it
+/// redirects to, so a test can see the redirect was followed.
+pub const SAME_ORIGIN_REDIRECT_MARKER: &str = "alertd_redirected=1";
 
 /// One request the simulator answered, so tests can check what the poller
 /// sent and how often.
