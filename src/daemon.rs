@@ -266,8 +266,11 @@ async fn jetstream_for<'c>(
     Ok((js, nats))
 }
 
-/// The HTTP client every poller shares; its User-Agent names `instance`
-/// when given (`[cluster]`).
+/// The HTTP client every poller (and `alertd check`) shares; its
+/// User-Agent names `instance` when given (`[cluster]`). It follows
+/// redirects only within the request's origin ([`crate::http::redirect`]),
+/// so no vendor's key reaches another host, and sends no `Referer`, which
+/// would repeat a URL whose query may hold a key.
 pub fn http_client(instance: Option<&str>) -> Result<reqwest::Client, DaemonError> {
     let user_agent = match instance {
         Some(name) => format!("{} (instance {name})", client_name()),
@@ -276,6 +279,8 @@ pub fn http_client(instance: Option<&str>) -> Result<reqwest::Client, DaemonErro
     reqwest::Client::builder()
         .user_agent(user_agent)
         .connect_timeout(Duration::from_secs(10))
+        .redirect(crate::http::redirect::policy())
+        .referer(false)
         .build()
         .map_err(|e| DaemonError::Http(e.to_string()))
 }

@@ -40,6 +40,7 @@ pub mod cursors;
 pub mod daemon;
 pub mod demo;
 pub mod event;
+pub mod hostile;
 pub mod http;
 pub mod incremental;
 pub mod internal_events;

@@ -247,6 +247,7 @@ pub struct Poller<V: Vendor> {
     /// The page size asked for; a page far larger is refused.
     page_size: u32,
     timeout: Duration,
+    max_response_bytes: u64,
     retry: RetryPolicy,
     throttle: Throttle,
     expiry_warning: Duration,
@@ -267,6 +268,7 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
         max_pages: source.max_pages,
         page_size: crate::vendors::page_size::<V>(source),
         timeout: source.timeout,
+        max_response_bytes: source.max_response_bytes,
         retry: RetryPolicy { retries: source.retries, ..deps.retry },
         throttle: Throttle::new(source.rate_limits.as_deref().unwrap_or(V::RATE_LIMITS)),
         expiry_warning: source.credential_expiry_warning,
@@ -351,7 +353,13 @@ impl<V: Vendor> Poller<V> {
                 true,
             ),
         };
-        let answer = match crate::http::fetch_once(request.timeout(self.timeout), throttling::<V>()).await {
+        let answer = match crate::http::fetch_once(
+            request.timeout(self.timeout),
+            throttling::<V>(),
+            self.max_response_bytes,
+        )
+        .await
+        {
             Ok(answer) => answer,
             // The vendor's documented "nothing found" proves the key works.
             Err(error) if is_page && self.vendor.empty_page_for(&at, &error).is_some() => return Ok(Some(0)),
@@ -537,6 +545,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             throttle: &p.throttle,
             observer: p,
             throttling: throttling::<V>(),
+            max_response_bytes: p.max_response_bytes,
         };
         let body = match crate::http::fetch(make, &ctx).await {
             Ok(body) => body,

@@ -156,7 +156,10 @@ pub fn hint(headers: &reqwest::header::HeaderMap, now: Duration) -> Option<Durat
     } else {
         Duration::from_secs(reset.saturating_add(1))
     };
-    Some(reset_in / (u32::try_from(remaining).unwrap_or(u32::MAX - 1) + 1)).filter(|d| !d.is_zero())
+    // `remaining + 1` calls share the wait; a huge `Remaining` (with a
+    // larger `Limit`) must neither overflow nor divide by zero.
+    let calls = u32::try_from(remaining.saturating_add(1)).unwrap_or(u32::MAX);
+    Some(reset_in / calls).filter(|d| !d.is_zero())
 }
 
 #[cfg(test)]
@@ -211,6 +214,21 @@ mod tests {
         let past = headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "1799999990")]);
         assert_eq!(hint(&past, now), None, "a reset in the past holds nothing");
         assert_eq!(hint(&HeaderMap::new(), now), None);
+    }
+
+    /// `Remaining` of u32::MAX under a larger `Limit` overflowed `+ 1`
+    /// (a panic in debug builds, a division by zero in release builds).
+    #[test]
+    fn a_huge_remaining_budget_neither_overflows_nor_divides_by_zero() {
+        let now = Duration::from_secs(1_800_000_000);
+        for remaining in ["4294967294", "4294967295", "4294967296", "18446744073709551615"] {
+            let h = headers(&[
+                ("ratelimit-limit", "18446744073709551615"),
+                ("ratelimit-remaining", remaining),
+                ("ratelimit-reset", "18446744073709551615"),
+            ]);
+            let _ = hint(&h, now);
+        }
     }
 
     #[tokio::test]

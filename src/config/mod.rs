@@ -325,6 +325,12 @@ pub struct SourceConfig {
     /// Per-request timeout. More than 0, at most [`MAX_TIMEOUT`].
     #[serde(default = "default_timeout", deserialize_with = "timeout")]
     pub timeout: Duration,
+    /// The largest response body read from the vendor, in bytes (default
+    /// 32 MiB, at most 1 GiB): a longer one is dropped while it streams
+    /// and the poll fails, so an endpoint that never stops sending cannot
+    /// exhaust the daemon's memory.
+    #[serde(default = "default_max_response_bytes", deserialize_with = "response_bytes")]
+    pub max_response_bytes: u64,
     /// `false` keeps the entry but does not poll it.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -821,6 +827,19 @@ fn default_max_pages() -> u64 {
 fn default_retries() -> usize {
     4
 }
+fn default_max_response_bytes() -> u64 {
+    crate::http::DEFAULT_MAX_RESPONSE_BYTES
+}
+fn response_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let limit = crate::http::MAX_RESPONSE_BYTES_LIMIT;
+    match u64::deserialize(d) {
+        Ok(n) if (1..=limit).contains(&n) => Ok(n),
+        _ => Err(serde::de::Error::custom(format!(
+            "max_response_bytes must be a number of bytes from 1 to {limit} (1 GiB); the default is {} (32 MiB)",
+            crate::http::DEFAULT_MAX_RESPONSE_BYTES
+        ))),
+    }
+}
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
@@ -1141,6 +1160,20 @@ schedule = "*/5 * * * *"
         let text = GOOD.replace("{ env = \"CG_KEY\" }", "{ envv = \"CG_KEY\" }");
         let err = crate::registry::parse(&text, "t.toml").unwrap_err().to_string();
         assert!(err.contains("envv") && err.contains("credential"), "{err}");
+    }
+
+    #[test]
+    fn max_response_bytes_defaults_to_32_mib_and_is_bounded() {
+        let c = crate::registry::parse(GOOD, "test.toml").unwrap();
+        assert_eq!(c.sources[0].max_response_bytes, 32 * 1024 * 1024);
+        let set = GOOD.replace("schedule =", "max_response_bytes = 1048576\nschedule =");
+        assert_eq!(crate::registry::parse(&set, "test.toml").unwrap().sources[0].max_response_bytes, 1 << 20);
+        for bad in ["0", "1073741825", "-1", "\"32MiB\"", "1.5"] {
+            let text = GOOD.replace("schedule =", &format!("max_response_bytes = {bad}\nschedule ="));
+            let (line, message) = error_of(&text);
+            assert_eq!(line, 9, "{bad}");
+            assert!(message.contains("max_response_bytes") && message.contains("1 GiB"), "{bad}: {message}");
+        }
     }
 
     #[test]

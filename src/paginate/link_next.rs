@@ -31,7 +31,10 @@ impl LinkNext {
             return Err(PaginateError::Mismatch { scheme: "link_next", got: cont.name() });
         };
         if let Some(link) = next.as_deref().filter(|l| !l.is_empty()) {
-            let url = self.base.join(link).map_err(|_| PaginateError::BadLink(super::redact_query(link)))?;
+            let url = self.base.join(link).map_err(|_| {
+                // The vendor's bytes, into a log line: bounded and printable.
+                PaginateError::BadLink(crate::http::printable(&super::redact_query(link), 200))
+            })?;
             if url.origin() != self.base.origin() {
                 return Err(PaginateError::ForeignLink(url.origin().ascii_serialization()));
             }

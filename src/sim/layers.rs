@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, USER_AGENT};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
@@ -14,7 +14,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::state::{SavedPage, Shared};
-use super::{Fault, RequestRecord};
+use super::{Fault, RequestRecord, SAME_ORIGIN_REDIRECT_MARKER};
 
 /// What a reverse proxy in front of a vendor shows when the backend dies;
 /// pollers must cope with a non-JSON 500.
@@ -88,6 +88,14 @@ pub(crate) async fn inject_fault(
             None => remember(&shared, next.run(request).await).await,
         },
         Fault::HollowItems => rewrite(next.run(request).await, |body| shared.vendor().hollow(body)).await,
+        Fault::SameOriginRedirect => {
+            let uri = request.uri();
+            let location = match uri.query() {
+                Some(query) => format!("{}?{query}&{SAME_ORIGIN_REDIRECT_MARKER}", uri.path()),
+                None => format!("{}?{SAME_ORIGIN_REDIRECT_MARKER}", uri.path()),
+            };
+            (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, location)]).into_response()
+        }
         Fault::NextLinkTo(origin) => {
             rewrite(next.run(request).await, |body| {
                 shared.vendor().link_to(body, &origin);

@@ -214,7 +214,16 @@ pub enum Fault {
     BigItem(usize),
     /// The normal page plus this many items that no vendor can normalize.
     BrokenItems(usize),
+    /// 307 to the same URL on this simulator with
+    /// [`SAME_ORIGIN_REDIRECT_MARKER`] added to its query, as a load
+    /// balancer moving a request along its own origin does; a client that
+    /// follows it gets the normal answer.
+    SameOriginRedirect,
 }
+
+/// The query parameter [`Fault::SameOriginRedirect`] adds to the URL it
+/// redirects to, so a test can see the redirect was followed.
+pub const SAME_ORIGIN_REDIRECT_MARKER: &str = "alertd_redirected=1";
 
 /// One request the simulator answered, so tests can check what the poller
 /// sent and how often.

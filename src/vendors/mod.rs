@@ -211,6 +211,13 @@ pub enum PageError {
 }
 
 impl PageError {
+    /// The vendor's own error text, cut to a bounded length with control
+    /// characters blanked: it is the vendor's choice of bytes, and it ends
+    /// up in log lines and `alertd check`'s table.
+    pub fn vendor(text: &str) -> PageError {
+        PageError::Vendor(crate::http::printable(text, 2 * crate::http::MAX_DETAIL_CHARS))
+    }
+
     /// A bounded label for metrics and structured logs.
     pub fn code(&self) -> &'static str {
         match self {

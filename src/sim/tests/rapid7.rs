@@ -151,6 +151,7 @@ async fn the_vendors_validate_request_passes_with_the_right_key_only() {
         crate::http::fetch_once(
             vendor.validate_request(&client, &key).unwrap(),
             crate::http::ThrottleSignals::NONE,
+            crate::http::DEFAULT_MAX_RESPONSE_BYTES,
         )
     };
     let body = check(RAPID7_DEMO_KEY).await.unwrap();

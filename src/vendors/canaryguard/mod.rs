@@ -98,7 +98,7 @@ impl Vendor for CanaryGuard {
         if let Some(error) = envelope.get("error") {
             let code = error.get("code").and_then(Value::as_str).unwrap_or("UNKNOWN");
             let message = error.get("message").and_then(Value::as_str).unwrap_or("");
-            return Err(PageError::Vendor(format!("{code}: {message}")));
+            return Err(PageError::vendor(&format!("{code}: {message}")));
         }
         let Some(Value::Array(items)) = envelope.get("data") else {
             return Err(PageError::Shape("`data` is missing or not an array".into()));

@@ -162,7 +162,8 @@ impl Vendor for Catchpoint {
         let mut page = parsed.page;
         if let Some(usage) = &parsed.usage {
             if let Some(message) = &usage.exceeded_message {
-                tracing::warn!(message = "Catchpoint reports an exceeded API limit.", source = %self.source, exceeded = %message);
+                let exceeded = crate::http::printable(message, crate::http::MAX_DETAIL_CHARS);
+                tracing::warn!(message = "Catchpoint reports an exceeded API limit.", source = %self.source, %exceeded);
             }
             page.usage = [
                 ("minute", usage.limits.minute, usage.runs.minute),
@@ -222,7 +223,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, PageError> {
         return Err(PageError::Shape("the answer is not a JSON object".into()));
     }
     if envelope.get("completed").and_then(Value::as_bool) == Some(false) {
-        return Err(PageError::Vendor(error_messages(&envelope)));
+        return Err(PageError::vendor(&error_messages(&envelope)));
     }
     let data = match envelope.get("data") {
         Some(data @ Value::Object(_)) => data,

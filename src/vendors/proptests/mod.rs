@@ -13,6 +13,7 @@
 //! Failures are not persisted to files: every panic found here is fixed in
 //! the vendor code and pinned by a regression unit test beside the fix.
 
+mod hostile;
 mod shapes;
 mod strategies;
 

@@ -229,7 +229,7 @@ fn parse_alerts(envelope: &Value) -> Result<Page, PageError> {
                 other => super::fields::text(other, "/region").unwrap_or_else(|| other.to_string()),
             })
             .collect();
-        return Err(PageError::Vendor(format!(
+        return Err(PageError::vendor(&format!(
             "the alert search failed in region(s) {}; the page is incomplete",
             regions.join(", ")
         )));
@@ -249,7 +249,7 @@ fn parse_alerts(envelope: &Value) -> Result<Page, PageError> {
 /// An investigations page: `data[]` and `metadata.total_pages`.
 fn parse_investigations(envelope: &Value) -> Result<Page, PageError> {
     if let (None, Some(message)) = (envelope.get("data"), super::fields::text(envelope, "/message")) {
-        return Err(PageError::Vendor(message));
+        return Err(PageError::vendor(&message));
     }
     let Some(Value::Array(items)) = envelope.get("data") else {
         return Err(PageError::Shape("`data` is missing or not a list".into()));

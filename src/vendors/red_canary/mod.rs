@@ -123,7 +123,7 @@ impl Vendor for RedCanary {
             Some(Value::Array(items)) => items.clone(),
             _ => {
                 if let Some(errors) = envelope.get("errors").or_else(|| envelope.get("error")) {
-                    return Err(PageError::Vendor(error_text(errors)));
+                    return Err(PageError::vendor(&error_text(errors)));
                 }
                 return Err(PageError::Shape("`data` is missing or not an array".into()));
             }

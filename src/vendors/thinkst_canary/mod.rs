@@ -160,7 +160,7 @@ impl Vendor for ThinkstCanary {
         let envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
         if envelope.get("result").and_then(Value::as_str) == Some("error") {
             let message = envelope.get("message").and_then(Value::as_str).unwrap_or("(no message)");
-            return Err(PageError::Vendor(message.to_owned()));
+            return Err(PageError::vendor(message));
         }
         let items = match envelope.get("incidents") {
             Some(Value::Array(items)) => items.clone(),

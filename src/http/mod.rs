@@ -7,12 +7,22 @@
 //! backoff and jitter by `backon`; a server's `Retry-After` replaces the
 //! computed delay, capped so one source cannot sleep forever. Nothing here
 //! prints a URL's query string: some vendors carry the key in it.
+//!
+//! Whatever answers at a vendor's address is treated as hostile input:
+//! redirects are followed only within the origin ([`redirect`]), bodies are
+//! read up to a bound (`body.rs`), and [`classify`] (pure, fuzzed) reads
+//! statuses, headers and bodies without panicking and keeps every text it
+//! copies into an error short and printable.
+
+mod body;
+mod classify;
+pub mod redirect;
 
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{RequestBuilder, StatusCode};
 
 use crate::throttle::Throttle;
 
@@ -21,6 +31,9 @@ use crate::throttle::Throttle;
 pub fn client_name() -> String {
     format!("alertd/{}", env!("CARGO_PKG_VERSION"))
 }
+pub use body::{DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES_LIMIT};
+pub use classify::{MAX_DETAIL_CHARS, classify, printable, vendor_message};
+pub use redirect::{MAX_REDIRECTS, RedirectStop};
 
 /// How a source retries transient failures.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +96,27 @@ pub enum FetchError {
         /// The vendor's message.
         detail: String,
     },
+    /// A redirect that was not followed: to another origin, from https to
+    /// http, one hop too many, or without a usable `Location`.
+    #[error("HTTP {status}: {}", redirect::hint(*stop, target))]
+    Redirect {
+        /// The 3xx status.
+        status: u16,
+        /// Where it pointed, as `scheme://host:port` only (empty when it
+        /// pointed nowhere usable).
+        target: String,
+        /// Why it was not followed.
+        stop: RedirectStop,
+    },
+    /// The body passed the source's `max_response_bytes`; it was dropped
+    /// unread past that point. Retrying would read it again.
+    #[error(
+        "the response body is larger than max_response_bytes ({limit} bytes); it was dropped: check base_url, or raise max_response_bytes (or lower page_size) if the vendor's pages really are this large"
+    )]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// No answer within the configured timeout.
     #[error("no answer within the request timeout")]
     Timeout,
@@ -110,8 +144,9 @@ impl FetchError {
             | FetchError::Throttled { status, .. }
             | FetchError::Server { status, .. }
             | FetchError::Html { status, .. }
+            | FetchError::Redirect { status, .. }
             | FetchError::Client { status, .. } => Some(*status),
-            FetchError::Timeout | FetchError::Connect(_) => None,
+            FetchError::TooLarge { .. } | FetchError::Timeout | FetchError::Connect(_) => None,
         }
     }
 
@@ -123,6 +158,8 @@ impl FetchError {
             FetchError::Server { .. } => "http_5xx",
             FetchError::Html { .. } => "html_page",
             FetchError::Client { .. } => "http_4xx",
+            FetchError::Redirect { .. } => "redirect",
+            FetchError::TooLarge { .. } => "too_large",
             FetchError::Timeout => "timeout",
             FetchError::Connect(_) => "connect",
         }
@@ -170,6 +207,8 @@ pub struct FetchContext<'a> {
     pub observer: &'a dyn FetchObserver,
     /// How the vendor throttles besides 429.
     pub throttling: ThrottleSignals,
+    /// The largest body read (the source's `max_response_bytes`).
+    pub max_response_bytes: u64,
 }
 
 /// A 2xx answer.
@@ -199,7 +238,7 @@ where
     let max = policy.max_delay;
     (|| async {
         ctx.throttle.acquire().await;
-        let result = fetch_once(make(), ctx.throttling).await;
+        let result = fetch_once(make(), ctx.throttling, ctx.max_response_bytes).await;
         observer.answered(&match &result {
             Ok(answer) => answer.status.as_u16().to_string(),
             Err(e) => e.status().map_or_else(|| e.code().to_owned(), |s| s.to_string()),
@@ -224,35 +263,25 @@ where
     .await
 }
 
-/// One attempt. An answer `throttling` recognises is read like 429.
-pub async fn fetch_once(req: RequestBuilder, throttling: ThrottleSignals) -> Result<Answer, FetchError> {
+/// One attempt: send, read at most `max_response_bytes` of the body, and
+/// [`classify`] the answer. An answer `throttling` recognises is read like 429.
+pub async fn fetch_once(
+    req: RequestBuilder,
+    throttling: ThrottleSignals,
+    max_response_bytes: u64,
+) -> Result<Answer, FetchError> {
     let response = req.send().await.map_err(classify_transport)?;
     let status = response.status();
-    let retry_after = retry_after(&response);
+    let headers = response.headers().clone();
+    let url = response.url().clone();
+    let body = if status.is_redirection() {
+        // Not followed (see `redirect`); its body says nothing more.
+        Bytes::new()
+    } else {
+        body::read_limited(response, max_response_bytes).await?
+    };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let pace = crate::throttle::hint(response.headers(), now);
-    let html = is_html(&response);
-    let body = response.bytes().await.map_err(classify_transport)?;
-    if html || looks_like_html(&body) {
-        return Err(FetchError::Html { status: status.as_u16(), title: html_title(&body) });
-    }
-    if throttling.statuses.contains(&status.as_u16()) || (throttling.body)(&body) {
-        return Err(FetchError::Throttled { status: status.as_u16(), retry_after: retry_after.or(pace) });
-    }
-    if status.is_success() {
-        return Ok(Answer { status, body, pace });
-    }
-    let detail = vendor_message(&body);
-    Err(match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            FetchError::Auth { status: status.as_u16(), detail }
-        }
-        StatusCode::TOO_MANY_REQUESTS => {
-            FetchError::Throttled { status: 429, retry_after: retry_after.or(pace) }
-        }
-        s if s.is_server_error() => FetchError::Server { status: s.as_u16(), detail },
-        s => FetchError::Client { status: s.as_u16(), detail },
-    })
+    classify(status, &headers, &url, body, throttling, now)
 }
 
 /// What an HTML answer means: on a 404 nothing serves the vendor's API at
@@ -281,72 +310,8 @@ fn classify_transport(err: reqwest::Error) -> FetchError {
             message.push_str(&inner.to_string());
             source = inner.source();
         }
-        FetchError::Connect(message)
+        FetchError::Connect(printable(&message, 500))
     }
-}
-
-/// `Retry-After` as delta-seconds or an HTTP-date.
-fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
-}
-
-fn is_html(response: &Response) -> bool {
-    response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"))
-}
-
-fn looks_like_html(body: &[u8]) -> bool {
-    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
-    let head = &body[start..body.len().min(start + 15)];
-    let lower = head.to_ascii_lowercase();
-    lower.starts_with(b"<!doctype html") || lower.starts_with(b"<html")
-}
-
-fn html_title(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-    let lower = text.to_ascii_lowercase();
-    let Some(start) = lower.find("<title>") else {
-        return String::new();
-    };
-    let rest = &text[start + 7..];
-    let end = rest.to_ascii_lowercase().find("</title>").unwrap_or(rest.len().min(120));
-    let title: String = rest[..end].trim().chars().take(120).collect();
-    if title.is_empty() { String::new() } else { format!(" (\"{title}\")") }
-}
-
-/// The vendor's own error text from the common JSON envelopes
-/// (`{"error":{"message"}}`, `{"message"}`, `{"errors":[{"message"}]}`),
-/// else the start of the body.
-pub fn vendor_message(body: &[u8]) -> String {
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        let candidates = [
-            v.pointer("/error/message"),
-            v.pointer("/message"),
-            v.pointer("/errors/0/message"),
-            v.pointer("/error"),
-            v.pointer("/errors/0"),
-        ];
-        for c in candidates.into_iter().flatten() {
-            if let Some(s) = c.as_str() {
-                return clip(s);
-            }
-        }
-    }
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    if text.trim().is_empty() { "(empty body)".into() } else { clip(&text) }
-}
-
-fn clip(s: &str) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
-    flat.trim().to_owned()
 }
 
 #[cfg(test)]
@@ -354,26 +319,6 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[test]
-    fn html_is_recognised_with_or_without_a_content_type() {
-        assert!(looks_like_html(b"\n  <!DOCTYPE html><html>"));
-        assert!(looks_like_html(b"<HTML><head>"));
-        assert!(!looks_like_html(b"{\"data\":[]}"));
-        assert_eq!(html_title(b"<html><title>502 Bad Gateway</title>"), " (\"502 Bad Gateway\")");
-    }
-
-    #[test]
-    fn the_vendor_message_is_taken_from_the_common_envelopes() {
-        assert_eq!(
-            vendor_message(
-                br#"{"error":{"code":"UNAUTHORIZED","message":"Missing, invalid, or expired API key."}}"#
-            ),
-            "Missing, invalid, or expired API key."
-        );
-        assert_eq!(vendor_message(br#"{"result":"error","message":"bad token"}"#), "bad token");
-        assert_eq!(vendor_message(b""), "(empty body)");
-    }
 
     /// A server that answers `status` to its first `failures` requests, then 200.
     async fn flaky(status: u16, failures: usize) -> (String, Arc<AtomicUsize>) {
@@ -418,20 +363,21 @@ mod tests {
             throttle: &throttle,
             observer: &Quiet,
             throttling: ThrottleSignals::statuses(&[406]),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         };
         let body = fetch(|| client.get(&url), &ctx).await.unwrap();
         assert_eq!(&body[..], b"{\"message\":\"slow down\"}");
         assert_eq!(hits.load(Ordering::SeqCst), 2, "retried once");
 
         let (url, _) = flaky(406, 1).await;
-        let err = fetch_once(client.get(&url), ThrottleSignals::NONE).await.unwrap_err();
+        let err = fetch_once(client.get(&url), ThrottleSignals::NONE, 1000).await.unwrap_err();
         assert_eq!(
             err,
             FetchError::Client { status: 406, detail: "slow down".into() },
             "without the vendor's word, 406 is a refused request"
         );
         let (url, _) = flaky(406, 1).await;
-        let err = fetch_once(client.get(&url), ThrottleSignals::statuses(&[406])).await.unwrap_err();
+        let err = fetch_once(client.get(&url), ThrottleSignals::statuses(&[406]), 1000).await.unwrap_err();
         assert!(matches!(err, FetchError::Throttled { status: 406, .. }), "{err}");
     }
 
@@ -457,5 +403,66 @@ mod tests {
         assert!(!FetchError::Html { status: 404, title: String::new() }.is_transient());
         assert!(!FetchError::Auth { status: 401, detail: String::new() }.is_transient());
         assert!(!FetchError::Client { status: 400, detail: String::new() }.is_transient());
+        assert!(!FetchError::TooLarge { limit: 1 }.is_transient());
+        let redirect =
+            FetchError::Redirect { status: 302, target: String::new(), stop: RedirectStop::NoTarget };
+        assert!(!redirect.is_transient());
+    }
+
+    /// Counts the requests it gets and answers each with `answer`.
+    async fn listener(
+        answer: impl Fn(&str) -> axum::response::Response + Clone + Send + Sync + 'static,
+    ) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            async move { answer(uri.path()) }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (origin, hits)
+    }
+
+    fn redirect_to(location: &str) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, location.to_owned())], "")
+            .into_response()
+    }
+
+    #[tokio::test]
+    async fn the_shared_client_follows_redirects_only_within_the_origin() {
+        let client = crate::daemon::http_client(None).unwrap();
+        // `/hop/N` redirects to `/hop/N-1`; `/hop/0` answers.
+        let (origin, hits) = listener(|path| {
+            use axum::response::IntoResponse;
+            match path.strip_prefix("/hop/").and_then(|n| n.parse::<u32>().ok()) {
+                Some(0) | None => "{\"ok\":true}".into_response(),
+                Some(n) => redirect_to(&format!("/hop/{}", n - 1)),
+            }
+        })
+        .await;
+        let get = |path: &str| client.get(format!("{origin}{path}")).header("X-API-Key", "k");
+        let answer = fetch_once(get(&format!("/hop/{MAX_REDIRECTS}")), ThrottleSignals::NONE, 1000).await;
+        assert_eq!(&answer.unwrap().body[..], b"{\"ok\":true}");
+        assert_eq!(hits.load(Ordering::SeqCst), MAX_REDIRECTS + 1);
+        let err = fetch_once(get(&format!("/hop/{}", MAX_REDIRECTS + 1)), ThrottleSignals::NONE, 1000)
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, FetchError::Redirect { stop: RedirectStop::TooMany, .. }), "{err}");
+
+        let (foreign, foreign_hits) = listener(|_| redirect_to("/")).await;
+        let to_foreign = format!("{foreign}/steal?auth_token=k");
+        let (origin, _) = listener(move |_| redirect_to(&to_foreign)).await;
+        let request = client.get(format!("{origin}/api?auth_token=k")).header("X-API-Key", "k");
+        let err = fetch_once(request, ThrottleSignals::NONE, 1000).await.unwrap_err();
+        assert_eq!(
+            err,
+            FetchError::Redirect { status: 302, target: foreign.clone(), stop: RedirectStop::OtherOrigin }
+        );
+        assert!(!err.to_string().contains("auth_token") && !err.to_string().contains("/steal"), "{err}");
+        assert_eq!(foreign_hits.load(Ordering::SeqCst), 0, "nothing went to the other origin");
     }
 }
