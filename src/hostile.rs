@@ -87,10 +87,10 @@ pub fn exercise(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Vec<St
 pub fn check_message(message: &str) -> Result<(), String> {
     let chars = message.chars().count();
     if chars > MAX_MESSAGE_CHARS {
-        return Err(format!("a message of {chars} characters: {}…", crate::http::printable(message, 200)));
+        return Err(format!("a message of {chars} characters: {}…", crate::text::clip(message, 200)));
     }
     if let Some(c) = message.chars().find(|c| c.is_control()) {
-        return Err(format!("a control character {c:?} in: {}", crate::http::printable(message, 300)));
+        return Err(format!("a control character {c:?} in: {}", crate::text::clip(message, 300)));
     }
     Ok(())
 }

@@ -66,18 +66,33 @@ pub fn redact_urls_in(text: &str) -> String {
 /// to the clipboard. Tabs and line breaks become a space: one event, one
 /// line. Borrowed when there is nothing to replace (the usual case).
 pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(is_unprintable) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
         text.chars()
             .map(|c| match c {
                 '\t' | '\n' | '\r' => ' ',
-                c if c.is_control() => '?',
+                c if is_unprintable(c) => '?',
                 c => c,
             })
             .collect(),
     )
+}
+
+/// `text` cut to `max_chars` characters, with control characters and the
+/// invisible ones that reorder or hide text (bidi overrides, zero-width
+/// marks) blanked, and trimmed: safe to put in an error or a log line.
+pub fn clip(text: &str, max_chars: usize) -> String {
+    let flat: String =
+        text.chars().take(max_chars).map(|c| if is_unprintable(c) { ' ' } else { c }).collect();
+    flat.trim().to_owned()
+}
+
+/// Control characters, and the invisible ones that reorder or hide text.
+fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
 }
 
 #[cfg(test)]

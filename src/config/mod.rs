@@ -827,16 +827,25 @@ fn default_max_pages() -> u64 {
 fn default_retries() -> usize {
     4
 }
+/// The default of a source's `max_response_bytes`: 32 MiB, far above the
+/// largest page any supported vendor serves (a few MiB at their maximum
+/// page sizes) and small enough that every source of a daemon can hold one.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The largest `max_response_bytes` a config may set (1 GiB): one body is
+/// held in memory whole, and parsed into a tree several times its size.
+pub const MAX_RESPONSE_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
+
 fn default_max_response_bytes() -> u64 {
-    crate::http::DEFAULT_MAX_RESPONSE_BYTES
+    DEFAULT_MAX_RESPONSE_BYTES
 }
 fn response_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let limit = crate::http::MAX_RESPONSE_BYTES_LIMIT;
+    let limit = MAX_RESPONSE_BYTES_LIMIT;
     match u64::deserialize(d) {
         Ok(n) if (1..=limit).contains(&n) => Ok(n),
         _ => Err(serde::de::Error::custom(format!(
             "max_response_bytes must be a number of bytes from 1 to {limit} (1 GiB); the default is {} (32 MiB)",
-            crate::http::DEFAULT_MAX_RESPONSE_BYTES
+            DEFAULT_MAX_RESPONSE_BYTES
         ))),
     }
 }

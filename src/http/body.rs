@@ -12,14 +12,7 @@ use reqwest::Response;
 
 use super::{FetchError, classify_transport};
 
-/// The default of a source's `max_response_bytes`: 32 MiB, far above the
-/// largest page any supported vendor serves (a few MiB at their maximum
-/// page sizes) and small enough that every source of a daemon can hold one.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
-
-/// The largest `max_response_bytes` a config may set (1 GiB): one body is
-/// held in memory whole, and parsed into a tree several times its size.
-pub const MAX_RESPONSE_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
+pub use crate::config::{DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES_LIMIT};
 
 /// The first allocation, whatever `Content-Length` claims: a header costs
 /// the server nothing to lie in.

@@ -96,7 +96,7 @@ pub(super) fn html_title(body: &[u8]) -> String {
     };
     let rest = head.get(start..).unwrap_or_default();
     let end = lower.get(start..).and_then(|r| r.find("</title>")).unwrap_or(rest.len());
-    let title = printable(rest.get(..end).unwrap_or(rest), 120);
+    let title = crate::text::clip(rest.get(..end).unwrap_or(rest), 120);
     if title.is_empty() { String::new() } else { format!(" (\"{title}\")") }
 }
 
@@ -114,27 +114,13 @@ pub fn vendor_message(body: &[u8]) -> String {
         ];
         for c in candidates.into_iter().flatten() {
             if let Some(s) = c.as_str() {
-                return printable(s, MAX_DETAIL_CHARS);
+                return crate::text::clip(s, MAX_DETAIL_CHARS);
             }
         }
     }
     let text = String::from_utf8_lossy(body.get(..MAX_DETAIL_CHARS).unwrap_or(body));
-    let text = printable(&text, MAX_DETAIL_CHARS);
+    let text = crate::text::clip(&text, MAX_DETAIL_CHARS);
     if text.is_empty() { "(empty body)".into() } else { text }
-}
-
-/// `text` cut to `max_chars` characters, with control characters and the
-/// invisible ones that reorder or hide text (bidi overrides, zero-width
-/// marks) blanked, and trimmed: safe to put in an error or a log line.
-pub fn printable(text: &str, max_chars: usize) -> String {
-    let flat: String =
-        text.chars().take(max_chars).map(|c| if is_unprintable(c) { ' ' } else { c }).collect();
-    flat.trim().to_owned()
-}
-
-fn is_unprintable(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
 }
 
 #[cfg(test)]
@@ -238,7 +224,7 @@ mod tests {
 
     #[test]
     fn printable_blanks_controls_and_bounds_length() {
-        assert_eq!(printable("  a\u{0}b\u{202e}c\u{7f}\n ", 200), "a b c");
-        assert_eq!(printable(&"x".repeat(1000), 10).len(), 10);
+        assert_eq!(crate::text::clip("  a\u{0}b\u{202e}c\u{7f}\n ", 200), "a b c");
+        assert_eq!(crate::text::clip(&"x".repeat(1000), 10).len(), 10);
     }
 }

@@ -32,7 +32,7 @@ pub fn client_name() -> String {
     format!("alertd/{}", env!("CARGO_PKG_VERSION"))
 }
 pub use body::{DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES_LIMIT};
-pub use classify::{MAX_DETAIL_CHARS, classify, printable, vendor_message};
+pub use classify::{MAX_DETAIL_CHARS, classify, vendor_message};
 pub use redirect::{MAX_REDIRECTS, RedirectStop};
 
 /// How a source retries transient failures.
@@ -310,7 +310,7 @@ fn classify_transport(err: reqwest::Error) -> FetchError {
             message.push_str(&inner.to_string());
             source = inner.source();
         }
-        FetchError::Connect(printable(&message, 500))
+        FetchError::Connect(crate::text::clip(&message, 500))
     }
 }
 

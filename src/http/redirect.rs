@@ -17,7 +17,6 @@ use reqwest::header::{HeaderMap, LOCATION};
 use url::Url;
 
 use super::FetchError;
-use super::classify::printable;
 
 /// Redirects followed for one request, all within its origin.
 pub const MAX_REDIRECTS: usize = 5;
@@ -61,7 +60,7 @@ pub fn origin_label(url: &Url) -> String {
         Some(port) => format!("{}://{host}:{port}", url.scheme()),
         None => format!("{}://{host}", url.scheme()),
     };
-    printable(&label, 200)
+    crate::text::clip(&label, 200)
 }
 
 /// The error for a 3xx answer to a request for `url` (every 3xx that

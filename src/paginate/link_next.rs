@@ -33,7 +33,7 @@ impl LinkNext {
         if let Some(link) = next.as_deref().filter(|l| !l.is_empty()) {
             let url = self.base.join(link).map_err(|_| {
                 // The vendor's bytes, into a log line: bounded and printable.
-                PaginateError::BadLink(crate::http::printable(&super::redact_query(link), 200))
+                PaginateError::BadLink(crate::text::clip(&super::redact_query(link), 200))
             })?;
             if url.origin() != self.base.origin() {
                 return Err(PaginateError::ForeignLink(url.origin().ascii_serialization()));

@@ -215,7 +215,7 @@ impl PageError {
     /// characters blanked: it is the vendor's choice of bytes, and it ends
     /// up in log lines and `alertd check`'s table.
     pub fn vendor(text: &str) -> PageError {
-        PageError::Vendor(crate::http::printable(text, 2 * crate::http::MAX_DETAIL_CHARS))
+        PageError::Vendor(crate::text::clip(text, 2 * crate::http::MAX_DETAIL_CHARS))
     }
 
     /// A bounded label for metrics and structured logs.

@@ -162,7 +162,7 @@ impl Vendor for Catchpoint {
         let mut page = parsed.page;
         if let Some(usage) = &parsed.usage {
             if let Some(message) = &usage.exceeded_message {
-                let exceeded = crate::http::printable(message, crate::http::MAX_DETAIL_CHARS);
+                let exceeded = crate::text::clip(message, crate::http::MAX_DETAIL_CHARS);
                 tracing::warn!(message = "Catchpoint reports an exceeded API limit.", source = %self.source, %exceeded);
             }
             page.usage = [
