@@ -1,0 +1,178 @@
+//! The walk's page handling on its own: a CanaryGuard poller whose sink
+//! writes JSON lines to memory and whose store is an in-memory SQLite
+//! database, handed pages directly (no HTTP): what is encoded for each
+//! format, what is skipped, what is committed, and that a failed publish
+//! commits nothing.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::paginate::{Continuation, Page, PageHandler};
+use crate::publish::{Format, StdoutSink};
+use crate::sim::{SimConfig, SimVendor, Simulator};
+use crate::vendors::canaryguard::CanaryGuard;
+
+/// A writer into memory that tests read back, or one that always fails.
+#[derive(Clone, Default)]
+struct Lines {
+    out: Arc<Mutex<Vec<u8>>>,
+    broken: bool,
+}
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.broken {
+            return Err(std::io::Error::other("the sink is down"));
+        }
+        self.out.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn take(&self) -> Vec<Value> {
+        let bytes = std::mem::take(&mut *self.out.lock().unwrap());
+        String::from_utf8(bytes).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+fn poller(lines: &Lines, store: &Store) -> Poller<CanaryGuard> {
+    let config = crate::registry::parse(
+        "[[source]]\nvendor = \"canaryguard\"\nname = \"acme\"\nbase_url = \"https://cg.example\"\n\
+         credential = { env = \"UNUSED\" }\n",
+        "t.toml",
+    )
+    .unwrap();
+    let sink = Sink::Stdout(
+        StdoutSink::to_writer(Box::new(lines.clone())).with_formats(&[Format::Alertd, Format::Ocsf]),
+    );
+    let deps = PollerDeps {
+        store: store.clone(),
+        sink,
+        client: reqwest::Client::new(),
+        retry: RetryPolicy::default(),
+        telemetry: Arc::new(Telemetry::default()),
+        instance: None,
+    };
+    Poller::new(&config.sources[0], deps).unwrap()
+}
+
+/// Ten CanaryGuard alerts as the simulator serves them.
+async fn items() -> Vec<Value> {
+    let sim = Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 10, ..Default::default() })
+        .await
+        .unwrap();
+    let items = sim.ground_truth();
+    sim.shutdown().await;
+    items
+}
+
+fn walk(p: &Poller<CanaryGuard>) -> WalkState<<CanaryGuard as Vendor>::Plan> {
+    let plan = p.vendor.plan(None, Utc::now()).unwrap();
+    WalkState { plan, next: Position::Page(1), max_mark: None }
+}
+
+fn page(items: &[Value]) -> Page {
+    Page::new(items.to_vec(), Continuation::PageTotal { total: 100, limit: 10 })
+}
+
+fn key() -> Credential {
+    Credential::resolve(&CredentialSource::Inline(secrecy::SecretString::from("k".to_owned()))).unwrap()
+}
+
+#[tokio::test]
+async fn a_page_is_encoded_for_every_format_then_committed_with_its_next_position() {
+    let (lines, store) = (Lines::default(), Store::open(Path::new(":memory:")).unwrap());
+    let p = poller(&lines, &store);
+    let shutdown = CancellationToken::new();
+    let mut h = Handler::new(&p, key(), walk(&p), &shutdown);
+    let items = items().await;
+    let go_on = h.deliver(&Position::Page(1), page(&items[..4]), Some(&Position::Page(2))).await.unwrap();
+    assert!(go_on);
+
+    let out = lines.take();
+    assert_eq!(out.len(), 8, "four events, each as v1 and as an OCSF finding");
+    assert_eq!(out.iter().filter(|m| m["schema_version"] == crate::event::SCHEMA_VERSION).count(), 4);
+    assert_eq!(out.iter().filter(|m| m["class_uid"] == 2004).count(), 4);
+    let state = store.load("acme").await.unwrap();
+    assert_eq!(state.vendor.as_deref(), Some("canaryguard"));
+    let stored: Value = serde_json::from_str(&state.walk.unwrap()).unwrap();
+    assert_eq!(stored["next"], json!({"at": "page", "value": 2}), "resumes at page 2");
+    let report = h.into_report();
+    assert_eq!((report.pages, report.items, report.published), (1, 4, 8));
+}
+
+#[tokio::test]
+async fn delivered_events_are_skipped_and_a_broken_item_is_dead_lettered_once() {
+    let (lines, store) = (Lines::default(), Store::open(Path::new(":memory:")).unwrap());
+    let p = poller(&lines, &store);
+    let shutdown = CancellationToken::new();
+    let mut items = items().await;
+    items.truncate(3);
+    items.push(json!({ "not": "an alert" }));
+
+    let mut first = Handler::new(&p, key(), walk(&p), &shutdown);
+    first.deliver(&Position::Page(1), page(&items), Some(&Position::Page(2))).await.unwrap();
+    let out = lines.take();
+    let dead: Vec<_> = out.iter().filter(|m| m["schema_version"] == "alertd.deadletter.v1").collect();
+    assert_eq!((out.len(), dead.len()), (7, 1), "3 × 2 formats and one dead letter");
+    assert_eq!(dead[0]["raw"], items[3]);
+    assert_eq!(first.into_report().dead_letters, 1);
+
+    let mut again = Handler::new(&p, key(), walk(&p), &shutdown);
+    again.deliver(&Position::Page(1), page(&items), Some(&Position::Page(2))).await.unwrap();
+    assert!(lines.take().is_empty(), "nothing is published twice, the broken item included");
+    let report = again.into_report();
+    assert_eq!((report.skipped_seen, report.dead_letters), (4, 0));
+}
+
+#[tokio::test]
+async fn the_last_page_sets_the_watermark_and_ends_the_walk() {
+    let (lines, store) = (Lines::default(), Store::open(Path::new(":memory:")).unwrap());
+    let p = poller(&lines, &store);
+    let shutdown = CancellationToken::new();
+    let mut h = Handler::new(&p, key(), walk(&p), &shutdown);
+    let items = items().await;
+    h.deliver(&Position::Page(1), page(&items), None).await.unwrap();
+    let state = store.load("acme").await.unwrap();
+    assert_eq!(state.walk, None, "the walk ended");
+    let report = h.into_report();
+    assert_eq!(state.watermark, report.watermark, "the watermark is the one reported");
+    assert!(report.watermark.is_some());
+}
+
+#[tokio::test]
+async fn a_failed_publish_commits_nothing() {
+    let lines = Lines { broken: true, ..Lines::default() };
+    let store = Store::open(Path::new(":memory:")).unwrap();
+    let p = poller(&lines, &store);
+    let shutdown = CancellationToken::new();
+    let mut h = Handler::new(&p, key(), walk(&p), &shutdown);
+    let items = items().await;
+    let err = h.deliver(&Position::Page(1), page(&items), Some(&Position::Page(2))).await.unwrap_err();
+    assert_eq!(err.code(), "publish");
+    assert_eq!(store.load("acme").await.unwrap(), crate::checkpoint::SourceState::default(), "no cursor");
+    let ids = items.iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect();
+    assert!(store.seen("acme", ids).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn after_shutdown_the_page_in_flight_is_committed_and_the_walk_stops() {
+    let (lines, store) = (Lines::default(), Store::open(Path::new(":memory:")).unwrap());
+    let p = poller(&lines, &store);
+    let shutdown = CancellationToken::new();
+    shutdown.cancel();
+    let mut h = Handler::new(&p, key(), walk(&p), &shutdown);
+    let items = items().await;
+    let go_on = h.deliver(&Position::Page(1), page(&items), Some(&Position::Page(2))).await.unwrap();
+    assert!(!go_on, "no next page after shutdown");
+    assert!(store.load("acme").await.unwrap().walk.is_some(), "but this one is committed");
+    assert_eq!(lines.take().len(), 20);
+}
