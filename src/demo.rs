@@ -15,7 +15,7 @@ use crate::config::{
 };
 use crate::daemon::{self, DaemonError, Mode, PollResults};
 use crate::publish::{Format, Sink, StdoutSink};
-use crate::sim::{SimConfig, SimVendor, Simulator};
+use crate::sim::{SimConfig, Simulator};
 
 /// Demo settings.
 #[derive(Debug, Clone)]
@@ -32,22 +32,14 @@ pub struct DemoOptions {
     pub formats: Vec<Format>,
 }
 
-/// The simulators the demo runs, with the vendor key of the source polling each.
-const DEMO_VENDORS: &[(SimVendor, &str)] = &[
-    (SimVendor::CanaryGuard, "canaryguard"),
-    (SimVendor::Catchpoint, "catchpoint"),
-    (SimVendor::Rapid7, "rapid7"),
-    (SimVendor::RedCanary, "red_canary"),
-    (SimVendor::ThinkstCanary, "thinkst_canary"),
-];
-
 /// Run the demo until done (or `shutdown`, with `follow`).
 pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<PollResults, DaemonError> {
     let state_dir =
         tempfile::tempdir().map_err(|e| DaemonError::Source(format!("temporary state directory: {e}")))?;
     let mut sims = Vec::new();
     let mut sources = Vec::new();
-    for (vendor, key) in DEMO_VENDORS {
+    for entry in crate::sim::SIMULATORS {
+        let (vendor, key) = (&entry.vendor, entry.key);
         let config = SimConfig {
             seed: options.seed,
             initial_items: options.items,

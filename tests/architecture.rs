@@ -341,7 +341,7 @@ fn no_forbidden_arrow() {
 }
 
 /// Vendor knowledge lives in the vendor's folder: no other production code
-/// names a vendor by its key, except the simulators and the demo's table.
+/// names a vendor by its key, except the simulators' table.
 #[test]
 fn no_vendor_key_outside_the_vendors_folders() {
     let root = root();
@@ -354,7 +354,7 @@ fn no_vendor_key_outside_the_vendors_folders() {
         .filter(|name| name != "proptests")
         .collect();
     assert!(keys.len() >= 5, "vendor folders: {keys:?}");
-    let allowed = [src.join("vendors"), src.join("sim"), src.join("demo.rs")];
+    let allowed = [src.join("vendors"), src.join("sim")];
     let mut files = Vec::new();
     collect(&src, &mut files);
     let tests = test_files(&files);
@@ -371,6 +371,35 @@ fn no_vendor_key_outside_the_vendors_folders() {
                     file.strip_prefix(&root).unwrap_or(&file).display()
                 ));
             }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A sixth vendor is its folder, its simulator, its docs page and its
+/// tests: a registered vendor missing any of them fails here.
+#[test]
+fn every_registered_vendor_has_a_simulator_a_docs_page_and_golden_events() {
+    let root = root();
+    let mut problems = Vec::new();
+    for vendor in alertd::registry::VENDORS {
+        let key = vendor.key;
+        if !alertd::sim::SIMULATORS.iter().any(|s| s.key == key) {
+            problems.push(format!("`{key}` has no simulator in sim::SIMULATORS"));
+        }
+        let docs = root.join("docs/vendors").join(format!("{}.md", key.replace('_', "-")));
+        if !docs.is_file() {
+            problems.push(format!("`{key}` has no docs page {}", docs.display()));
+        }
+        let goldens = root.join("tests/golden").join(key);
+        let count = fs::read_dir(&goldens).map(|d| d.count()).unwrap_or(0);
+        if count == 0 {
+            problems.push(format!("`{key}` has no golden events in {}", goldens.display()));
+        }
+    }
+    for sim in alertd::sim::SIMULATORS {
+        if alertd::registry::lookup(sim.key).is_none() {
+            problems.push(format!("simulator `{}` plays no registered vendor", sim.key));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -89,18 +89,77 @@ pub enum SimVendor {
     ThinkstCanary,
 }
 
+/// Every simulator, one line each: which vendor's source polls it, the key
+/// it accepts by default and how its vendor hooks are built. The demo's and
+/// the tests' lists of vendors come from here.
+pub static SIMULATORS: &[SimEntry] = &[
+    SimEntry {
+        vendor: SimVendor::CanaryGuard,
+        key: "canaryguard",
+        api_key: CANARYGUARD_DEMO_KEY,
+        build: |rng, _, _| Box::new(canaryguard::CanaryGuard::new(rng)),
+    },
+    SimEntry {
+        vendor: SimVendor::Catchpoint,
+        key: "catchpoint",
+        api_key: CATCHPOINT_DEMO_KEY,
+        build: |rng, _, _| Box::new(catchpoint::Catchpoint::new(rng)),
+    },
+    SimEntry {
+        vendor: SimVendor::Rapid7,
+        key: "rapid7",
+        api_key: RAPID7_DEMO_KEY,
+        build: |rng, _, budget| Box::new(rapid7::Rapid7::new(rng, budget)),
+    },
+    SimEntry {
+        vendor: SimVendor::RedCanary,
+        key: "red_canary",
+        api_key: RED_CANARY_DEMO_KEY,
+        build: |rng, base_url, _| Box::new(red_canary::RedCanary::new(rng, base_url)),
+    },
+    SimEntry {
+        vendor: SimVendor::ThinkstCanary,
+        key: "thinkst_canary",
+        api_key: THINKST_CANARY_DEMO_KEY,
+        build: |rng, _, _| Box::new(thinkst_canary::ThinkstCanary::new(rng)),
+    },
+];
+
+/// Builds a simulator's vendor hooks, drawing its fixed pool (tokens,
+/// sensors, ...) from the seeded RNG before the alerts; the base URL is
+/// where it is served.
+type BuildApi = fn(&mut StdRng, &str, Option<CallBudget>) -> Box<dyn VendorApi>;
+
+/// One simulator of [`SIMULATORS`].
+pub struct SimEntry {
+    /// Which API it plays.
+    pub vendor: SimVendor,
+    /// The vendor key (`vendor = "…"`) of the sources that poll it.
+    pub key: &'static str,
+    /// The key it accepts by default.
+    pub api_key: &'static str,
+    build: BuildApi,
+}
+
 impl SimVendor {
+    fn entry(self) -> &'static SimEntry {
+        SIMULATORS
+            .iter()
+            .find(|e| e.vendor == self)
+            .unwrap_or_else(|| unreachable!("every SimVendor has a line in SIMULATORS"))
+    }
+
     /// The key this simulator accepts by default, well-formed for the
     /// vendor, so demos and tests need no account.
     #[must_use]
     pub fn default_api_key(self) -> &'static str {
-        match self {
-            SimVendor::CanaryGuard => CANARYGUARD_DEMO_KEY,
-            SimVendor::Catchpoint => CATCHPOINT_DEMO_KEY,
-            SimVendor::Rapid7 => RAPID7_DEMO_KEY,
-            SimVendor::RedCanary => RED_CANARY_DEMO_KEY,
-            SimVendor::ThinkstCanary => THINKST_CANARY_DEMO_KEY,
-        }
+        self.entry().api_key
+    }
+
+    /// The vendor key of the sources that poll it.
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        self.entry().key
     }
 }
 
@@ -392,21 +451,14 @@ impl Simulator {
     }
 }
 
-/// Builds the vendor hooks, drawing its fixed pool (tokens, sensors, ...)
-/// from the seeded RNG before the alerts; `base_url` is where it is served.
+/// The vendor hooks of `vendor`'s simulator (see [`BuildApi`]).
 fn vendor_api(
     vendor: SimVendor,
     rng: &mut StdRng,
     base_url: &str,
     call_budget: Option<CallBudget>,
 ) -> Box<dyn VendorApi> {
-    match vendor {
-        SimVendor::CanaryGuard => Box::new(canaryguard::CanaryGuard::new(rng)),
-        SimVendor::Catchpoint => Box::new(catchpoint::Catchpoint::new(rng)),
-        SimVendor::Rapid7 => Box::new(rapid7::Rapid7::new(rng, call_budget)),
-        SimVendor::RedCanary => Box::new(red_canary::RedCanary::new(rng, base_url)),
-        SimVendor::ThinkstCanary => Box::new(thinkst_canary::ThinkstCanary::new(rng)),
-    }
+    (vendor.entry().build)(rng, base_url, call_budget)
 }
 
 /// Runs `tick` (an arrival, an update) every `every` until the simulator stops.
