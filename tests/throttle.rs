@@ -4,7 +4,8 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use alertd::daemon::{self, Mode};
@@ -22,8 +23,46 @@ fn busiest(times: &[Instant], window: Duration) -> usize {
         .unwrap_or(0)
 }
 
+/// Threads spinning on every core until dropped (also when a test panics):
+/// a loaded host, where requests go out late. Issue 13 failed only there.
+struct BusyCores {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl BusyCores {
+    fn start() -> BusyCores {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        BusyCores { stop, threads }
+    }
+}
+
+impl Drop for BusyCores {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The simulator stamps each request when its handler runs, like a vendor
+/// counting arrivals; with every core busy, sends go out late and arrive
+/// with jitter, and still no window may hold more than its limit.
 #[tokio::test]
 async fn a_backfill_stays_inside_every_configured_limit() {
+    let _load = BusyCores::start();
     let sim = common::canaryguard(70).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::canaryguard_config(
@@ -38,8 +77,18 @@ async fn a_backfill_stays_inside_every_configured_limit() {
     assert_eq!(report.pages, 14);
     let times: Vec<Instant> = sim.requests().iter().map(|r| r.received).collect();
     assert_eq!(times.len(), 14);
-    assert!(busiest(&times, Duration::from_secs(1)) <= 4, "more than 4 requests in a second");
-    assert!(busiest(&times, Duration::from_secs(3)) <= 9, "more than 9 requests in 3 seconds");
+    // The shortest span of n + 1 consecutive arrivals, for the messages.
+    let tightest = |n: usize| times.windows(n + 1).map(|w| w[n] - w[0]).min();
+    assert!(
+        busiest(&times, Duration::from_secs(1)) <= 4,
+        "more than 4 requests in a second: {:?}",
+        tightest(4)
+    );
+    assert!(
+        busiest(&times, Duration::from_secs(3)) <= 9,
+        "more than 9 requests in 3 seconds: {:?}",
+        tightest(9)
+    );
 }
 
 #[tokio::test]
