@@ -4,7 +4,8 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use alertd::daemon::{self, Mode};
@@ -22,8 +23,46 @@ fn busiest(times: &[Instant], window: Duration) -> usize {
         .unwrap_or(0)
 }
 
+/// Threads spinning on every core until dropped (also when a test panics):
+/// a loaded host, where requests go out late. Issue 13 failed only there.
+struct BusyCores {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl BusyCores {
+    fn start() -> BusyCores {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        BusyCores { stop, threads }
+    }
+}
+
+impl Drop for BusyCores {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The simulator stamps each request when its handler runs, like a vendor
+/// counting arrivals; with every core busy, sends go out late and arrive
+/// with jitter, and still no window may hold more than its limit.
 #[tokio::test]
 async fn a_backfill_stays_inside_every_configured_limit() {
+    let _load = BusyCores::start();
     let sim = common::canaryguard(70).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::canaryguard_config(
@@ -38,8 +77,18 @@ async fn a_backfill_stays_inside_every_configured_limit() {
     assert_eq!(report.pages, 14);
     let times: Vec<Instant> = sim.requests().iter().map(|r| r.received).collect();
     assert_eq!(times.len(), 14);
-    assert!(busiest(&times, Duration::from_secs(1)) <= 4, "more than 4 requests in a second");
-    assert!(busiest(&times, Duration::from_secs(3)) <= 9, "more than 9 requests in 3 seconds");
+    // The shortest span of n + 1 consecutive arrivals, for the messages.
+    let tightest = |n: usize| times.windows(n + 1).map(|w| w[n] - w[0]).min();
+    assert!(
+        busiest(&times, Duration::from_secs(1)) <= 4,
+        "more than 4 requests in a second: {:?}",
+        tightest(4)
+    );
+    assert!(
+        busiest(&times, Duration::from_secs(3)) <= 9,
+        "more than 9 requests in 3 seconds: {:?}",
+        tightest(9)
+    );
 }
 
 #[tokio::test]
@@ -204,11 +253,20 @@ async fn measure_a_throttled_backfill_for_three_minutes() {
     daemon.await.unwrap().unwrap();
     let times: Vec<Instant> = sim.requests().iter().map(|r| r.received).collect();
     let per_minute = times.len() as f64 / run.as_secs_f64() * 60.0;
+    // The steady rate counts intervals (count / run time credits the fence
+    // post, and the page under way at shutdown is finished after it).
+    let span = match (times.first(), times.last()) {
+        (Some(first), Some(last)) => *last - *first,
+        _ => Duration::ZERO,
+    };
+    let steady = times.len().saturating_sub(1) as f64 / span.as_secs_f64().max(f64::EPSILON) * 60.0;
     let busiest = busiest(&times, Duration::from_secs(60));
     let statuses: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
     println!(
-        "20/min allowed: {} requests in {run:?} = {per_minute:.1}/min; busiest 60 s window {busiest}; non-200: {}",
+        "20/min allowed: {} requests in {run:?} = {per_minute:.1}/min; first to last {:.1} s = {steady:.2}/min steady; \
+         busiest 60 s window {busiest}; non-200: {}",
         times.len(),
+        span.as_secs_f64(),
         statuses.iter().filter(|s| **s != 200).count()
     );
     assert!(busiest <= 20);

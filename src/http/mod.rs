@@ -237,8 +237,10 @@ where
         .with_jitter();
     let max = policy.max_delay;
     (|| async {
-        ctx.throttle.acquire().await;
+        let sent = ctx.throttle.acquire().await;
         let result = fetch_once(make(), ctx.throttling, ctx.max_response_bytes).await;
+        // Only now: a request is counted against the limits until its answer.
+        drop(sent);
         observer.answered(&match &result {
             Ok(answer) => answer.status.as_u16().to_string(),
             Err(e) => e.status().map_or_else(|| e.code().to_owned(), |s| s.to_string()),
