@@ -5,8 +5,14 @@
 //! have no real alert payloads). Each iteration normalizes every item of
 //! the set and serializes the event, as the poller does before publishing.
 //!
+//! `normalize/hostile/…` normalizes one hostile item carrying 20,000 or
+//! 50,000 values in each list its vendor reads (`support::hostile`): the
+//! time must grow (near) linearly with the count, whatever the count.
+//!
 //! `cargo bench --bench normalize`; under `cargo test` criterion runs each
 //! benchmark once.
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -137,9 +143,48 @@ fn normalizers(c: &mut Criterion) {
     simulated_set(c, "thinkst_canary", &thinkst, SimVendor::ThinkstCanary);
 }
 
+/// One hostile item per vendor and size, normalized and serialized.
+fn hostile(c: &mut Criterion) {
+    use support::hostile;
+    let alerts = vendor::<Rapid7>(Rapid7Options { endpoint: Endpoint::Alerts, region: None });
+    let investigations = vendor::<Rapid7>(Rapid7Options { endpoint: Endpoint::Investigations, region: None });
+    let thinkst = vendor::<ThinkstCanary>(Default::default());
+    let red_canary = vendor::<RedCanary>(Default::default());
+    let catchpoint = vendor::<Catchpoint>(Default::default());
+    for n in [20_000, 50_000] {
+        bench_one(c, &format!("hostile/rapid7-alert/{n} values"), &alerts, &hostile::rapid7_alert(n));
+        bench_one(
+            c,
+            &format!("hostile/rapid7-investigation/{n} tags"),
+            &investigations,
+            &hostile::rapid7_investigation(n),
+        );
+        bench_one(c, &format!("hostile/thinkst_canary/{n} events"), &thinkst, &hostile::thinkst_incident(n));
+        bench_one(
+            c,
+            &format!("hostile/red_canary/{n} values"),
+            &red_canary,
+            &hostile::red_canary_detection(n),
+        );
+        bench_one(c, &format!("hostile/catchpoint/{n} labels"), &catchpoint, &hostile::catchpoint_alert(n));
+    }
+}
+
+/// One item, normalized and serialized per iteration; few samples, since
+/// an item this large takes milliseconds.
+fn bench_one<V: Vendor>(c: &mut Criterion, label: &str, v: &V, item: &Value) {
+    let ctx = context();
+    let mut group = c.benchmark_group("normalize");
+    group.sample_size(10);
+    group.bench_function(label, |b| {
+        b.iter(|| v.normalize(item, &ctx).ok().map(|n| serde_json::to_vec(&n.event).map_or(0, |b| b.len())));
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = normalizers
+    targets = normalizers, hostile
 }
 criterion_main!(benches);

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::time::Duration;
 
 /// True under `cargo bench` (which passes `--bench`), false under `cargo test`.

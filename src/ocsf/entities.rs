@@ -14,6 +14,9 @@
 //! - every one of them is also an `observables[]` entry whose `name` is the
 //!   attribute path it was put at.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use serde_json::{Map, Value, json};
 
 use crate::event::{Entities, Geo, Host, Role};
@@ -98,6 +101,14 @@ pub(super) fn map(entities: &Entities) -> Mapped {
     }
 
     let mut placed_geo = vec![false; entities.geo.len()];
+    // The first geolocation tied to each address, found once: looking it up
+    // in the list for every address would cost addresses × locations.
+    let mut geo_of: HashMap<IpAddr, usize> = HashMap::new();
+    for (i, geo) in entities.geo.iter().enumerate() {
+        if let Some(ip) = geo.ip {
+            geo_of.entry(ip).or_insert(i);
+        }
+    }
     let mut first_source = None;
     for ip in &entities.ips {
         let address = ip.address.to_string();
@@ -105,7 +116,7 @@ pub(super) fn map(entities: &Entities) -> Mapped {
             Role::Source => {
                 let mut endpoint = Map::new();
                 endpoint.insert("ip".into(), json!(address));
-                let geo = entities.geo.iter().position(|g| g.ip == Some(ip.address));
+                let geo = geo_of.get(&ip.address).copied();
                 if let Some(loc) = geo.and_then(|g| location(&entities.geo[g])) {
                     endpoint.insert("location".into(), loc);
                     if let Some(g) = geo {

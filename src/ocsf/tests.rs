@@ -122,3 +122,25 @@ fn entities_become_device_evidences_and_observables() {
     assert_eq!(values, ["canary-1", "10.0.0.1", "203.0.113.7", "alice", "curl/8", "wget"]);
     assert_eq!(f["unmapped"]["user_agents"], json!(["wget"]));
 }
+
+/// A source address's location is the first geolocation tied to it; later
+/// ones, and ones of addresses that are no source, stay in `unmapped.geo`.
+#[test]
+fn a_source_ip_gets_the_first_geolocation_tied_to_it() {
+    let mut e = event("v", Kind::Incident, "7", StatusState::New);
+    let a: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    let b: std::net::IpAddr = "198.51.100.2".parse().unwrap();
+    let place = |ip, city: &str| Geo { ip: Some(ip), city: Some(city.into()), ..Geo::default() };
+    e.entities = Entities {
+        ips: vec![IpEntity { address: b, role: Role::Source }, IpEntity { address: a, role: Role::Source }],
+        geo: vec![place(a, "Lyon"), place(a, "Paris"), place("192.0.2.1".parse().unwrap(), "Nice")],
+        ..Entities::default()
+    };
+    let f = finding(&e, &COUNTED);
+    let ev = f["evidences"].as_array().unwrap();
+    assert_eq!(ev[0]["src_endpoint"].get("location"), None, "{b} has no location");
+    assert_eq!(ev[1]["src_endpoint"]["location"]["city"], "Lyon");
+    let unmapped: Vec<&str> =
+        f["unmapped"]["geo"].as_array().unwrap().iter().map(|g| g["city"].as_str().unwrap()).collect();
+    assert_eq!(unmapped, ["Paris", "Nice"]);
+}

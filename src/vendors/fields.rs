@@ -128,17 +128,22 @@ fn parse_any_time(s: &str) -> Option<DateTime<Utc>> {
 /// Every non-empty string of the array at `pointer` (numbers rendered as
 /// text); nothing when it is absent or not an array.
 pub fn strings(item: &Value, pointer: &str) -> Vec<String> {
-    let Some(Value::Array(values)) = get(item, pointer) else {
-        return Vec::new();
+    each_string(item, pointer).collect()
+}
+
+/// [`strings`], one at a time: for arrays of any length (a hostile item's
+/// tags), which a normalizer reads into a bounded list without first
+/// copying the whole array.
+pub fn each_string<'a>(item: &'a Value, pointer: &str) -> impl Iterator<Item = String> + 'a {
+    let values = match get(item, pointer) {
+        Some(Value::Array(values)) => values.as_slice(),
+        _ => &[],
     };
-    values
-        .iter()
-        .filter_map(|v| match v {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
-        .collect()
+    values.iter().filter_map(|v| match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
 }
 
 /// An enumeration or lookup value, which APIs serialize as an `{id, name}`

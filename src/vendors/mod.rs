@@ -10,6 +10,7 @@
 //! Adding a vendor: a folder with a type implementing [`Vendor`], and one
 //! `entry::<newvendor::NewVendor>()` line in the registry.
 
+pub mod bounded;
 pub mod canaryguard;
 pub mod catchpoint;
 pub mod fields;

@@ -14,7 +14,10 @@ use serde_json::Value;
 use crate::event::{
     Entities, Event, Host, Kind, Role, SCHEMA_VERSION, Severity, SeverityLevel, Status, StatusState,
 };
-use crate::vendors::fields::{IdName, float, id_name, required_text, required_time, strings, text, time};
+use crate::vendors::bounded::{Capped, Dropped};
+use crate::vendors::fields::{
+    IdName, each_string, float, id_name, required_text, required_time, strings, text, time,
+};
 use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
 
 use super::Catchpoint;
@@ -70,7 +73,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         observed_at: time(item, "/startTime").or(Some(reported)),
         ingested_at: ctx.ingested_at,
         entities,
-        tags: tags(item, &test),
+        tags: Dropped::default().into_capped_tags(tags(item, &test)),
         attack: Vec::new(),
         console_url: text(item, "/testUrl").or_else(|| text(item, "/testSmartboardUrl")),
         raw: item.clone(),
@@ -163,8 +166,11 @@ fn describe(
     sentence
 }
 
-fn tags(item: &Value, test: &IdName) -> Vec<String> {
-    let mut tags = vec!["synthetic_monitoring".to_owned()];
+/// One tag per label value, as Catchpoint lists them (a label repeated is a
+/// tag repeated), at most [`crate::vendors::bounded::MAX_VALUES`] in all.
+fn tags(item: &Value, test: &IdName) -> Capped<String> {
+    let mut tags = Capped::new();
+    tags.push("synthetic_monitoring".to_owned());
     if let Some(id) = &test.id {
         tags.push(format!("test_id:{id}"));
     }
@@ -187,13 +193,11 @@ fn tags(item: &Value, test: &IdName) -> Vec<String> {
             let Some(name) = text(label, "/name") else {
                 continue;
             };
-            let values = strings(label, "/values");
-            if values.is_empty() {
+            let mut values = each_string(label, "/values").peekable();
+            if values.peek().is_none() {
                 tags.push(format!("label:{name}"));
             }
-            for value in values {
-                tags.push(format!("label:{name}={value}"));
-            }
+            tags.extend(values.map(|value| format!("label:{name}={value}")));
         }
     }
     tags
@@ -290,6 +294,22 @@ mod tests {
         let status = normalize(&item, &ctx()).unwrap().event.status;
         assert_eq!(status.state, StatusState::Acknowledged);
         assert_eq!(status.vendor.as_deref(), Some("acknowledged by Dana Ops"));
+    }
+
+    /// 50,000 labels: at most `MAX_VALUES` tags, the first ones, and a mark.
+    #[test]
+    fn a_hostile_alert_keeps_at_most_the_cap_of_tags_and_says_so() {
+        use crate::vendors::bounded::{MAX_VALUES, assert_bounded};
+        let mut item = alert();
+        item["labels"] = json!(
+            (0..50_000).map(|i| json!({ "name": format!("l{i}"), "values": ["a", "b"] })).collect::<Vec<_>>()
+        );
+        let e = normalize(&item, &ctx()).unwrap().event;
+        assert_bounded(&e);
+        assert_eq!(e.tags.len(), MAX_VALUES);
+        assert_eq!(e.tags[0], "synthetic_monitoring");
+        assert!(e.tags.contains(&"label:l0=b".to_owned()), "the first labels are kept");
+        assert_eq!(e.tags.last().map(String::as_str), Some("truncated:tags"));
     }
 
     #[test]

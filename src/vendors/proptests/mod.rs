@@ -81,7 +81,8 @@ fn check_parse<V: Vendor>(v: &V, body: &[u8]) -> Result<(), TestCaseError> {
 }
 
 /// Normalize `item`; an event it yields must validate, serialize, read back,
-/// keep the item verbatim and be deterministic.
+/// keep the item verbatim, hold no list longer than the cap and be
+/// deterministic.
 fn check_normalize<V: Vendor>(v: &V, item: &Value) -> Result<(), TestCaseError> {
     let Ok(normalized) = v.normalize(item, &ctx()) else {
         return Ok(());
@@ -97,6 +98,7 @@ fn check_normalize<V: Vendor>(v: &V, item: &Value) -> Result<(), TestCaseError> 
     prop_assert_eq!(&back.id, &event.id);
     prop_assert_eq!(&event.raw, item);
     prop_assert_eq!(event.source.vendor.as_str(), V::KEY);
+    super::bounded::assert_bounded(event);
     let again = v.normalize(item, &ctx()).map_err(|e| TestCaseError::fail(format!("second run: {e}")))?;
     prop_assert_eq!(again.event.id, event.id, "the id is a function of the item");
     Ok(())

@@ -13,7 +13,8 @@
 use serde_json::Value;
 
 use crate::event::{Entities, Event, Kind, SCHEMA_VERSION, Severity, SeverityLevel, Status, StatusState};
-use crate::vendors::fields::{get, required_time, strings, text, time};
+use crate::vendors::bounded::{Distinct, Dropped};
+use crate::vendors::fields::{each_string, get, required_time, text, time};
 use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
 
 use super::Rapid7;
@@ -31,7 +32,9 @@ pub(super) fn alert(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normaliz
     let rule_name = text(item, "/detection_rule_rrn/rule_name");
     let origin = text(item, "/external_source").or_else(|| text(item, "/alert_source"));
 
-    let mut tags = vec!["insightidr".to_owned()];
+    let mut dropped = Dropped::default();
+    let mut tags = Distinct::new();
+    tags.push("insightidr".to_owned());
     push_tag(&mut tags, "type", alert_type.as_deref());
     push_tag(&mut tags, "alert_source", origin.as_deref());
     push_tag(&mut tags, "disposition", text(item, "/disposition").as_deref());
@@ -46,12 +49,17 @@ pub(super) fn alert(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normaliz
     push_tag(&mut tags, "investigation", text(item, "/investigation_rrn").as_deref());
     organization_tags(item, &mut tags);
     let (attack, tactics) = attack(item);
-    for tactic in &tactics {
+    for tactic in tactics.values() {
         push_tag(&mut tags, "tactic", Some(tactic));
     }
-    for tag in strings(item, "/tags") {
+    if tactics.dropped() {
+        dropped.note("tags");
+    }
+    for tag in each_string(item, "/tags") {
         push_tag(&mut tags, "tag", Some(&tag));
     }
+    let attack = attack.finish("attack", &mut dropped);
+    let entities = entities(item, &mut dropped);
 
     let description = text(item, "/alert_type_description").or_else(|| {
         let mut parts = vec![format!("InsightIDR alert \"{title}\"")];
@@ -79,8 +87,8 @@ pub(super) fn alert(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normaliz
         updated_at: time(item, "/updated_at"),
         observed_at: time(item, "/alerted_at").or_else(|| time(item, "/first_event_time")),
         ingested_at: ctx.ingested_at,
-        entities: entities(item),
-        tags,
+        entities,
+        tags: dropped.into_tags(tags),
         attack,
         console_url: None,
         raw: item.clone(),
@@ -94,13 +102,14 @@ pub(super) fn investigation(item: &Value, ctx: &NormalizeContext<'_>) -> Result<
     let title = text(item, "/title").unwrap_or_else(|| "InsightIDR investigation".to_owned());
     let assignee = text(item, "/assignee/email").or_else(|| text(item, "/assignee/name"));
 
-    let mut tags = vec!["insightidr".to_owned()];
+    let mut tags = Distinct::new();
+    tags.push("insightidr".to_owned());
     push_tag(&mut tags, "investigation_source", text(item, "/source").as_deref());
     push_tag(&mut tags, "disposition", text(item, "/disposition").as_deref());
     push_tag(&mut tags, "responsibility", text(item, "/responsibility").as_deref());
     push_tag(&mut tags, "assignee", assignee.as_deref());
     push_tag(&mut tags, "organization_id", text(item, "/organization_id").as_deref());
-    for tag in strings(item, "/tags") {
+    for tag in each_string(item, "/tags") {
         push_tag(&mut tags, "tag", Some(&tag));
     }
 
@@ -133,7 +142,7 @@ pub(super) fn investigation(item: &Value, ctx: &NormalizeContext<'_>) -> Result<
         observed_at: first,
         ingested_at: ctx.ingested_at,
         entities: Entities::default(),
-        tags,
+        tags: Dropped::default().into_tags(tags),
         attack: Vec::new(),
         console_url: None,
         raw: item.clone(),
@@ -214,17 +223,16 @@ fn status(item: &Value) -> Status {
     Status { state, vendor }
 }
 
-fn push_tag(tags: &mut Vec<String>, name: &str, value: Option<&str>) {
+/// `name:value`, once: the same tag from two fields (`rule:` from the
+/// search and from the v2 shape) or repeated in `tags` is one tag.
+fn push_tag(tags: &mut Distinct<String>, name: &str, value: Option<&str>) {
     if let Some(value) = value {
-        let tag = format!("{name}:{value}");
-        if !tags.contains(&tag) {
-            tags.push(tag);
-        }
+        tags.push(format!("{name}:{value}"));
     }
 }
 
 /// The organization (the tenant on Rapid7's side) as tags.
-fn organization_tags(item: &Value, tags: &mut Vec<String>) {
+fn organization_tags(item: &Value, tags: &mut Distinct<String>) {
     for (tag, pointer) in [
         ("organization", "/organization/name"),
         ("organization_id", "/organization/id"),
@@ -390,6 +398,81 @@ mod tests {
             alert(&json!({"rrn": "a", "version": 1, "created_at": "2024-01-01T00:00:00Z"}), &ctx());
         assert_eq!(Activity::of(&first_alert.unwrap().event, product), Activity::Create);
         assert_eq!(Activity::of(&alert(&search_alert(), &ctx()).unwrap().event, product), Activity::Update);
+    }
+
+    fn many(n: usize, value: impl Fn(usize) -> String) -> Vec<String> {
+        (0..n).map(value).collect()
+    }
+
+    /// 50,000 values in every list an alert is read from: the event keeps at
+    /// most `MAX_VALUES` of each, the first ones, and says which lists it cut.
+    /// (Deduplicating by scanning the list made this item take minutes.)
+    #[test]
+    fn a_hostile_alert_keeps_at_most_the_cap_of_each_list_and_says_so() {
+        use crate::vendors::bounded::{MAX_VALUES, assert_bounded};
+        let n = 50_000;
+        let ip = |i: usize| std::net::Ipv4Addr::from(0x0a00_0000 + i as u32).to_string();
+        let mut item = search_alert();
+        item["tags"] = json!(many(n, |i| format!("t{i}")));
+        item["rule"]["mitre_tcodes"] = json!(many(n, |i| format!("T{:04}", i % 10_000)));
+        item["rule_keys_of_interest"] = json!([
+            { "key": "account", "values": many(n, |i| format!("user{i}")) },
+            { "key": "source_ip", "values": many(n, ip) },
+            { "key": "hostname", "values": many(n, |i| format!("host-{i}")) },
+            { "key": "url", "values": many(n, |i| format!("https://x.example/{i}")) },
+            { "key": "geoip_city", "values": many(n, |i| format!("City {i}")) }
+        ]);
+        let e = alert(&item, &ctx()).unwrap().event;
+        assert_bounded(&e);
+        assert_eq!(e.tags.len(), MAX_VALUES);
+        assert_eq!(e.tags[0], "insightidr");
+        assert!(e.tags.contains(&"tag:t0".to_owned()), "the first tags are kept");
+        let marks: Vec<&str> = e.tags.iter().filter_map(|t| t.strip_prefix("truncated:")).collect();
+        assert_eq!(
+            marks,
+            ["attack", "entities.hosts", "entities.users", "entities.ips", "entities.urls", "tags"]
+        );
+        assert_eq!(e.attack.len(), MAX_VALUES);
+        assert_eq!(e.attack[0].id, "T0000");
+        assert_eq!(e.entities.users.len(), MAX_VALUES);
+        assert_eq!(e.entities.users[0].name, "user0");
+        assert_eq!(e.entities.ips[MAX_VALUES - 1].address.to_string(), ip(MAX_VALUES - 1));
+        assert_eq!(e.entities.geo.len(), 1);
+        assert_eq!(e.entities.geo[0].city.as_deref(), Some("City 0"));
+        assert_eq!(e.entities.geo[0].ip, Some("10.0.0.0".parse().unwrap()), "still the first source IP");
+    }
+
+    /// The same values repeated 50,000 times are one value each, and nothing
+    /// was cut.
+    #[test]
+    fn a_hostile_alert_repeating_its_values_keeps_each_once_without_marks() {
+        let n = 50_000;
+        let mut item = search_alert();
+        item["tags"] = json!(many(n, |i| format!("t{}", i % 3)));
+        item["rule_keys_of_interest"] = json!([
+            { "key": "account", "values": many(n, |i| format!("user{}", i % 2)) },
+            { "key": "source_ip", "values": many(n, |_| "203.0.113.9".to_owned()) }
+        ]);
+        let e = alert(&item, &ctx()).unwrap().event;
+        assert!(!e.tags.iter().any(|t| t.starts_with("truncated:")), "{:?}", e.tags);
+        let vendor_tags: Vec<&str> = e.tags.iter().filter_map(|t| t.strip_prefix("tag:")).collect();
+        assert_eq!(vendor_tags, ["t0", "t1", "t2"]);
+        assert_eq!(e.entities.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["user0", "user1"]);
+        let ips: Vec<String> = e.entities.ips.iter().map(|i| i.address.to_string()).collect();
+        assert_eq!(ips, ["203.0.113.9", "208.118.227.31"], "once, then the matching key's");
+    }
+
+    #[test]
+    fn a_hostile_investigation_keeps_at_most_the_cap_of_tags() {
+        use crate::vendors::bounded::{MAX_VALUES, assert_bounded};
+        let item = json!({
+            "rrn": "rrn:investigation:eu:org:investigation:P1", "created_time": "2024-01-09T09:20:06.714Z",
+            "tags": many(50_000, |i| format!("t{i}"))
+        });
+        let e = investigation(&item, &ctx()).unwrap().event;
+        assert_bounded(&e);
+        assert_eq!(e.tags.len(), MAX_VALUES);
+        assert_eq!(e.tags.last().map(String::as_str), Some("truncated:tags"));
     }
 
     #[test]

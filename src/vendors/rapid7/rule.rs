@@ -6,22 +6,32 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use crate::event::{AttackTechnique, Entities, Geo, Host, IpEntity, Role, UrlEntity, User};
-use crate::vendors::fields::{get, strings, text};
+use crate::vendors::bounded::{Capped, Distinct, Dropped};
+use crate::vendors::fields::{each_string, get, text};
 
 /// `rule.mitre_tcodes` mixes technique ids (`T1110`, `T1059.001`) and tactic
 /// names (`Credential Access`). Techniques become ATT&CK entries; tactics go
-/// to tags, and onto the techniques when there is exactly one of them.
-pub(super) fn attack(item: &Value) -> (Vec<AttackTechnique>, Vec<String>) {
-    let (ids, tactics): (Vec<String>, Vec<String>) =
-        strings(item, "/rule/mitre_tcodes").into_iter().partition(|code| is_technique_id(code));
-    let tactic = match tactics.as_slice() {
-        [one] => Some(one.clone()),
-        _ => None,
-    };
-    let techniques = ids
-        .into_iter()
-        .map(|id| AttackTechnique { id: id.to_ascii_uppercase(), name: None, tactic: tactic.clone() })
-        .collect();
+/// to tags, and onto the techniques when the list holds exactly one tactic
+/// code (a name listed twice is two codes, so no tactic is guessed).
+pub(super) fn attack(item: &Value) -> (Capped<AttackTechnique>, Distinct<String>) {
+    let mut techniques = Capped::new();
+    let mut tactics = Distinct::new();
+    let mut tactic_codes = 0_usize;
+    for code in each_string(item, "/rule/mitre_tcodes") {
+        if is_technique_id(&code) {
+            techniques.push(AttackTechnique { id: code.to_ascii_uppercase(), name: None, tactic: None });
+        } else {
+            tactic_codes += 1;
+            tactics.push(code);
+        }
+    }
+    if tactic_codes == 1
+        && let [tactic] = tactics.values()
+    {
+        for technique in techniques.values_mut() {
+            technique.tactic = Some(tactic.clone());
+        }
+    }
     (techniques, tactics)
 }
 
@@ -40,68 +50,101 @@ fn is_technique_id(code: &str) -> bool {
 
 /// Entities from the keys the rule matched on and the keys it marks as of
 /// interest (`[{key, values[]}]`); keys alertd has no entity for stay in `raw`.
-pub(super) fn entities(item: &Value) -> Entities {
-    let mut values: Vec<(String, String)> = Vec::new();
+///
+/// Each `(key, value)` pair counts once, keys compared in lower case: the
+/// same pair in both lists (or twice in one) is one entity. Addresses are
+/// one entity per address and role, users one per name; hosts and URLs one
+/// per pair (a host named by `hostname` and by `asset` is two hosts, as
+/// Rapid7 gave two keys). The geolocation takes the first value of each of
+/// its keys. One pass, a hash lookup per value: the lists are the item's,
+/// of any length.
+pub(super) fn entities(item: &Value, dropped: &mut Dropped) -> Entities {
+    let mut ips: Distinct<IpEntity> = Distinct::new();
+    let mut users: Distinct<User, String> = Distinct::new();
+    let mut hosts: Distinct<Host, (String, String)> = Distinct::new();
+    let mut urls: Distinct<UrlEntity, (String, String)> = Distinct::new();
+    let mut geo = GeoKeys::default();
     for list in ["/rule_keys_of_interest", "/rule_matching_keys"] {
-        if let Some(Value::Array(keys)) = get(item, list) {
-            for entry in keys {
-                let Some(key) = text(entry, "/key") else {
-                    continue;
-                };
-                for value in strings(entry, "/values") {
-                    let pair = (key.to_ascii_lowercase(), value);
-                    if !values.contains(&pair) {
-                        values.push(pair);
+        let Some(Value::Array(keys)) = get(item, list) else {
+            continue;
+        };
+        for entry in keys {
+            let Some(key) = text(entry, "/key") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            for value in each_string(entry, "/values") {
+                match key.as_str() {
+                    "source_ip" | "src_ip" | "source_address" => {
+                        geo.source_ip.get_or_insert_with(|| value.clone());
+                        push_ip(&mut ips, &value, Role::Source);
                     }
+                    "destination_ip" | "dest_ip" | "dst_ip" | "destination_address" => {
+                        push_ip(&mut ips, &value, Role::Target);
+                    }
+                    "account" | "user" | "username" | "source_account" => {
+                        users.push_keyed(value.clone(), User { name: value, role: Role::Related });
+                    }
+                    "hostname" | "host" | "asset" | "source_asset" => {
+                        let host = Host {
+                            hostname: Some(value.clone()),
+                            id: None,
+                            ips: Vec::new(),
+                            role: Role::Related,
+                        };
+                        hosts.push_keyed((key.clone(), value), host);
+                    }
+                    "url" | "destination_url" => {
+                        let url = UrlEntity { url: value.clone(), role: Role::Target };
+                        urls.push_keyed((key.clone(), value), url);
+                    }
+                    "geoip_city" => {
+                        geo.city.get_or_insert(value);
+                    }
+                    "geoip_region" => {
+                        geo.region.get_or_insert(value);
+                    }
+                    "geoip_country_code" | "geoip_country_name" => {
+                        geo.country.get_or_insert(value);
+                    }
+                    _ => {}
                 }
             }
         }
     }
-    let first =
-        |keys: &[&str]| values.iter().find(|(k, _)| keys.contains(&k.as_str())).map(|(_, v)| v.clone());
-    let mut entities = Entities::default();
-    for (key, value) in &values {
-        match key.as_str() {
-            "source_ip" | "src_ip" | "source_address" => push_ip(&mut entities, value, Role::Source),
-            "destination_ip" | "dest_ip" | "dst_ip" | "destination_address" => {
-                push_ip(&mut entities, value, Role::Target);
-            }
-            "account" | "user" | "username" | "source_account"
-                if !entities.users.iter().any(|u| &u.name == value) =>
-            {
-                entities.users.push(User { name: value.clone(), role: Role::Related });
-            }
-            "hostname" | "host" | "asset" | "source_asset" => entities.hosts.push(Host {
-                hostname: Some(value.clone()),
-                id: None,
-                ips: Vec::new(),
-                role: Role::Related,
-            }),
-            "url" | "destination_url" => {
-                entities.urls.push(UrlEntity { url: value.clone(), role: Role::Target })
-            }
-            _ => {}
-        }
-    }
-    let geo = Geo {
-        ip: first(&["source_ip", "src_ip", "source_address"]).and_then(|ip| ip.parse::<IpAddr>().ok()),
-        city: first(&["geoip_city"]),
-        region: first(&["geoip_region"]),
-        country: first(&["geoip_country_code", "geoip_country_name"]),
-        lat: None,
-        lon: None,
+    let mut entities = Entities {
+        hosts: hosts.finish("entities.hosts", dropped),
+        users: users.finish("entities.users", dropped),
+        ips: ips.finish("entities.ips", dropped),
+        urls: urls.finish("entities.urls", dropped),
+        ..Entities::default()
     };
     if geo.city.is_some() || geo.region.is_some() || geo.country.is_some() {
-        entities.geo.push(geo);
+        entities.geo.push(Geo {
+            ip: geo.source_ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
+            city: geo.city,
+            region: geo.region,
+            country: geo.country,
+            lat: None,
+            lon: None,
+        });
     }
     entities
 }
 
-fn push_ip(entities: &mut Entities, value: &str, role: Role) {
-    if let Ok(address) = value.parse::<IpAddr>()
-        && !entities.ips.iter().any(|ip| ip.address == address && ip.role == role)
-    {
-        entities.ips.push(IpEntity { address, role });
+/// The first value of each key the geolocation is made of (the source
+/// address as written: a first value that is no address means none).
+#[derive(Default)]
+struct GeoKeys {
+    source_ip: Option<String>,
+    city: Option<String>,
+    region: Option<String>,
+    country: Option<String>,
+}
+
+fn push_ip(ips: &mut Distinct<IpEntity>, value: &str, role: Role) {
+    if let Ok(address) = value.parse::<IpAddr>() {
+        ips.push(IpEntity { address, role });
     }
 }
 
@@ -115,10 +158,10 @@ mod tests {
         let item = json!({ "rule": { "mitre_tcodes": ["Execution", "Persistence", "t1059.001", "T1053"] } });
         let (techniques, tactics) = attack(&item);
         assert_eq!(
-            techniques.iter().map(|a| (a.id.as_str(), a.tactic.is_none())).collect::<Vec<_>>(),
+            techniques.values().iter().map(|a| (a.id.as_str(), a.tactic.is_none())).collect::<Vec<_>>(),
             vec![("T1059.001", true), ("T1053", true)]
         );
-        assert_eq!(tactics, vec!["Execution", "Persistence"]);
+        assert_eq!(tactics.values(), ["Execution", "Persistence"]);
         assert!(!is_technique_id("T10") && !is_technique_id("T1059.1") && !is_technique_id("Tx059"));
     }
 
@@ -138,7 +181,7 @@ mod tests {
                 { "key": "geoip_city", "values": ["Lyon"] }
             ]
         });
-        let e = entities(&item);
+        let e = entities(&item, &mut Dropped::default());
         let ips: Vec<(String, Role)> = e.ips.iter().map(|i| (i.address.to_string(), i.role)).collect();
         assert_eq!(
             ips,
@@ -148,6 +191,6 @@ mod tests {
         assert_eq!(e.hosts[0].hostname.as_deref(), Some("WS-1"));
         assert_eq!(e.geo[0].city.as_deref(), Some("Lyon"));
         assert_eq!(e.geo[0].ip, Some("203.0.113.9".parse().unwrap()));
-        assert!(entities(&json!({})).is_empty());
+        assert!(entities(&json!({}), &mut Dropped::default()).is_empty());
     }
 }

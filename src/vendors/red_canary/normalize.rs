@@ -16,6 +16,7 @@ use crate::event::{
     Entities, Event, Host, IpEntity, Kind, Role, SCHEMA_VERSION, Severity, SeverityLevel, Status,
     StatusState, User,
 };
+use crate::vendors::bounded::{Capped, Dropped};
 use crate::vendors::fields::{get, required_text, required_time, text, time};
 use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
 
@@ -44,6 +45,9 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         _ => SeverityLevel::Unknown,
     };
 
+    let mut dropped = Dropped::default();
+    let entities = entities(item, &mut dropped);
+    let tags = tags(item);
     let event = Event {
         schema_version: SCHEMA_VERSION.to_owned(),
         id: ctx.id::<RedCanary>(&id, &revision),
@@ -58,8 +62,8 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         updated_at: (changed_at > confirmed_at).then_some(changed_at),
         observed_at: time(item, "/attributes/time_of_occurrence"),
         ingested_at: ctx.ingested_at,
-        entities: entities(item),
-        tags: tags(item),
+        entities,
+        tags: dropped.into_capped_tags(tags),
         attack: Vec::new(),
         console_url: text(item, "/links/self/href")
             .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
@@ -95,13 +99,22 @@ fn status(item: &Value) -> Status {
 }
 
 /// The affected endpoint (hostname, endpoint id, its addresses) and user.
-fn entities(item: &Value) -> Entities {
+/// The addresses are the endpoint's as Red Canary lists them (a repeated
+/// one repeats), at most [`crate::vendors::bounded::MAX_VALUES`] of them.
+fn entities(item: &Value, dropped: &mut Dropped) -> Entities {
     let mut entities = Entities::default();
-    let addresses: Vec<std::net::IpAddr> =
-        get(item, "/relationships/affected_endpoint/data/network_addresses")
-            .and_then(Value::as_array)
-            .map(|list| list.iter().filter_map(Value::as_str).filter_map(|a| a.trim().parse().ok()).collect())
-            .unwrap_or_default();
+    let mut listed = Capped::new();
+    if let Some(list) =
+        get(item, "/relationships/affected_endpoint/data/network_addresses").and_then(Value::as_array)
+    {
+        listed.extend(
+            list.iter().filter_map(Value::as_str).filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok()),
+        );
+    }
+    if listed.dropped() {
+        dropped.note("entities.hosts.ips");
+    }
+    let addresses = listed.finish("entities.ips", dropped);
     let hostname = text(item, "/hostname");
     let endpoint_id = text(item, "/relationships/affected_endpoint/data/id");
     if hostname.is_some() || endpoint_id.is_some() || !addresses.is_empty() {
@@ -120,8 +133,8 @@ fn entities(item: &Value) -> Entities {
 }
 
 /// The classification, as `classification:…` and `subclassification:…`.
-fn tags(item: &Value) -> Vec<String> {
-    let mut tags = Vec::new();
+fn tags(item: &Value) -> Capped<String> {
+    let mut tags = Capped::new();
     if let Some(c) = text(item, "/attributes/classification/superclassification") {
         tags.push(format!("classification:{c}"));
     }
@@ -233,6 +246,28 @@ mod tests {
         let err =
             normalize(&json!({"attributes": {"confirmed_at": "2020-01-01T00:00:00Z"}}), &ctx()).unwrap_err();
         assert!(err.0.contains("`id`"), "{err}");
+    }
+
+    /// 50,000 subclassifications and endpoint addresses: at most
+    /// `MAX_VALUES` of each, the first listed, and the cut lists named.
+    #[test]
+    fn a_hostile_detection_keeps_at_most_the_cap_of_each_list_and_says_so() {
+        use crate::vendors::bounded::{MAX_VALUES, assert_bounded};
+        let n = 50_000_u32;
+        let mut item = detection();
+        item["attributes"]["classification"]["subclassification"] =
+            json!((0..n).map(|i| format!("sub-{i}")).collect::<Vec<_>>());
+        item["relationships"]["affected_endpoint"]["data"]["network_addresses"] =
+            json!((0..n).map(|i| std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string()).collect::<Vec<_>>());
+        let e = normalize(&item, &ctx()).unwrap().event;
+        assert_bounded(&e);
+        assert_eq!(e.tags.len(), MAX_VALUES);
+        assert_eq!(e.tags[..2], ["classification:Unwanted Software", "subclassification:sub-0"]);
+        let marks: Vec<&str> = e.tags.iter().filter_map(|t| t.strip_prefix("truncated:")).collect();
+        assert_eq!(marks, ["entities.hosts.ips", "entities.ips", "tags"]);
+        assert_eq!(e.entities.ips.len(), MAX_VALUES);
+        assert_eq!(e.entities.hosts[0].ips.len(), MAX_VALUES);
+        assert_eq!(e.entities.hosts[0].ips[0], "10.0.0.0");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::event::{
     Entities, Event, Geo, Host, IpEntity, Kind, Role, SCHEMA_VERSION, Severity, Status, StatusState,
     UrlEntity, User,
 };
+use crate::vendors::bounded::{Distinct, Dropped, GeoKey, geo_key};
 use crate::vendors::fields::{boolean, float, get, integer, required_text, text, time};
 use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
 
@@ -44,17 +45,19 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         .or_else(|| text(item, "/description/description"))
         .unwrap_or_else(|| "Thinkst Canary incident".to_owned());
 
-    let mut tags = Vec::new();
+    let mut dropped = Dropped::default();
+    let mut tags = Distinct::new();
     if let Some(code) = logtype {
         tags.push(format!("logtype:{code}"));
     }
     tags.push(format!("category:{}", class.category));
     for token_type in events.iter().filter_map(|e| text(e, "/type")) {
-        push_unique(&mut tags, format!("token_type:{token_type}"));
+        tags.push(format!("token_type:{token_type}"));
     }
     if let Some(flock) = text(item, "/description/flock_id") {
         tags.push(format!("flock_id:{flock}"));
     }
+    let entities = entities(item, events, &mut dropped);
 
     let revision = updated_id.to_string();
     let event = Event {
@@ -71,8 +74,8 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         updated_at,
         observed_at,
         ingested_at: ctx.ingested_at,
-        entities: entities(item, events),
-        tags,
+        entities,
+        tags: dropped.into_tags(tags),
         attack: Vec::new(),
         console_url: None,
         raw: item.clone(),
@@ -128,15 +131,12 @@ fn describe(item: &Value, title: &str, events: usize) -> String {
     format!("{text_}: {count} {plural}.")
 }
 
-fn push_unique<T: PartialEq>(list: &mut Vec<T>, value: T) {
-    if !list.contains(&value) {
-        list.push(value);
-    }
-}
-
-/// The Canary (target), the attacker (source), and what the events name.
-fn entities(item: &Value, events: &[Value]) -> Entities {
-    let mut entities = Entities::default();
+/// The Canary (target), the attacker (source), and what the events name:
+/// each once, in the order first named (an incident bundles many events
+/// from one attacker, which repeat the same user, agent or place).
+fn entities(item: &Value, events: &[Value], dropped: &mut Dropped) -> Entities {
+    let mut hosts: Distinct<Host> = Distinct::new();
+    let mut ips: Distinct<IpEntity> = Distinct::new();
     let target_ips: Vec<String> = ["/description/dst_host", "/description/dst_host_public_ip"]
         .iter()
         .filter_map(|p| ip(item, p))
@@ -149,14 +149,14 @@ fn entities(item: &Value, events: &[Value]) -> Entities {
         role: Role::Target,
     };
     if canary.hostname.is_some() || canary.id.is_some() || !canary.ips.is_empty() {
-        entities.hosts.push(canary);
+        hosts.push(canary);
     }
 
     let source = ip(item, "/description/src_host");
     if let Some(address) = source {
-        entities.ips.push(IpEntity { address, role: Role::Source });
+        ips.push(IpEntity { address, role: Role::Source });
         if let Some(reverse) = text(item, "/description/src_host_reverse") {
-            entities.hosts.push(Host {
+            hosts.push(Host {
                 hostname: Some(reverse),
                 id: None,
                 ips: vec![address.to_string()],
@@ -165,34 +165,42 @@ fn entities(item: &Value, events: &[Value]) -> Entities {
         }
     }
 
+    let mut users: Distinct<User> = Distinct::new();
+    let mut user_agents: Distinct<String> = Distinct::new();
+    let mut urls: Distinct<UrlEntity> = Distinct::new();
+    let mut geos: Distinct<Geo, GeoKey> = Distinct::new();
     for event in events {
         if let Some(address) = ip(event, "/src_host") {
-            push_unique(&mut entities.ips, IpEntity { address, role: Role::Source });
+            ips.push(IpEntity { address, role: Role::Source });
         }
         for pointer in ["/USERNAME", "/USER"] {
             if let Some(name) = text(event, pointer) {
-                push_unique(&mut entities.users, User { name, role: Role::Target });
+                users.push(User { name, role: Role::Target });
             }
         }
         if let Some(hostname) = text(event, "/HOSTNAME") {
-            push_unique(
-                &mut entities.hosts,
-                Host { hostname: Some(hostname), id: None, ips: Vec::new(), role: Role::Related },
-            );
+            hosts.push(Host { hostname: Some(hostname), id: None, ips: Vec::new(), role: Role::Related });
         }
         for pointer in ["/USERAGENT", "/headers/User-Agent"] {
             if let Some(agent) = text(event, pointer) {
-                push_unique(&mut entities.user_agents, agent);
+                user_agents.push(agent);
             }
         }
         if let Some(url) = text(event, "/url") {
-            push_unique(&mut entities.urls, UrlEntity { url, role: Role::Target });
+            urls.push(UrlEntity { url, role: Role::Target });
         }
         if let Some(geo) = geo(event) {
-            push_unique(&mut entities.geo, geo);
+            geos.push_keyed(geo_key(&geo), geo);
         }
     }
-    entities
+    Entities {
+        hosts: hosts.finish("entities.hosts", dropped),
+        users: users.finish("entities.users", dropped),
+        ips: ips.finish("entities.ips", dropped),
+        geo: geos.finish("entities.geo", dropped),
+        user_agents: user_agents.finish("entities.user_agents", dropped),
+        urls: urls.finish("entities.urls", dropped),
+    }
 }
 
 /// A Canarytoken event's `geoip` block.
@@ -329,6 +337,75 @@ mod tests {
                 "Canarytoken triggered on token \"Link to generate alert\" (1.1.1.1:80) from 1.2.3.4: 1 event."
             )
         );
+    }
+
+    fn hostile(events: Vec<Value>) -> Value {
+        json!({
+            "id": "incident:hostile", "updated_id": 1, "summary": "hostile",
+            "description": { "created": "1720684078", "logtype": "4002", "name": "canary",
+                "src_host": "5.6.7.8", "src_host_reverse": "attacker.example", "events": events }
+        })
+    }
+
+    /// An incident bundling 50,000 events, each naming something new: at
+    /// most `MAX_VALUES` of each list, the first named, and a mark for each
+    /// list cut. (Deduplicating by scanning the lists made this take minutes.)
+    #[test]
+    fn a_hostile_incident_keeps_at_most_the_cap_of_each_list_and_says_so() {
+        use crate::vendors::bounded::{MAX_VALUES, assert_bounded};
+        let events = (0..50_000_u32)
+            .map(|i| {
+                json!({
+                    "type": format!("type-{i}"), "src_host": std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string(),
+                    "USERNAME": format!("user{i}"), "HOSTNAME": format!("host-{i}"),
+                    "USERAGENT": format!("agent/{i}"), "url": format!("https://decoy.example/{i}"),
+                    "timestamp": 1_720_684_078 + i, "geoip": { "city": format!("City {i}"), "latitude": i }
+                })
+            })
+            .collect();
+        let e = normalize(&hostile(events), &ctx()).unwrap().event;
+        assert_bounded(&e);
+        let marks: Vec<&str> = e.tags.iter().filter_map(|t| t.strip_prefix("truncated:")).collect();
+        assert_eq!(
+            marks,
+            [
+                "entities.hosts",
+                "entities.users",
+                "entities.ips",
+                "entities.geo",
+                "entities.user_agents",
+                "entities.urls",
+                "tags"
+            ]
+        );
+        assert_eq!(e.tags.len(), MAX_VALUES);
+        assert_eq!(e.tags[..3], ["logtype:4002", "category:login_attempt", "token_type:type-0"]);
+        let ents = &e.entities;
+        assert_eq!(ents.hosts[0].hostname.as_deref(), Some("canary"), "the Canary comes first");
+        assert_eq!(ents.hosts[1].hostname.as_deref(), Some("attacker.example"));
+        assert_eq!(ents.hosts[2].hostname.as_deref(), Some("host-0"));
+        assert_eq!(ents.ips[0].address.to_string(), "5.6.7.8", "the incident's source comes first");
+        assert_eq!(ents.users.len(), MAX_VALUES);
+        assert_eq!(ents.geo[MAX_VALUES - 1].city.as_deref(), Some("City 999"));
+        assert_eq!(e.description.as_deref().map(|d| d.ends_with(": 50000 events.")), Some(true));
+    }
+
+    /// 50,000 events repeating two attackers: each named once, nothing cut.
+    #[test]
+    fn a_hostile_incident_repeating_its_events_names_each_thing_once() {
+        let events = (0..50_000)
+            .map(|i| {
+                json!({"type": "http", "src_host": "5.6.7.8", "USERNAME": format!("user{}", i % 2),
+                    "USERAGENT": "curl/8", "geoip": { "city": "Lyon", "latitude": 45.76, "longitude": -0.0 }})
+            })
+            .collect();
+        let e = normalize(&hostile(events), &ctx()).unwrap().event;
+        assert_eq!(e.tags, ["logtype:4002", "category:login_attempt", "token_type:http"]);
+        let ents = &e.entities;
+        assert_eq!(ents.ips.len(), 1);
+        assert_eq!(ents.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["user0", "user1"]);
+        assert_eq!(ents.user_agents, ["curl/8"]);
+        assert_eq!(ents.geo.len(), 1);
     }
 
     #[test]
