@@ -47,70 +47,56 @@ impl PollReport {
 }
 
 /// Why a poll stopped. The cursor is where the last committed page left it.
+// Every variant carries the vendor and the source (its message starts with
+// them) and, where there is one, the underlying `error`; those fields say
+// what they hold, so only the others are documented.
+#[allow(missing_docs)]
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     /// The API key could not be read.
     #[error("{vendor} source {source_name}: {error}")]
     Credential {
-        /// Vendor key.
         vendor: &'static str,
-        /// Source name.
         source_name: String,
-        /// Why.
         error: CredentialError,
     },
     /// A request failed (after retries, for transient failures).
     #[error("{vendor} source {source_name}: {at}: {error}")]
     Fetch {
-        /// Vendor key.
         vendor: &'static str,
-        /// Source name.
         source_name: String,
         /// Where in the walk.
         at: String,
-        /// Why.
         error: FetchError,
     },
     /// A body was not a page.
     #[error("{vendor} source {source_name}: {at}: {error}")]
     Page {
-        /// Vendor key.
         vendor: &'static str,
-        /// Source name.
         source_name: String,
         /// Where in the walk.
         at: String,
-        /// Why.
         error: PageError,
     },
     /// Pagination stopped early.
     #[error("{vendor} source {source_name}: {error}")]
     Paginate {
-        /// Vendor key.
         vendor: &'static str,
-        /// Source name.
         source_name: String,
-        /// Why.
         error: PaginateError,
     },
     /// Events were not acknowledged.
     #[error("{vendor} source {source_name}: {error}; the cursor was not moved")]
     Publish {
-        /// Vendor key.
         vendor: &'static str,
-        /// Source name.
         source_name: String,
-        /// Why.
         error: PublishError,
     },
     /// The checkpoint store failed.
     #[error("{vendor} source {source_name}: {error}")]
     Store {
-        /// Vendor key.
         vendor: &'static str,
-        /// Source name.
         source_name: String,
-        /// Why.
         error: Box<StoreError>,
     },
     /// The poll panicked (a bug, in alertd or in what a vendor's bytes
@@ -118,9 +104,7 @@ pub enum PollError {
     /// the last acknowledged page, and no other source noticed.
     #[error("{vendor} source {source_name}: the poll panicked ({message}); the cursor was not moved")]
     Panicked {
-        /// Vendor key.
         vendor: &'static str,
-        /// Source name.
         source_name: String,
         /// The panic's message, clipped.
         message: String,
@@ -130,9 +114,7 @@ pub enum PollError {
         "source {source_name}: its stored cursor was written for vendor {stored}, not {vendor}; run `alertd cursors reset {source_name}`"
     )]
     ForeignCursor {
-        /// Vendor key.
         vendor: &'static str,
-        /// Source name.
         source_name: String,
         /// The vendor in the store.
         stored: String,
