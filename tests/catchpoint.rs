@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::poll::run_once;
+use common::poll::{assert_exactly_once, native_ids_in_stream, run_once, truth_ids};
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -18,7 +18,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use serde_json::Value;
 use url::Url;
 
-use common::{NatsServer, config, stream_messages};
+use common::{NatsServer, config};
 
 /// A fixed seed and anchor: the simulator's data set is a pure function of both.
 async fn golden_items() -> Vec<Value> {
@@ -71,21 +71,11 @@ async fn simulator(items: usize, anchor_age: TimeDelta) -> Simulator {
 }
 
 async fn ids_in_stream(nats: &NatsServer) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for m in stream_messages(&nats.url(), "ALERTD").await {
-        assert_eq!(m.msg_id.as_deref(), m.payload["id"].as_str(), "Nats-Msg-Id is the event id");
-        assert_eq!(m.subject, "alertd.catchpoint.test-catchpoint.alert");
-        *counts.entry(m.payload["native_id"].as_str().unwrap().to_owned()).or_insert(0) += 1;
-    }
-    counts
+    native_ids_in_stream(&nats.url(), "ALERTD", "alertd.catchpoint.test-catchpoint.alert").await
 }
 
-fn assert_exactly_once(stream: &HashMap<String, usize>, sim: &Simulator) {
-    let truth: HashSet<String> =
-        sim.ground_truth().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
-    assert!(stream.values().all(|n| *n == 1), "duplicates: {stream:?}");
-    let ids: HashSet<String> = stream.keys().cloned().collect();
-    assert_eq!(ids, truth);
+fn assert_every_alert_once(stream: &HashMap<String, usize>, sim: &Simulator) {
+    assert_exactly_once(stream, &truth_ids(sim, "id"));
 }
 
 #[tokio::test]
@@ -107,7 +97,7 @@ async fn every_alert_arrives_exactly_once_across_polls_and_restarts() {
     let first = run_once(&cfg).await.expect("first poll");
     assert_eq!((first.pages, first.published), (19, 127));
     assert!(first.complete);
-    assert_exactly_once(&ids_in_stream(&nats).await, &sim);
+    assert_every_alert_once(&ids_in_stream(&nats).await, &sim);
 
     sim.add_items(9);
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -116,7 +106,7 @@ async fn every_alert_arrives_exactly_once_across_polls_and_restarts() {
     let third = run_once(&cfg).await.expect("third poll");
     assert_eq!((third.published, third.duplicates), (0, 0));
     assert!(third.skipped_seen >= 9, "the overlap is deduplicated before publishing");
-    assert_exactly_once(&ids_in_stream(&nats).await, &sim);
+    assert_every_alert_once(&ids_in_stream(&nats).await, &sim);
 
     let query = sim.requests()[0].query.clone().unwrap();
     for param in ["startTimeUtc=", "endTimeUtc=", "pageNumber=1", "pageSize=7"] {
@@ -148,7 +138,7 @@ async fn a_window_without_alerts_is_a_404_read_as_an_empty_page() {
     sim.add_items(3);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(run_once(&cfg).await.expect("alerts again").published, 3);
-    assert_exactly_once(&ids_in_stream(&nats).await, &sim);
+    assert_every_alert_once(&ids_in_stream(&nats).await, &sim);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::poll::run_once;
+use common::poll::{assert_exactly_once, native_ids_in_stream, run_once};
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -13,27 +13,15 @@ use alertd::sim::{CANARYGUARD_DEMO_KEY, Fault, Simulator};
 
 use common::{NatsServer, config, stream_messages};
 
+const SUBJECT: &str = "alertd.canaryguard.test-canaryguard.alert";
+
 /// The alert ids in the stream, each with how often it is there.
 async fn ids_in_stream(nats: &NatsServer) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for m in stream_messages(&nats.url(), "ALERTD").await {
-        assert_eq!(m.msg_id.as_deref(), m.payload["id"].as_str(), "Nats-Msg-Id is the event id");
-        let native = m.payload["native_id"].as_str().expect("native_id").to_owned();
-        *counts.entry(native).or_insert(0) += 1;
-    }
-    counts
+    native_ids_in_stream(&nats.url(), "ALERTD", SUBJECT).await
 }
 
 fn truth_ids(sim: &Simulator) -> HashSet<String> {
-    sim.ground_truth().iter().map(|a| a["id"].as_str().expect("id").to_owned()).collect()
-}
-
-fn assert_exactly_once(stream: &HashMap<String, usize>, truth: &HashSet<String>) {
-    let dupes: Vec<_> = stream.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dupes.is_empty(), "duplicates in the stream: {dupes:?}");
-    let missing: Vec<_> = truth.iter().filter(|id| !stream.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{} alerts missing from the stream: {missing:?}", missing.len());
-    assert_eq!(stream.len(), truth.len(), "stream holds alerts the vendor never had");
+    common::poll::truth_ids(sim, "id")
 }
 
 #[tokio::test]

@@ -55,11 +55,7 @@ impl PollReport {
 pub enum PollError {
     /// The API key could not be read.
     #[error("{vendor} source {source_name}: {error}")]
-    Credential {
-        vendor: &'static str,
-        source_name: String,
-        error: CredentialError,
-    },
+    Credential { vendor: &'static str, source_name: String, error: CredentialError },
     /// A request failed (after retries, for transient failures).
     #[error("{vendor} source {source_name}: {at}: {error}")]
     Fetch {
@@ -80,25 +76,13 @@ pub enum PollError {
     },
     /// Pagination stopped early.
     #[error("{vendor} source {source_name}: {error}")]
-    Paginate {
-        vendor: &'static str,
-        source_name: String,
-        error: PaginateError,
-    },
+    Paginate { vendor: &'static str, source_name: String, error: PaginateError },
     /// Events were not acknowledged.
     #[error("{vendor} source {source_name}: {error}; the cursor was not moved")]
-    Publish {
-        vendor: &'static str,
-        source_name: String,
-        error: PublishError,
-    },
+    Publish { vendor: &'static str, source_name: String, error: PublishError },
     /// The checkpoint store failed.
     #[error("{vendor} source {source_name}: {error}")]
-    Store {
-        vendor: &'static str,
-        source_name: String,
-        error: Box<StoreError>,
-    },
+    Store { vendor: &'static str, source_name: String, error: Box<StoreError> },
     /// The poll panicked (a bug, in alertd or in what a vendor's bytes
     /// reached). Caught at the source's boundary: nothing was committed past
     /// the last acknowledged page, and no other source noticed.

@@ -1,7 +1,7 @@
 //! Helpers for vendor integration tests: one daemon poll, and what the
 //! stream holds per item revision.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use alertd::config::Config;
 use alertd::daemon::{self, Mode};
@@ -67,4 +67,34 @@ pub async fn revisions_in_stream(url: &str, stream: &str, subject: &str) -> Hash
 pub fn assert_no_duplicates(stream: &HashMap<(String, String), usize>) {
     let dupes: Vec<_> = stream.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dupes.is_empty(), "duplicates in the stream: {dupes:?}");
+}
+
+/// How often each native id is among `stream`'s events (dead letters left
+/// out), after checking each message's `Nats-Msg-Id` is its event id and its
+/// subject is `subject`.
+pub async fn native_ids_in_stream(url: &str, stream: &str, subject: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for m in stream_messages(url, stream).await {
+        if m.subject.starts_with("alertd.deadletter.") {
+            continue;
+        }
+        assert_eq!(m.subject, subject);
+        assert_eq!(m.msg_id.as_deref(), m.payload["id"].as_str(), "Nats-Msg-Id is the event id");
+        *counts.entry(m.payload["native_id"].as_str().expect("native_id").to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The ids (`field` of each item) of every alert the simulator has.
+pub fn truth_ids(sim: &alertd::sim::Simulator, field: &str) -> HashSet<String> {
+    sim.ground_truth().iter().map(|a| a[field].as_str().expect("an id").to_owned()).collect()
+}
+
+/// `stream` holds every id of `truth` exactly once, and nothing else.
+pub fn assert_exactly_once(stream: &HashMap<String, usize>, truth: &HashSet<String>) {
+    let dupes: Vec<_> = stream.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dupes.is_empty(), "duplicates in the stream: {dupes:?}");
+    let missing: Vec<_> = truth.iter().filter(|id| !stream.contains_key(*id)).collect();
+    assert!(missing.is_empty(), "{} alerts missing from the stream: {missing:?}", missing.len());
+    assert_eq!(stream.len(), truth.len(), "stream holds alerts the vendor never had");
 }
