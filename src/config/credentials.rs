@@ -53,7 +53,7 @@ pub enum CredentialError {
     File {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// The operating system's reason (missing, unreadable, a directory).
         #[source]
         source: std::io::Error,
     },

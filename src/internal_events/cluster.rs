@@ -58,7 +58,7 @@ pub struct LeaseLost<'a> {
     pub source: &'a str,
     /// The tenure's number.
     pub epoch: u64,
-    /// Why.
+    /// How it was lost (another holder, not renewed in time).
     pub reason: &'a str,
 }
 
@@ -81,7 +81,7 @@ impl LeaseLost<'_> {
 pub struct LeaseBucketFailed<'a> {
     /// What was being done.
     pub operation: &'a str,
-    /// Why.
+    /// The bucket's or the connection's error.
     pub error: &'a dyn std::fmt::Display,
 }
 

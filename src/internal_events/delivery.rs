@@ -81,7 +81,7 @@ pub struct DeadLettered<'a> {
     pub source: &'a str,
     /// Vendor key.
     pub vendor: &'a str,
-    /// Why.
+    /// Which field was missing or malformed.
     pub error: &'a NormalizeError,
 }
 

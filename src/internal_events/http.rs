@@ -36,7 +36,7 @@ pub struct RetryScheduled<'a> {
     pub source: &'a str,
     /// Vendor key.
     pub vendor: &'a str,
-    /// Why.
+    /// The transient failure being retried.
     pub error: &'a FetchError,
     /// How long.
     pub delay: Duration,

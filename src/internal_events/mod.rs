@@ -38,7 +38,7 @@ fn result_labels(source: &str, vendor: &str, result: &str) -> crate::telemetry::
 
 /// The sink is not reachable yet at start-up; alertd keeps trying.
 pub struct SinkUnavailable<'a> {
-    /// Why.
+    /// What connecting or setting up the stream answered.
     pub error: &'a dyn std::fmt::Display,
     /// Wait before the next try.
     pub retry_in: Duration,

@@ -131,7 +131,7 @@ pub struct PollFailed<'a> {
     pub source: &'a str,
     /// Vendor key.
     pub vendor: &'a str,
-    /// Why.
+    /// The poll's error, naming the source and where in the walk.
     pub error: &'a dyn std::fmt::Display,
     /// A bounded label for the error (`auth`, `http_5xx`, `panic`, …).
     pub code: &'static str,

@@ -50,7 +50,7 @@ pub enum PublishError {
     Publish {
         /// The subject.
         subject: String,
-        /// Why.
+        /// The client's or the server's reason (no responders, ack timeout, …).
         reason: String,
     },
     /// Writing to stdout failed.
