@@ -6,30 +6,13 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use alertd::sim::{CANARYGUARD_DEMO_KEY, SimConfig, SimVendor, Simulator};
+use alertd::sim::SimVendor;
 use alertd::vendors::canaryguard::{CanaryGuard, Options};
 use alertd::vendors::{NormalizeContext, Vendor};
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
 use url::Url;
-
-/// A fixed seed and anchor: the simulator's data set is a pure function of both.
-async fn golden_items() -> Vec<Value> {
-    let config = SimConfig {
-        seed: 11,
-        initial_items: 12,
-        history: Duration::from_secs(6 * 3600),
-        api_key: CANARYGUARD_DEMO_KEY.to_owned(),
-        ..SimConfig::default()
-    };
-    let anchor = Utc.with_ymd_and_hms(2026, 3, 27, 12, 0, 0).unwrap();
-    let sim = Simulator::start_at(SimVendor::CanaryGuard, config, anchor).await.expect("simulator starts");
-    let items = sim.ground_truth();
-    sim.shutdown().await;
-    items
-}
 
 #[tokio::test]
 async fn the_seeded_alert_set_normalizes_to_its_reviewed_golden_events() {
@@ -43,7 +26,7 @@ async fn the_seeded_alert_set_normalizes_to_its_reviewed_golden_events() {
     let vendor = CanaryGuard::new(&config.sources[0], base, Options::default()).expect("vendor");
     let ctx =
         NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() };
-    let items = golden_items().await;
+    let items = common::golden::simulated_items(SimVendor::CanaryGuard, 11, 12).await;
     let events: Vec<Value> = items
         .iter()
         .map(|item| serde_json::to_value(vendor.normalize(item, &ctx).expect("normalizes").event).unwrap())

@@ -20,22 +20,6 @@ use url::Url;
 
 use common::{NatsServer, config};
 
-/// A fixed seed and anchor: the simulator's data set is a pure function of both.
-async fn golden_items() -> Vec<Value> {
-    let config = SimConfig {
-        seed: 4,
-        initial_items: 16,
-        history: Duration::from_secs(6 * 3600),
-        api_key: CATCHPOINT_DEMO_KEY.to_owned(),
-        ..SimConfig::default()
-    };
-    let anchor = Utc.with_ymd_and_hms(2026, 3, 27, 12, 0, 0).unwrap();
-    let sim = Simulator::start_at(SimVendor::Catchpoint, config, anchor).await.expect("simulator starts");
-    let items = sim.ground_truth();
-    sim.shutdown().await;
-    items
-}
-
 #[tokio::test]
 async fn the_seeded_alert_set_normalizes_to_its_reviewed_golden_events() {
     let config = alertd::registry::parse(
@@ -47,7 +31,7 @@ async fn the_seeded_alert_set_normalizes_to_its_reviewed_golden_events() {
     let vendor = Catchpoint::new(&config.sources[0], base, Options::default()).expect("vendor");
     let ctx =
         NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() };
-    let items = golden_items().await;
+    let items = common::golden::simulated_items(SimVendor::Catchpoint, 4, 16).await;
     let events: Vec<Value> = items
         .iter()
         .map(|item| serde_json::to_value(vendor.normalize(item, &ctx).expect("normalizes").event).unwrap())

@@ -141,3 +141,21 @@ pub fn check_fixtures<V: alertd::vendors::Vendor>(fixture_dir: &str, base_url: &
         .unwrap_or_default();
     assert!(stale.is_empty(), "golden files without a fixture item: {stale:?}");
 }
+
+/// The alerts of `vendor`'s simulator seeded with `seed`, `items` of them
+/// over the six hours before a fixed instant: a reviewed golden set that is
+/// a pure function of its arguments (for vendors with no public payloads).
+pub async fn simulated_items(vendor: alertd::sim::SimVendor, seed: u64, items: usize) -> Vec<Value> {
+    use chrono::TimeZone;
+    let config = alertd::sim::SimConfig {
+        seed,
+        initial_items: items,
+        history: std::time::Duration::from_secs(6 * 3600),
+        ..alertd::sim::SimConfig::for_vendor(vendor)
+    };
+    let anchor = chrono::Utc.with_ymd_and_hms(2026, 3, 27, 12, 0, 0).unwrap();
+    let sim = alertd::sim::Simulator::start_at(vendor, config, anchor).await.expect("simulator starts");
+    let items = sim.ground_truth();
+    sim.shutdown().await;
+    items
+}
