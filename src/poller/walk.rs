@@ -190,15 +190,15 @@ impl<V: Vendor> Handler<'_, V> {
         let max_mark = events.iter().filter_map(|n| n.mark).max();
         self.walk.max_mark = self.walk.max_mark.max(max_mark);
 
-        let dead: Vec<(NormalizeError, &serde_json::Value, String)> = dead
+        let dead: Vec<(NormalizeError, &serde_json::Value, uuid::Uuid)> = dead
             .into_iter()
-            .map(|(error, item)| {
-                let id = dead_letter::id(V::KEY, &p.name, item.to_string().as_bytes()).to_string();
-                (error, item, id)
-            })
+            .map(|(error, item)| (error, item, dead_letter::id(V::KEY, &p.name, item.to_string().as_bytes())))
             .collect();
-        let ids: Vec<String> =
-            events.iter().map(|n| n.event.id.to_string()).chain(dead.iter().map(|d| d.2.clone())).collect();
+        let ids: Vec<String> = events
+            .iter()
+            .map(|n| n.event.id.to_string())
+            .chain(dead.iter().map(|d| d.2.to_string()))
+            .collect();
         let already = p.deps.store.seen(&p.name, ids).await.map_err(|e| p.store_err(e))?;
 
         let mut in_page = HashSet::new();
@@ -217,7 +217,8 @@ impl<V: Vendor> Handler<'_, V> {
 
         let mut dead_letters = 0;
         let mut overflow: Option<(usize, String)> = None;
-        for (error, item, id) in dead {
+        for (error, item, uuid) in dead {
+            let id = uuid.to_string();
             if already.contains(&id) || !in_page.insert(id.clone()) {
                 skipped += 1;
                 continue;
@@ -225,7 +226,7 @@ impl<V: Vendor> Handler<'_, V> {
             if self.dead_budget > 0 {
                 self.dead_budget -= 1;
                 DeadLettered { source: &p.name, vendor: V::KEY, error: &error }.emit(&p.deps.telemetry);
-                messages.push(dead_letter::item(origin, &error.0, item));
+                messages.push(dead_letter::item(origin, uuid, &error.0, item));
                 dead_letters += 1;
             } else {
                 let entry = overflow.get_or_insert_with(|| (0, error.0.clone()));

@@ -47,54 +47,27 @@ pub struct Origin<'a> {
     pub ingested_at: DateTime<Utc>,
 }
 
-/// A dead letter holding `item` verbatim.
-pub fn item(origin: Origin<'_>, error: &str, item: &serde_json::Value) -> Message {
-    let raw = item.to_string();
-    let id = id(origin.vendor, origin.source, raw.as_bytes());
-    let payload = serde_json::json!({
-        "schema_version": SCHEMA,
-        "id": id,
-        "vendor": origin.vendor,
-        "source": origin.source,
-        "error": error,
-        "ingested_at": origin.ingested_at,
-        "raw": item,
-    });
-    Message {
-        subject: dead_letter_subject(origin.prefix, origin.vendor),
-        id: id.to_string(),
-        payload: Bytes::from(payload.to_string()),
-    }
+/// A dead letter holding `item` verbatim; `id` is [`id`] of its text (the
+/// caller has it already, to look it up among the delivered ids).
+pub fn item(origin: Origin<'_>, id: uuid::Uuid, error: &str, item: &serde_json::Value) -> Message {
+    envelope(origin, id, error, "raw", item.clone())
 }
 
 /// A dead letter standing for `message`, which is larger than the server
 /// accepts: the original id and subject, its size, the reason and its first
 /// [`EXCERPT_BYTES`] bytes (as text, cut on a character boundary).
 pub fn truncated(origin: Origin<'_>, message: &Message, max_payload: usize) -> Message {
-    let excerpt = excerpt(&message.payload, EXCERPT_BYTES);
-    let id = id(origin.vendor, origin.source, message.id.as_bytes());
-    let payload = serde_json::json!({
-        "schema_version": SCHEMA,
-        "id": id,
-        "vendor": origin.vendor,
-        "source": origin.source,
-        "error": format!(
-            "message of {} bytes exceeds the NATS server's max_payload of {max_payload} bytes; only its first bytes are kept here",
-            message.payload.len()
-        ),
-        "ingested_at": origin.ingested_at,
-        "truncated": {
-            "id": message.id,
-            "subject": message.subject,
-            "size": message.payload.len(),
-            "excerpt": excerpt,
-        },
+    let error = format!(
+        "message of {} bytes exceeds the NATS server's max_payload of {max_payload} bytes; only its first bytes are kept here",
+        message.payload.len()
+    );
+    let what = serde_json::json!({
+        "id": message.id,
+        "subject": message.subject,
+        "size": message.payload.len(),
+        "excerpt": excerpt(&message.payload, EXCERPT_BYTES),
     });
-    Message {
-        subject: dead_letter_subject(origin.prefix, origin.vendor),
-        id: id.to_string(),
-        payload: Bytes::from(payload.to_string()),
-    }
+    envelope(origin, id(origin.vendor, origin.source, message.id.as_bytes()), &error, "truncated", what)
 }
 
 /// One dead letter that stands for `count` further bad items of a page,
@@ -102,17 +75,23 @@ pub fn truncated(origin: Origin<'_>, message: &Message, max_payload: usize) -> M
 /// of broken items must not turn into thousands of messages and log lines.
 pub fn overflow(origin: Origin<'_>, page: &str, count: usize, first_error: &str) -> Message {
     let id = id(origin.vendor, origin.source, format!("overflow\0{page}\0{count}\0{first_error}").as_bytes());
-    let payload = serde_json::json!({
+    let error = format!(
+        "{count} more items on {page} could not be normalized; the poll's dead-letter limit was reached, so they are counted here, not copied (first reason: {first_error})"
+    );
+    envelope(origin, id, &error, "overflow", serde_json::json!({ "page": page, "count": count }))
+}
+
+/// The envelope every dead letter shares, with what it holds under `key`.
+fn envelope(origin: Origin<'_>, id: uuid::Uuid, error: &str, key: &str, held: serde_json::Value) -> Message {
+    let mut payload = serde_json::json!({
         "schema_version": SCHEMA,
         "id": id,
         "vendor": origin.vendor,
         "source": origin.source,
-        "error": format!(
-            "{count} more items on {page} could not be normalized; the poll's dead-letter limit was reached, so they are counted here, not copied (first reason: {first_error})"
-        ),
+        "error": error,
         "ingested_at": origin.ingested_at,
-        "overflow": { "page": page, "count": count },
     });
+    payload[key] = held;
     Message {
         subject: dead_letter_subject(origin.prefix, origin.vendor),
         id: id.to_string(),
@@ -141,8 +120,9 @@ mod tests {
     #[test]
     fn a_dead_item_keeps_its_raw_json_and_a_content_id() {
         let item_json = serde_json::json!({"id": "a-1", "title": null});
-        let a = item(origin(), "no title", &item_json);
-        let b = item(origin(), "no title", &item_json);
+        let raw_id = id("canaryguard", "acme", item_json.to_string().as_bytes());
+        let a = item(origin(), raw_id, "no title", &item_json);
+        let b = item(origin(), raw_id, "no title", &item_json);
         assert_eq!(a.id, b.id, "the same bad item gets the same id");
         assert_eq!(a.subject, "alertd.deadletter.canaryguard");
         let v: serde_json::Value = serde_json::from_slice(&a.payload).unwrap();
