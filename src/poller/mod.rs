@@ -271,13 +271,18 @@ impl<V: Vendor> Poller<V> {
         let start = walk.next.clone();
         let mut handler = Handler::new(self, key, walk, shutdown);
         let scheme = self.vendor.scheme();
-        let outcome =
-            paginate::walk(&scheme, start, self.max_pages, &mut handler).await.map_err(|e| match e {
-                PollError::Paginate { error, .. } => {
-                    PollError::Paginate { vendor: V::KEY, source_name: self.name.clone(), error }
-                }
-                other => other,
-            })?;
+        let walked = paginate::walk(&scheme, start, self.max_pages, &mut handler).await;
+        // Pages still in flight are awaited and committed however the walk
+        // ended: a failure leaves the cursor after the last page that was
+        // acknowledged with every page before it.
+        let settled = handler.settle().await;
+        let outcome = walked.map_err(|e| match e {
+            PollError::Paginate { error, .. } => {
+                PollError::Paginate { vendor: V::KEY, source_name: self.name.clone(), error }
+            }
+            other => other,
+        })?;
+        settled?;
         if let Some(rule) = outcome.ended_by {
             WalkEndedByRule { source: &self.name, vendor: V::KEY, rule, pages: outcome.pages }.emit();
         }
