@@ -16,10 +16,13 @@
 //! stop (shutdown, tenure ended) and a failure drain the queue: what was
 //! acknowledged before the failure is committed, nothing after it.
 //!
-//! Memory: what stays in the queue per page is its seen ids and its walk
-//! state (the messages are handed to the sink when sent); the messages
-//! outstanding are bounded by the sink's window (1,024 for JetStream); the
-//! page being fetched and prepared is one page (at most ten times the page
+//! Memory: the queue holds at most [`PAGES_IN_FLIGHT`] unacknowledged and
+//! [`PAGES_PER_COMMIT`] acknowledged pages, and keeps of each only its seen
+//! ids and its walk state (about 100 bytes per event: 80 pages of 100
+//! events are under 1 MB); the messages are handed to the sink when sent,
+//! and those awaiting an ack are bounded by the sink's window (1,024 per
+//! walk for JetStream, about 1.5 MB of 1.4 KB events per format); the page
+//! being fetched and prepared is one page (at most ten times the page
 //! size, see `Poller::max_page_items`).
 
 use std::collections::{HashSet, VecDeque};
@@ -65,8 +68,12 @@ pub(super) struct Handler<'a, V: Vendor> {
 /// Pages one walk may have sent whose acks are not all in.
 pub const PAGES_IN_FLIGHT: usize = 16;
 
-/// Acknowledged pages committed together in one transaction, at most.
-pub const PAGES_PER_COMMIT: usize = 8;
+/// Acknowledged pages committed together in one transaction, at most. A
+/// commit's cost is mostly the B-tree pages it dirties (event ids are
+/// random, so a page's ids land all over the `seen` table) and the WAL
+/// `fsync`; committing many pages at once writes each dirtied B-tree page
+/// once instead of once per page.
+pub const PAGES_PER_COMMIT: usize = 64;
 
 /// How long acknowledged pages may wait for more to commit with.
 pub const COMMIT_WITHIN: Duration = Duration::from_millis(250);
