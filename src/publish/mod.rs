@@ -85,7 +85,7 @@ impl Sink {
     /// it stored) in the order it was sent.
     pub fn pipeline(&self) -> Pipeline {
         match self {
-            Sink::Nats(s) => Pipeline::Nats(s.pipeline()),
+            Sink::Nats(s) => Pipeline::Nats(Box::new(s.pipeline())),
             Sink::Stdout(s) => Pipeline::Stdout { sink: s.clone(), done: VecDeque::new(), failed: false },
         }
     }
@@ -136,7 +136,7 @@ impl Sink {
 /// order they were sent. After a failure every later call fails too.
 pub enum Pipeline {
     /// JetStream: acks pipelined across batches.
-    Nats(NatsPipeline),
+    Nats(Box<NatsPipeline>),
     /// Stdout: a batch is written (and done) when sent.
     Stdout {
         /// Where to.
