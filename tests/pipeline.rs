@@ -93,6 +93,76 @@ async fn a_cursor_is_not_advanced_while_nats_is_down_and_nothing_is_lost() {
     assert!(after.watermark > before.watermark, "the watermark moves once NATS is back");
 }
 
+/// Pages are pipelined: a page is sent and the next fetched while its
+/// acks are outstanding. NATS is frozen mid-backfill (SIGSTOP: the socket
+/// takes the publishes, no PubAck comes back), so the walk runs ahead of
+/// its acks until the pages in flight are at their bound and the acks time
+/// out. The stored cursor must not lead what NATS acknowledged: every id
+/// the store has as delivered is in the stream, and the cursor's next page
+/// is exactly the one after the pages those ids came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_never_leads_the_acknowledged_pages_while_pages_are_in_flight() {
+    let nats = NatsServer::start();
+    let sim = common::canaryguard(3_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::canaryguard_config(dir.path(), Some(&nats.url()), &sim, "page_size = 10");
+    let poll = tokio::spawn({
+        let cfg = cfg.clone();
+        async move { run_once(&cfg).await }
+    });
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = match js.get_stream("ALERTD").await {
+            Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if stored >= 300 {
+            break;
+        }
+        assert!(Instant::now() < deadline && !poll.is_finished(), "the backfill did not get going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nats.pause();
+    let err = tokio::time::timeout(Duration::from_secs(60), poll)
+        .await
+        .expect("the poll ends once its acks time out")
+        .unwrap()
+        .expect_err("no acks, no complete walk");
+    assert_eq!(err.code(), "publish", "{err}");
+    let fetched = sim.requests().iter().filter(|r| r.path == "/api/v1/alerts").count() as u64;
+    let state = Store::open(&cfg.state.path).unwrap().load("test-canaryguard").await.unwrap();
+    nats.resume();
+
+    assert_eq!(state.watermark, None, "the walk did not finish");
+    let walk: serde_json::Value =
+        serde_json::from_str(state.walk.as_deref().expect("pages were committed")).unwrap();
+    let next = walk["next"]["value"].as_u64().expect("a page number");
+    assert!(
+        fetched > next,
+        "the walk fetched page {fetched} while its cursor was at page {next}: pages were in flight"
+    );
+    let ids: Vec<String> = sim
+        .ground_truth()
+        .iter()
+        .map(|a| {
+            alertd::event::event_id("canaryguard", "test-canaryguard", a["id"].as_str().unwrap(), "1")
+                .to_string()
+        })
+        .collect();
+    let store = Store::open(&cfg.state.path).unwrap();
+    let delivered = store.seen("test-canaryguard", ids).await.unwrap();
+    assert_eq!(delivered.len() as u64, (next - 1) * 10, "the cursor moved with exactly its pages' ids");
+    let in_stream: HashSet<String> =
+        stream_messages(&nats.url(), "ALERTD").await.into_iter().filter_map(|m| m.msg_id).collect();
+    let ahead: Vec<_> = delivered.iter().filter(|id| !in_stream.contains(*id)).collect();
+    assert!(ahead.is_empty(), "the store has {} ids as delivered that NATS never stored", ahead.len());
+
+    let report = run_once(&cfg).await.expect("the walk resumes once NATS answers");
+    assert!(report.complete);
+    assert_exactly_once(&ids_in_stream(&nats).await, &truth_ids(&sim));
+}
+
 #[tokio::test]
 async fn an_html_error_page_is_a_clear_error_and_leaves_the_cursor() {
     let sim = common::canaryguard(30).await;

@@ -74,7 +74,75 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_url: Option<String>,
     /// The vendor's item, verbatim.
-    pub raw: serde_json::Value,
+    pub raw: Raw,
+}
+
+/// The vendor's item, kept as its JSON text: serialized once when the event
+/// is made and written into every message (the v1 event, the OCSF
+/// finding's `raw_data`) as it is, never copied as a tree or serialized
+/// again.
+#[derive(Debug, Clone)]
+pub struct Raw(Box<serde_json::value::RawValue>);
+
+impl Raw {
+    /// `item` as JSON text.
+    pub fn new(item: &serde_json::Value) -> Raw {
+        // A `Value` always serializes (its keys are strings); `null` is a
+        // fallback that cannot happen.
+        Raw(serde_json::value::to_raw_value(item)
+            .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The item as a JSON value (parsed again: for tests and tools).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for Raw {
+    /// The same JSON, whatever its whitespace.
+    fn eq(&self, other: &Raw) -> bool {
+        self.get() == other.get() || self.to_value() == other.to_value()
+    }
+}
+
+impl PartialEq<serde_json::Value> for Raw {
+    /// `other` is the item this was made of (compared as text: parsing
+    /// floats back may differ in the last digit).
+    fn eq(&self, other: &serde_json::Value) -> bool {
+        serde_json::to_string(other).is_ok_and(|text| text == self.get())
+    }
+}
+
+impl Serialize for Raw {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Raw, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(deserializer).map(Raw)
+    }
+}
+
+impl JsonSchema for Raw {
+    fn inline_schema() -> bool {
+        <serde_json::Value as JsonSchema>::inline_schema()
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        <serde_json::Value as JsonSchema>::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <serde_json::Value as JsonSchema>::json_schema(generator)
+    }
 }
 
 /// The configured source an event came from.

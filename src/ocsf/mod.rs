@@ -279,7 +279,7 @@ pub fn finding(event: &Event, product: &Product) -> Value {
     if !mapped.observables.is_empty() {
         f.insert("observables".into(), Value::Array(mapped.observables));
     }
-    f.insert("raw_data".into(), json!(event.raw.to_string()));
+    f.insert("raw_data".into(), json!(event.raw.get()));
     f.insert("unmapped".into(), Value::Object(unmapped));
     Value::Object(f)
 }

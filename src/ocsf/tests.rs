@@ -25,7 +25,7 @@ fn event(vendor: &str, kind: Kind, revision: &str, state: StatusState) -> Event 
         tags: vec![],
         attack: vec![],
         console_url: None,
-        raw: json!({"id": "a1"}),
+        raw: crate::event::Raw::new(&json!({"id": "a1"})),
     }
 }
 

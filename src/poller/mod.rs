@@ -4,9 +4,12 @@
 //! the scheduler. Per page it normalizes every item (items that fail go to
 //! the dead-letter subject with their raw JSON), drops events already
 //! delivered in the overlap window, publishes the rest and the dead letters,
-//! and only when the sink confirms them all commits the page's seen ids and
-//! the walk's next position in one transaction. A failure anywhere leaves
-//! the cursor where it was; the next poll resumes from it.
+//! and only when the sink confirms them all (and all of every page before)
+//! commits the page's seen ids and the walk's next position in one
+//! transaction. Pages are pipelined: the next page is fetched while a
+//! page's acks are outstanding (see `walk.rs`). A failure leaves the cursor
+//! after the last page acknowledged with all pages before it; the next poll
+//! resumes from there.
 //!
 //! The module's files: `report.rs` (what a poll did or why it failed),
 //! `walk.rs` (one walk's pages: normalize, encode, publish, commit), and
@@ -271,13 +274,18 @@ impl<V: Vendor> Poller<V> {
         let start = walk.next.clone();
         let mut handler = Handler::new(self, key, walk, shutdown);
         let scheme = self.vendor.scheme();
-        let outcome =
-            paginate::walk(&scheme, start, self.max_pages, &mut handler).await.map_err(|e| match e {
-                PollError::Paginate { error, .. } => {
-                    PollError::Paginate { vendor: V::KEY, source_name: self.name.clone(), error }
-                }
-                other => other,
-            })?;
+        let walked = paginate::walk(&scheme, start, self.max_pages, &mut handler).await;
+        // Pages still in flight are awaited and committed however the walk
+        // ended: a failure leaves the cursor after the last page that was
+        // acknowledged with every page before it.
+        let settled = handler.settle().await;
+        let outcome = walked.map_err(|e| match e {
+            PollError::Paginate { error, .. } => {
+                PollError::Paginate { vendor: V::KEY, source_name: self.name.clone(), error }
+            }
+            other => other,
+        })?;
+        settled?;
         if let Some(rule) = outcome.ended_by {
             WalkEndedByRule { source: &self.name, vendor: V::KEY, rule, pages: outcome.pages }.emit();
         }

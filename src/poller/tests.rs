@@ -96,6 +96,7 @@ async fn a_page_is_encoded_for_every_format_then_committed_with_its_next_positio
     let items = items().await;
     let go_on = h.deliver(&Position::Page(1), page(&items[..4]), Some(&Position::Page(2))).await.unwrap();
     assert!(go_on);
+    h.settle().await.unwrap();
 
     let out = lines.take();
     assert_eq!(out.len(), 8, "four events, each as v1 and as an OCSF finding");
@@ -120,6 +121,7 @@ async fn delivered_events_are_skipped_and_a_broken_item_is_dead_lettered_once() 
 
     let mut first = Handler::new(&p, key(), walk(&p), &shutdown);
     first.deliver(&Position::Page(1), page(&items), Some(&Position::Page(2))).await.unwrap();
+    first.settle().await.unwrap();
     let out = lines.take();
     let dead: Vec<_> = out.iter().filter(|m| m["schema_version"] == "alertd.deadletter.v1").collect();
     assert_eq!((out.len(), dead.len()), (7, 1), "3 × 2 formats and one dead letter");
@@ -128,6 +130,7 @@ async fn delivered_events_are_skipped_and_a_broken_item_is_dead_lettered_once() 
 
     let mut again = Handler::new(&p, key(), walk(&p), &shutdown);
     again.deliver(&Position::Page(1), page(&items), Some(&Position::Page(2))).await.unwrap();
+    again.settle().await.unwrap();
     assert!(lines.take().is_empty(), "nothing is published twice, the broken item included");
     let report = again.into_report();
     assert_eq!((report.skipped_seen, report.dead_letters), (4, 0));
@@ -158,6 +161,7 @@ async fn a_failed_publish_commits_nothing() {
     let items = items().await;
     let err = h.deliver(&Position::Page(1), page(&items), Some(&Position::Page(2))).await.unwrap_err();
     assert_eq!(err.code(), "publish");
+    assert_eq!(h.settle().await.unwrap_err().code(), "publish", "the failure stays");
     assert_eq!(store.load("acme").await.unwrap(), crate::checkpoint::SourceState::default(), "no cursor");
     let ids = items.iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect();
     assert!(store.seen("acme", ids).await.unwrap().is_empty());
@@ -175,4 +179,29 @@ async fn after_shutdown_the_page_in_flight_is_committed_and_the_walk_stops() {
     assert!(!go_on, "no next page after shutdown");
     assert!(store.load("acme").await.unwrap().walk.is_some(), "but this one is committed");
     assert_eq!(lines.take().len(), 20);
+}
+
+#[tokio::test]
+async fn pages_in_flight_commit_in_order_and_skip_what_an_earlier_page_in_flight_sent() {
+    let (lines, store) = (Lines::default(), Store::open(Path::new(":memory:")).unwrap());
+    let p = poller(&lines, &store);
+    let shutdown = CancellationToken::new();
+    let mut h = Handler::new(&p, key(), walk(&p), &shutdown);
+    let items = items().await;
+    // Page 2 repeats page 1's last item (new items shifted the pages).
+    h.deliver(&Position::Page(1), page(&items[..4]), Some(&Position::Page(2))).await.unwrap();
+    h.deliver(&Position::Page(2), page(&items[3..7]), Some(&Position::Page(3))).await.unwrap();
+    h.deliver(&Position::Page(3), page(&items[7..]), Some(&Position::Page(4))).await.unwrap();
+    h.settle().await.unwrap();
+
+    assert_eq!(lines.take().len(), 20, "ten distinct events, each in two formats");
+    let stored: Value = serde_json::from_str(&store.load("acme").await.unwrap().walk.unwrap()).unwrap();
+    assert_eq!(stored["next"], json!({"at": "page", "value": 4}), "the last page's position is the cursor");
+    let ids: Vec<String> = items
+        .iter()
+        .map(|i| crate::event::event_id("canaryguard", "acme", i["id"].as_str().unwrap(), "1").to_string())
+        .collect();
+    assert_eq!(store.seen("acme", ids).await.unwrap().len(), 10, "every page's ids are committed");
+    let report = h.into_report();
+    assert_eq!((report.pages, report.items, report.published, report.skipped_seen), (3, 11, 20, 1));
 }

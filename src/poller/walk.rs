@@ -2,9 +2,31 @@
 //! normalize, drop what the store has as delivered, encode for every
 //! configured format, publish, and commit once every message is
 //! acknowledged.
+//!
+//! Pages are pipelined: a page's messages are sent and the walk goes on to
+//! fetch (and prepare) the next page while their acks are outstanding. At
+//! most [`PAGES_IN_FLIGHT`] pages are sent and not yet acknowledged (and
+//! the sink keeps at most its window of acks outstanding per walk); while a
+//! page is fetched the walk keeps settling the acks that arrive. Pages are
+//! committed in the order they were fetched, and a commit covers only pages
+//! whose every message, and every message of every page before them, was
+//! acknowledged: the acknowledged pages at the front of the queue, batched
+//! into one transaction (at most [`PAGES_PER_COMMIT`], or fewer once the
+//! oldest of them has waited [`COMMIT_WITHIN`]). The walk's last page, a
+//! stop (shutdown, tenure ended) and a failure drain the queue: what was
+//! acknowledged before the failure is committed, nothing after it.
+//!
+//! Memory: the queue holds at most [`PAGES_IN_FLIGHT`] unacknowledged and
+//! [`PAGES_PER_COMMIT`] acknowledged pages, and keeps of each only its seen
+//! ids and its walk state (about 100 bytes per event: 80 pages of 100
+//! events are under 1 MB); the messages are handed to the sink when sent,
+//! and those awaiting an ack are bounded by the sink's window (1,024 per
+//! walk for JetStream, about 1.5 MB of 1.4 KB events per format); the page
+//! being fetched and prepared is one page (at most ten times the page
+//! size, see `Poller::max_page_items`).
 
-use std::collections::HashSet;
-use std::time::Instant;
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -19,8 +41,8 @@ use crate::internal_events::{
 };
 use crate::ocsf;
 use crate::paginate::{Page, PageHandler, Position};
-use crate::publish::{Format, Message, dead_letter, event_subject};
-use crate::vendors::{NormalizeContext, NormalizeError, PageError, Vendor};
+use crate::publish::{Format, Message, Pipeline, PublishError, PublishReport, dead_letter, event_subject};
+use crate::vendors::{Finish, NormalizeContext, NormalizeError, PageError, Vendor};
 
 use super::{PollError, PollReport, Poller, WalkState, throttling};
 
@@ -33,6 +55,48 @@ pub(super) struct Handler<'a, V: Vendor> {
     report: PollReport,
     /// Dead letters this poll may still send one by one.
     dead_budget: usize,
+    /// The sink's side of the pages sent.
+    pipeline: Pipeline,
+    /// Pages sent and not yet committed, oldest first.
+    pages: VecDeque<Sent>,
+    /// The ids of those pages' events and dead letters: a later page
+    /// repeating one (a page boundary shifted by new items) skips it as
+    /// the store would once they are committed.
+    pending_ids: HashSet<String>,
+}
+
+/// Pages one walk may have sent whose acks are not all in.
+pub const PAGES_IN_FLIGHT: usize = 16;
+
+/// Acknowledged pages committed together in one transaction, at most. A
+/// commit's cost is mostly the B-tree pages it dirties (event ids are
+/// random, so a page's ids land all over the `seen` table) and the WAL
+/// `fsync`; committing many pages at once writes each dirtied B-tree page
+/// once instead of once per page.
+pub const PAGES_PER_COMMIT: usize = 64;
+
+/// How long acknowledged pages may wait for more to commit with.
+pub const COMMIT_WITHIN: Duration = Duration::from_millis(250);
+
+/// A page sent, waiting for its acks and then its commit.
+struct Sent {
+    at: Position,
+    change: Change,
+    seen: Vec<Seen>,
+    items: usize,
+    skipped: u64,
+    dead_letters: u64,
+    sent: Instant,
+    /// What the sink acknowledged, and when the last ack was seen.
+    acked: Option<(PublishReport, Duration)>,
+}
+
+/// How a page's commit moves the cursor.
+enum Change {
+    /// Resume from this walk state (JSON).
+    Page(String),
+    /// The walk's last page.
+    Last(Finish),
 }
 
 /// Dead letters one poll sends item by item; the rest of a page's bad items
@@ -60,12 +124,21 @@ impl<'a, V: Vendor> Handler<'a, V> {
             shutdown,
             report: PollReport::default(),
             dead_budget: DEAD_LETTERS_PER_POLL,
+            pipeline: poller.deps.sink.pipeline(),
+            pages: VecDeque::new(),
+            pending_ids: HashSet::new(),
         }
     }
 
     /// What the walk did.
     pub(super) fn into_report(self) -> PollReport {
         self.report
+    }
+
+    /// Wait for every page sent and commit the acknowledged ones: after
+    /// the walk, whether it ended, stopped or failed.
+    pub(super) async fn settle(&mut self) -> Result<(), PollError> {
+        self.advance(true).await
     }
 }
 
@@ -81,47 +154,21 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
     type Error = PollError;
 
     async fn fetch(&mut self, at: &Position) -> Result<Page, PollError> {
-        let p = self.poller;
-        let user_agent = p.user_agent();
-        let make = || {
-            let request = p.vendor.request(&p.deps.client, &self.walk.plan, at, &self.key).timeout(p.timeout);
-            match &user_agent {
-                Some(ua) => request.header(reqwest::header::USER_AGENT, ua.as_str()),
-                None => request,
-            }
-        };
-        let ctx = FetchContext {
-            policy: p.retry,
-            throttle: &p.throttle,
-            observer: p,
-            throttling: throttling::<V>(),
-            max_response_bytes: p.max_response_bytes,
-        };
-        let body = match crate::http::fetch(make, &ctx).await {
-            Ok(body) => body,
-            Err(error) => {
-                if let Some(page) = p.vendor.empty_page_for(at, &error) {
-                    ErrorAnsweredAsEmpty { source: &p.name, vendor: V::KEY, at, error: &error }.emit();
-                    return Ok(page);
+        let fetch = fetch_page(self.poller, &self.key, &self.walk.plan, at);
+        tokio::pin!(fetch);
+        // Acks of the pages sent keep arriving meanwhile: settle them, so
+        // the walk's window slots free up while it waits on the vendor.
+        loop {
+            tokio::select! {
+                biased;
+                page = &mut fetch => return page,
+                settled = self.pipeline.settle_one() => {
+                    if let Err(error) = settled {
+                        return Err(self.publish_err(error));
+                    }
                 }
-                return Err(PollError::Fetch {
-                    vendor: V::KEY,
-                    source_name: p.name.clone(),
-                    at: at.to_string(),
-                    error,
-                });
             }
-        };
-        let page = p.vendor.parse_page(&body).map_err(|error| p.page_err(at, error))?;
-        let limit = p.max_page_items();
-        if page.items.len() > limit {
-            let error = PageError::TooManyItems { items: page.items.len(), asked: p.page_size, limit };
-            return Err(p.page_err(at, error));
         }
-        if !page.usage.is_empty() {
-            ApiUsageReported { source: &p.name, vendor: V::KEY, usage: &page.usage }.emit(&p.deps.telemetry);
-        }
-        Ok(page)
     }
 
     async fn deliver(
@@ -130,35 +177,28 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
         page: Page,
         next: Option<&Position>,
     ) -> Result<bool, PollError> {
-        let p = self.poller;
         let items = page.items.len();
         let prepared = self.prepare(at, &page).await?;
+        drop(page);
+        let change = self.change(at, next)?;
+        self.pending_ids.extend(prepared.seen.iter().map(|s| s.event_id.clone()));
         let sent = Instant::now();
-        let published = p.deps.sink.publish(prepared.messages).await.map_err(|error| PollError::Publish {
-            vendor: V::KEY,
-            source_name: p.name.clone(),
-            error,
-        })?;
-        let ack_latency = sent.elapsed();
-        self.commit(at, next, prepared.seen).await?;
-
-        self.report.pages += 1;
-        self.report.items += items as u64;
-        self.report.published += published.stored as u64;
-        self.report.duplicates += published.duplicates as u64;
-        self.report.dead_letters += prepared.dead_letters;
-        self.report.skipped_seen += prepared.skipped;
-        PageDelivered {
-            source: &p.name,
-            vendor: V::KEY,
-            at,
-            items,
-            published: &published,
-            skipped: prepared.skipped,
-            ack_latency,
+        if let Err(error) = self.pipeline.send(prepared.messages).await {
+            return Err(self.publish_err(error));
         }
-        .emit(&p.deps.telemetry);
-        Ok(!self.shutdown.is_cancelled())
+        self.pages.push_back(Sent {
+            at: at.clone(),
+            change,
+            seen: prepared.seen,
+            items,
+            skipped: prepared.skipped,
+            dead_letters: prepared.dead_letters,
+            sent,
+            acked: None,
+        });
+        let go_on = !self.shutdown.is_cancelled();
+        self.advance(!go_on || next.is_none()).await?;
+        Ok(go_on)
     }
 }
 
@@ -207,7 +247,7 @@ impl<V: Vendor> Handler<'_, V> {
         let mut skipped = 0;
         for n in &events {
             let id = n.event.id.to_string();
-            if already.contains(&id) || !in_page.insert(id.clone()) {
+            if already.contains(&id) || self.pending_ids.contains(&id) || !in_page.insert(id.clone()) {
                 skipped += 1;
                 continue;
             }
@@ -219,7 +259,7 @@ impl<V: Vendor> Handler<'_, V> {
         let mut overflow: Option<(usize, String)> = None;
         for (error, item, uuid) in dead {
             let id = uuid.to_string();
-            if already.contains(&id) || !in_page.insert(id.clone()) {
+            if already.contains(&id) || self.pending_ids.contains(&id) || !in_page.insert(id.clone()) {
                 skipped += 1;
                 continue;
             }
@@ -278,32 +318,148 @@ impl<V: Vendor> Handler<'_, V> {
         Ok(())
     }
 
-    /// Commit a delivered page: the walk's next position, or for the last
-    /// page the watermark, with the page's seen ids.
-    async fn commit(
-        &mut self,
-        at: &Position,
-        next: Option<&Position>,
-        seen: Vec<Seen>,
-    ) -> Result<(), PollError> {
+    /// How committing the page at `at` moves the cursor: the walk state
+    /// to resume from `next`, or for the last page the walk's end.
+    fn change(&mut self, at: &Position, next: Option<&Position>) -> Result<Change, PollError> {
         let p = self.poller;
-        match next {
+        Ok(match next {
             Some(next) => {
                 self.walk.next = next.clone();
                 let text = serde_json::to_string(&self.walk)
                     .map_err(|e| p.page_err(at, PageError::State(format!("walk state: {e}"))))?;
-                p.deps.store.commit_page(&p.name, V::KEY, text, seen).await.map_err(|e| p.store_err(e))?;
+                Change::Page(text)
             }
-            None => {
-                let finish = p.vendor.finish(&self.walk.plan, self.walk.max_mark);
+            None => Change::Last(p.vendor.finish(&self.walk.plan, self.walk.max_mark)),
+        })
+    }
+
+    /// Take in the acks that have arrived and commit the acknowledged
+    /// pages at the front of the queue when enough of them wait (or
+    /// `all`). Waits for acks only while more than [`PAGES_IN_FLIGHT`]
+    /// pages are unacknowledged, or, with `all`, until every page is
+    /// acknowledged. On a failure the pages acknowledged before it are
+    /// committed, then the failure is returned.
+    async fn advance(&mut self, all: bool) -> Result<(), PollError> {
+        let mut acked = self.pages.iter().take_while(|s| s.acked.is_some()).count();
+        let taken = loop {
+            let unacked = self.pages.len() - acked;
+            let wait = unacked > PAGES_IN_FLIGHT || (all && unacked > 0);
+            let report = if wait { self.pipeline.done().await } else { self.pipeline.try_done() };
+            match report {
+                Ok(Some(report)) => {
+                    let Some(page) = self.pages.get_mut(acked) else { break Ok(()) };
+                    page.acked = Some((report, page.sent.elapsed()));
+                    acked += 1;
+                }
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(self.publish_err(error)),
+            }
+        };
+        let due = self.pages.front().is_some_and(|s| s.sent.elapsed() >= COMMIT_WITHIN);
+        if acked > 0 && (all || taken.is_err() || acked >= PAGES_PER_COMMIT || due) {
+            self.commit(acked).await?;
+        }
+        taken
+    }
+
+    /// Commit the first `n` pages of the queue (all acknowledged) in one
+    /// transaction: their seen ids, and the last one's cursor move.
+    async fn commit(&mut self, n: usize) -> Result<(), PollError> {
+        let p = self.poller;
+        let pages: Vec<Sent> = self.pages.drain(..n).collect();
+        let Some(last) = pages.last() else { return Ok(()) };
+        let seen: Vec<Seen> = pages.iter().flat_map(|s| s.seen.iter().cloned()).collect();
+        match &last.change {
+            Change::Page(walk) => p
+                .deps
+                .store
+                .commit_page(&p.name, V::KEY, walk.clone(), seen)
+                .await
+                .map_err(|e| p.store_err(e))?,
+            Change::Last(finish) => {
                 p.deps
                     .store
                     .commit_last_page(&p.name, V::KEY, seen, finish.watermark.clone(), finish.prune_before)
                     .await
                     .map_err(|e| p.store_err(e))?;
-                self.report.watermark = Some(finish.watermark);
+                self.report.watermark = Some(finish.watermark.clone());
             }
+        }
+        for page in &pages {
+            for s in &page.seen {
+                self.pending_ids.remove(&s.event_id);
+            }
+            let (published, ack_latency) = page.acked.unwrap_or_default();
+            self.report.pages += 1;
+            self.report.items += page.items as u64;
+            self.report.published += published.stored as u64;
+            self.report.duplicates += published.duplicates as u64;
+            self.report.dead_letters += page.dead_letters;
+            self.report.skipped_seen += page.skipped;
+            PageDelivered {
+                source: &p.name,
+                vendor: V::KEY,
+                at: &page.at,
+                items: page.items,
+                published: &published,
+                skipped: page.skipped,
+                ack_latency,
+            }
+            .emit(&p.deps.telemetry);
         }
         Ok(())
     }
+
+    fn publish_err(&self, error: PublishError) -> PollError {
+        PollError::Publish { vendor: V::KEY, source_name: self.poller.name.clone(), error }
+    }
+}
+
+/// Fetch and parse the page at `at` of `poller`'s walk under `plan`.
+async fn fetch_page<V: Vendor>(
+    p: &Poller<V>,
+    key: &Credential,
+    plan: &V::Plan,
+    at: &Position,
+) -> Result<Page, PollError> {
+    let user_agent = p.user_agent();
+    let make = || {
+        let request = p.vendor.request(&p.deps.client, plan, at, key).timeout(p.timeout);
+        match &user_agent {
+            Some(ua) => request.header(reqwest::header::USER_AGENT, ua.as_str()),
+            None => request,
+        }
+    };
+    let ctx = FetchContext {
+        policy: p.retry,
+        throttle: &p.throttle,
+        observer: p,
+        throttling: throttling::<V>(),
+        max_response_bytes: p.max_response_bytes,
+    };
+    let body = match crate::http::fetch(make, &ctx).await {
+        Ok(body) => body,
+        Err(error) => {
+            if let Some(page) = p.vendor.empty_page_for(at, &error) {
+                ErrorAnsweredAsEmpty { source: &p.name, vendor: V::KEY, at, error: &error }.emit();
+                return Ok(page);
+            }
+            return Err(PollError::Fetch {
+                vendor: V::KEY,
+                source_name: p.name.clone(),
+                at: at.to_string(),
+                error,
+            });
+        }
+    };
+    let page = p.vendor.parse_page(&body).map_err(|error| p.page_err(at, error))?;
+    let limit = p.max_page_items();
+    if page.items.len() > limit {
+        let error = PageError::TooManyItems { items: page.items.len(), asked: p.page_size, limit };
+        return Err(p.page_err(at, error));
+    }
+    if !page.usage.is_empty() {
+        ApiUsageReported { source: &p.name, vendor: V::KEY, usage: &page.usage }.emit(&p.deps.telemetry);
+    }
+    Ok(page)
 }

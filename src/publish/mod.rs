@@ -11,9 +11,11 @@ mod nats;
 mod stdout;
 mod subscribe;
 
-pub use nats::{NatsSink, SHARED_ACKS_IN_FLIGHT, SOURCE_ACKS_IN_FLIGHT};
+pub use nats::{NatsPipeline, NatsSink, SHARED_ACKS_IN_FLIGHT, SOURCE_ACKS_IN_FLIGHT};
 pub use stdout::StdoutSink;
 pub use subscribe::{Received, TailStart};
+
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
@@ -73,9 +75,18 @@ impl Sink {
         if batch.is_empty() {
             return Ok(PublishReport::default());
         }
+        let mut pipeline = self.pipeline();
+        pipeline.send(batch).await?;
+        Ok(pipeline.done().await?.unwrap_or_default())
+    }
+
+    /// A pipeline for one walk's pages: each page is sent as a batch
+    /// while earlier batches' acks are outstanding, and completes (all of
+    /// it stored) in the order it was sent.
+    pub fn pipeline(&self) -> Pipeline {
         match self {
-            Sink::Nats(s) => s.publish(batch).await,
-            Sink::Stdout(s) => s.publish(batch).await,
+            Sink::Nats(s) => Pipeline::Nats(Box::new(s.pipeline())),
+            Sink::Stdout(s) => Pipeline::Stdout { sink: s.clone(), done: VecDeque::new(), failed: false },
         }
     }
 
@@ -118,6 +129,84 @@ impl Sink {
             Sink::Stdout(_) => "alertd",
         }
     }
+}
+
+/// One walk's batches in order (see [`Sink::pipeline`]). A batch is
+/// *done* when every message of it is stored; batches are done in the
+/// order they were sent. After a failure every later call fails too.
+pub enum Pipeline {
+    /// JetStream: acks pipelined across batches.
+    Nats(Box<NatsPipeline>),
+    /// Stdout: a batch is written (and done) when sent.
+    Stdout {
+        /// Where to.
+        sink: StdoutSink,
+        /// Reports of the batches written and not yet taken.
+        done: VecDeque<PublishReport>,
+        /// Whether a write failed.
+        failed: bool,
+    },
+}
+
+impl Pipeline {
+    /// Send `batch` after the batches before it. Returns once every
+    /// message is sent, not stored.
+    pub async fn send(&mut self, batch: Vec<Message>) -> Result<(), PublishError> {
+        match self {
+            Pipeline::Nats(p) => p.send(batch).await,
+            Pipeline::Stdout { sink, done, failed } => {
+                if *failed {
+                    return Err(stdout_failed());
+                }
+                let written =
+                    if batch.is_empty() { Ok(PublishReport::default()) } else { sink.publish(batch).await };
+                *failed = written.is_err();
+                done.push_back(written?);
+                Ok(())
+            }
+        }
+    }
+
+    /// The oldest batch's report if it is done, without waiting.
+    pub fn try_done(&mut self) -> Result<Option<PublishReport>, PublishError> {
+        match self {
+            Pipeline::Nats(p) => p.try_done(),
+            Pipeline::Stdout { done, failed, .. } => match done.pop_front() {
+                None if *failed => Err(stdout_failed()),
+                report => Ok(report),
+            },
+        }
+    }
+
+    /// The oldest batch's report once it is done (`None`: nothing sent).
+    pub async fn done(&mut self) -> Result<Option<PublishReport>, PublishError> {
+        match self {
+            Pipeline::Nats(p) => p.done().await,
+            Pipeline::Stdout { .. } => self.try_done(),
+        }
+    }
+
+    /// Whether acks are outstanding.
+    pub fn awaiting(&self) -> bool {
+        match self {
+            Pipeline::Nats(p) => p.awaiting(),
+            Pipeline::Stdout { .. } => false,
+        }
+    }
+
+    /// Wait for the oldest outstanding ack (cancel-safe), so that a walk
+    /// busy fetching its next page frees its window slots as acks arrive.
+    /// Pending forever when none is outstanding.
+    pub async fn settle_one(&mut self) -> Result<(), PublishError> {
+        match self {
+            Pipeline::Nats(p) if p.awaiting() => p.settle_one().await,
+            _ => std::future::pending().await,
+        }
+    }
+}
+
+fn stdout_failed() -> PublishError {
+    PublishError::Stdout(std::io::Error::other("an earlier write of this walk failed"))
 }
 
 /// The subject of an event: `<prefix>.<vendor>.<source>.<kind>`.

@@ -13,19 +13,26 @@
 //! awaited. A batch sent whole before any ack is awaited therefore hangs
 //! forever once it is larger than that (a vendor ignoring `per_page`), and
 //! sources blocked that way hold every slot, the KV cursor and lease writes
-//! on the same connection included. So each batch keeps at most
-//! [`SOURCE_ACKS_IN_FLIGHT`] acks outstanding, and all sources together at
-//! most [`SHARED_ACKS_IN_FLIGHT`] (a fair FIFO semaphore), which leaves the
-//! client's remaining slots to the KV buckets. A batch that cannot get a
-//! shared slot awaits its own oldest ack first, so no batch ever waits while
-//! holding slots it does not drive.
+//! on the same connection included. So one walk ([`NatsPipeline`]: its
+//! pages one after another, sent while earlier pages' acks are still
+//! outstanding) keeps at most [`SOURCE_ACKS_IN_FLIGHT`] acks outstanding,
+//! and all sources together at most [`SHARED_ACKS_IN_FLIGHT`] (a fair FIFO
+//! semaphore), which leaves the client's remaining slots to the KV buckets.
+//! A walk that cannot get a shared slot awaits its own oldest ack first, so
+//! no walk ever waits while holding slots it does not drive; a walk that is
+//! fetching its next page keeps settling its acks meanwhile.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::context::PublishAckFuture;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
+use async_nats::jetstream::context::PublishError as JsPublishError;
+use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
+use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Credential, NatsConfig, StorageKind, UrlLogin};
@@ -72,9 +79,9 @@ pub const CLIENT_ACKS_IN_FLIGHT: usize = 5_000;
 /// Unacknowledged event publishes of all sources together.
 pub const SHARED_ACKS_IN_FLIGHT: usize = 4_096;
 
-/// Unacknowledged publishes of one batch (one source's page): a page of
-/// any size goes through in windows of this many.
-pub const SOURCE_ACKS_IN_FLIGHT: usize = 512;
+/// Unacknowledged publishes of one source's walk (its pages in flight
+/// together): a page of any size goes through in windows of this many.
+pub const SOURCE_ACKS_IN_FLIGHT: usize = 1_024;
 
 /// A connected JetStream publisher.
 #[derive(Clone)]
@@ -216,60 +223,173 @@ impl NatsSink {
         self.js.client().max_payload()
     }
 
-    pub(super) async fn publish(&self, batch: Vec<Message>) -> Result<PublishReport, PublishError> {
-        let mut window: VecDeque<InFlight> = VecDeque::with_capacity(batch.len().min(SOURCE_ACKS_IN_FLIGHT));
-        let mut report = PublishReport::default();
+    /// A pipeline of batches for one walk (see [`NatsPipeline`]).
+    pub(super) fn pipeline(&self) -> NatsPipeline {
+        NatsPipeline { sink: self.clone(), acks: VecDeque::new(), batches: VecDeque::new(), failed: None }
+    }
+}
+
+/// One walk's publishes: batches (pages) sent in order, each message as
+/// soon as it is encoded, while the acks of earlier batches are still
+/// outstanding. At most [`SOURCE_ACKS_IN_FLIGHT`] acks are outstanding (and
+/// all sources together at most [`SHARED_ACKS_IN_FLIGHT`]); a send that
+/// finds the window full first awaits the oldest ack. Acks are settled in
+/// the order their messages were sent, so batches complete in order.
+/// After one failure every later call fails (batches done before it are
+/// still reported): the caller commits nothing after the failed batch.
+pub struct NatsPipeline {
+    sink: NatsSink,
+    acks: VecDeque<InFlight>,
+    /// Batches sent and not yet taken, oldest first: acks still awaited,
+    /// and what the settled ones said.
+    batches: VecDeque<Batch>,
+    failed: Option<String>,
+}
+
+/// A batch sent: how many of its acks are still awaited.
+#[derive(Default)]
+struct Batch {
+    awaited: usize,
+    report: PublishReport,
+}
+
+impl NatsPipeline {
+    /// Send every message of `batch` (not waiting for their acks, except
+    /// to free window slots).
+    pub(super) async fn send(&mut self, batch: Vec<Message>) -> Result<(), PublishError> {
+        self.check()?;
+        self.batches.push_back(Batch { awaited: batch.len(), report: PublishReport::default() });
         for m in batch {
             let slot = loop {
-                if window.len() < SOURCE_ACKS_IN_FLIGHT {
-                    match Arc::clone(&self.in_flight).try_acquire_owned() {
+                if self.acks.len() < SOURCE_ACKS_IN_FLIGHT {
+                    match Arc::clone(&self.sink.in_flight).try_acquire_owned() {
                         Ok(slot) => break slot,
-                        Err(_) if window.is_empty() => {
-                            // Holding nothing, this batch may wait its turn.
-                            let slot = Arc::clone(&self.in_flight).acquire_owned().await.map_err(|e| {
-                                PublishError::Publish { subject: m.subject.clone(), reason: e.to_string() }
-                            })?;
+                        Err(_) if self.acks.is_empty() => {
+                            // Holding nothing, this walk may wait its turn.
+                            let slot =
+                                Arc::clone(&self.sink.in_flight).acquire_owned().await.map_err(|e| {
+                                    self.fail(PublishError::Publish {
+                                        subject: m.subject.clone(),
+                                        reason: e.to_string(),
+                                    })
+                                })?;
                             break slot;
                         }
                         Err(_) => {}
                     }
                 }
-                if let Some(oldest) = window.pop_front() {
-                    oldest.settle(&mut report).await?;
-                }
+                self.settle_oldest().await?;
             };
             let publish = PublishMessage::build().payload(m.payload).message_id(&m.id);
-            let ack =
-                self.js.send_publish(m.subject.clone(), publish).await.map_err(|e| {
-                    PublishError::Publish { subject: m.subject.clone(), reason: e.to_string() }
-                })?;
-            window.push_back(InFlight { subject: m.subject, ack, _slot: slot });
+            let ack = match self.sink.js.send_publish(m.subject.clone(), publish).await {
+                Ok(ack) => ack,
+                Err(e) => {
+                    return Err(
+                        self.fail(PublishError::Publish { subject: m.subject, reason: e.to_string() })
+                    );
+                }
+            };
+            self.acks.push_back(InFlight { subject: m.subject, ack: ack.into_future(), _slot: slot });
         }
-        while let Some(oldest) = window.pop_front() {
-            oldest.settle(&mut report).await?;
+        Ok(())
+    }
+
+    /// The oldest batch's report if every one of its acks has arrived,
+    /// without waiting.
+    pub(super) fn try_done(&mut self) -> Result<Option<PublishReport>, PublishError> {
+        if let Some(report) = self.take_done() {
+            return Ok(Some(report));
         }
-        Ok(report)
+        self.check()?;
+        while self.batches.front().is_some_and(|b| b.awaited > 0) {
+            let Some(oldest) = self.acks.front_mut() else { break };
+            let Some(result) = (&mut oldest.ack).now_or_never() else { break };
+            self.record(result)?;
+        }
+        Ok(self.take_done())
+    }
+
+    /// Whether acks are outstanding.
+    pub(super) fn awaiting(&self) -> bool {
+        !self.acks.is_empty()
+    }
+
+    /// Wait for the oldest outstanding ack and count it. Cancel-safe: the
+    /// ack stays in the window until it arrived.
+    pub(super) async fn settle_one(&mut self) -> Result<(), PublishError> {
+        self.check()?;
+        self.settle_oldest().await
+    }
+
+    /// The oldest batch's report, once every one of its acks has arrived.
+    pub(super) async fn done(&mut self) -> Result<Option<PublishReport>, PublishError> {
+        if let Some(report) = self.take_done() {
+            return Ok(Some(report));
+        }
+        self.check()?;
+        while self.batches.front().is_some_and(|b| b.awaited > 0) {
+            self.settle_oldest().await?;
+        }
+        Ok(self.take_done())
+    }
+
+    fn take_done(&mut self) -> Option<PublishReport> {
+        if self.batches.front().is_some_and(|b| b.awaited == 0) {
+            return self.batches.pop_front().map(|b| b.report);
+        }
+        None
+    }
+
+    async fn settle_oldest(&mut self) -> Result<(), PublishError> {
+        let Some(oldest) = self.acks.front_mut() else {
+            return Err(self.fail(PublishError::Publish {
+                subject: String::new(),
+                reason: "an ack was awaited that was never requested".into(),
+            }));
+        };
+        let result = (&mut oldest.ack).await;
+        self.record(result)
+    }
+
+    /// Count the oldest ack's `result` into its batch.
+    fn record(&mut self, result: Result<PublishAck, JsPublishError>) -> Result<(), PublishError> {
+        let Some(oldest) = self.acks.pop_front() else { return Ok(()) };
+        let ack = result.map_err(|e| {
+            self.fail(PublishError::Publish { subject: oldest.subject, reason: e.to_string() })
+        })?;
+        // The oldest ack belongs to the oldest batch still awaiting any.
+        if let Some(batch) = self.batches.iter_mut().find(|b| b.awaited > 0) {
+            batch.awaited -= 1;
+            if ack.duplicate {
+                batch.report.duplicates += 1;
+            } else {
+                batch.report.stored += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), PublishError> {
+        match &self.failed {
+            Some(reason) => {
+                Err(PublishError::Setup(format!("an earlier publish of this walk failed: {reason}")))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, error: PublishError) -> PublishError {
+        self.failed = Some(error.to_string());
+        self.acks.clear();
+        error
     }
 }
 
 /// A publish awaiting its ack, holding its shared slot until then.
 struct InFlight {
     subject: String,
-    ack: PublishAckFuture,
+    ack: Pin<Box<dyn Future<Output = Result<PublishAck, JsPublishError>> + Send>>,
     _slot: OwnedSemaphorePermit,
-}
-
-impl InFlight {
-    async fn settle(self, report: &mut PublishReport) -> Result<(), PublishError> {
-        let subject = self.subject;
-        let ack = self.ack.await.map_err(|e| PublishError::Publish { subject, reason: e.to_string() })?;
-        if ack.duplicate {
-            report.duplicates += 1;
-        } else {
-            report.stored += 1;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -46,9 +46,29 @@ impl NatsServer {
     /// Kill the server (an outage). The JetStream store stays.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A paused server must run to die of SIGKILL promptly.
+            let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).status();
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freeze the server (SIGSTOP): connections stay open and take what
+    /// is sent, but nothing is answered (no PubAck) until [`Self::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Let a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server runs");
+        let status =
+            Command::new("kill").arg(signal).arg(child.id().to_string()).status().expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
     }
 
     /// Start it again on the same port with the same store.

@@ -94,13 +94,14 @@ impl Vendor for CanaryGuard {
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+        let mut envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
         if let Some(error) = envelope.get("error") {
             let code = error.get("code").and_then(Value::as_str).unwrap_or("UNKNOWN");
             let message = error.get("message").and_then(Value::as_str).unwrap_or("");
             return Err(PageError::vendor(&format!("{code}: {message}")));
         }
-        let Some(Value::Array(items)) = envelope.get("data") else {
+        // Taken out of the envelope, not copied.
+        let Some(Value::Array(items)) = envelope.get_mut("data").map(Value::take) else {
             return Err(PageError::Shape("`data` is missing or not an array".into()));
         };
         let total = envelope
@@ -109,7 +110,7 @@ impl Vendor for CanaryGuard {
             .ok_or_else(|| PageError::Shape("`meta.total` is missing or not a number".into()))?;
         let limit =
             envelope.pointer("/meta/limit").and_then(Value::as_u64).unwrap_or(u64::from(self.page_size));
-        Ok(Page::new(items.clone(), Continuation::PageTotal { total, limit }))
+        Ok(Page::new(items, Continuation::PageTotal { total, limit }))
     }
 
     fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {

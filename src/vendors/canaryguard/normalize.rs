@@ -94,7 +94,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         tags,
         attack: Vec::new(),
         console_url: None,
-        raw: item.clone(),
+        raw: crate::event::Raw::new(item),
     };
     Ok(Normalized { event, item_time: triggered_at, mark: None })
 }

@@ -76,7 +76,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         tags: Dropped::default().into_capped_tags(tags(item, &test)),
         attack: Vec::new(),
         console_url: text(item, "/testUrl").or_else(|| text(item, "/testSmartboardUrl")),
-        raw: item.clone(),
+        raw: crate::event::Raw::new(item),
     };
     Ok(Normalized { event, item_time: reported, mark: None })
 }

@@ -91,7 +91,7 @@ pub(super) fn alert(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normaliz
         tags: dropped.into_tags(tags),
         attack,
         console_url: None,
-        raw: item.clone(),
+        raw: crate::event::Raw::new(item),
     };
     Ok(Normalized { event, item_time: created, mark: None })
 }
@@ -145,7 +145,7 @@ pub(super) fn investigation(item: &Value, ctx: &NormalizeContext<'_>) -> Result<
         tags: Dropped::default().into_tags(tags),
         attack: Vec::new(),
         console_url: None,
-        raw: item.clone(),
+        raw: crate::event::Raw::new(item),
     };
     Ok(Normalized { event, item_time: created, mark: None })
 }

@@ -118,9 +118,10 @@ impl Vendor for RedCanary {
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
-        let items = match envelope.get("data") {
-            Some(Value::Array(items)) => items.clone(),
+        let mut envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+        // Taken out of the envelope, not copied.
+        let items = match envelope.get_mut("data").map(Value::take) {
+            Some(Value::Array(items)) => items,
             _ => {
                 if let Some(errors) = envelope.get("errors").or_else(|| envelope.get("error")) {
                     return Err(PageError::vendor(&error_text(errors)));

@@ -67,7 +67,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         attack: Vec::new(),
         console_url: text(item, "/links/self/href")
             .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
-        raw: item.clone(),
+        raw: crate::event::Raw::new(item),
     };
     Ok(Normalized { event, item_time: confirmed_at, mark: None })
 }

@@ -157,13 +157,14 @@ impl Vendor for ThinkstCanary {
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+        let mut envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
         if envelope.get("result").and_then(Value::as_str) == Some("error") {
             let message = envelope.get("message").and_then(Value::as_str).unwrap_or("(no message)");
             return Err(PageError::vendor(message));
         }
-        let items = match envelope.get("incidents") {
-            Some(Value::Array(items)) => items.clone(),
+        // Taken out of the envelope, not copied.
+        let items = match envelope.get_mut("incidents").map(Value::take) {
+            Some(Value::Array(items)) => items,
             None | Some(Value::Null) => Vec::new(),
             Some(_) => return Err(PageError::Shape("`incidents` is not an array".into())),
         };

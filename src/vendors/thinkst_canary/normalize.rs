@@ -78,7 +78,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         tags: dropped.into_tags(tags),
         attack: Vec::new(),
         console_url: None,
-        raw: item.clone(),
+        raw: crate::event::Raw::new(item),
     };
     Ok(Normalized { event, item_time: updated_at.unwrap_or(created_at), mark: Some(updated_id) })
 }
