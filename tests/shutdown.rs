@@ -3,7 +3,8 @@
 //! request per 43.2 s under 2,000/day), a `Retry-After`, a retry backoff, and
 //! a request whose answer has not come, and must exit 0 within 2 s (issue 15;
 //! the unit's `TimeoutStopSec` is 60 s) with the cursor where the last
-//! committed page left it, and nothing in the stream twice.
+//! committed page left it, and nothing in the stream twice; under
+//! `[cluster]` too, with the lease released.
 //!
 //! The time is measured from the signal to the process's exit, and only
 //! once the daemon is known to wait: its first page is committed (so
@@ -17,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use alertd::checkpoint::{SourceState, Store};
+use alertd::checkpoint::SourceState;
+use alertd::daemon;
 use alertd::sim::{CANARYGUARD_DEMO_KEY, CATCHPOINT_DEMO_KEY, Fault, SimConfig, SimVendor, Simulator};
 
 use common::poll::{assert_exactly_once, native_ids_in_stream, truth_ids};
@@ -30,14 +32,28 @@ const STOP_WITHIN: Duration = Duration::from_secs(2);
 /// may be slow there, and none of it is measured.
 const SETUP_WITHIN: Duration = Duration::from_secs(60);
 
-/// One source `name` of `vendor` at `base_url`, key from `KEY_ENV`.
-fn write_config(dir: &Path, file: &str, nats: &str, vendor: &str, base_url: &str, extra: &str) -> PathBuf {
+/// The cursors in the SQLite file under the test's directory.
+const SQLITE: &str = "[state]\npath = \"{dir}/state.sqlite\"";
+/// The cursors in a KV bucket, the source shared under `[cluster]`.
+const CLUSTER: &str = "[state]\nbackend = \"nats-kv\"\n\n[cluster]\nenabled = true\nlease_ttl = \"3s\"";
+
+/// One source `src` of `vendor` at `base_url`, key from
+/// `ALERTD_SHUTDOWN_TEST_KEY`, cursors as `state` says.
+fn write_config(
+    dir: &Path,
+    file: &str,
+    nats: &str,
+    state: &str,
+    source: (&str, &str),
+    extra: &str,
+) -> PathBuf {
+    let (vendor, base_url) = source;
+    let state = state.replace("{dir}", &dir.display().to_string());
     let text = format!(
-        "[nats]\nurl = \"{nats}\"\nack_timeout = \"2s\"\n\n[state]\npath = \"{}\"\n\n[service]\nlisten = \"off\"\n\n\
+        "[nats]\nurl = \"{nats}\"\nack_timeout = \"2s\"\n\n{state}\n\n[service]\nlisten = \"off\"\n\n\
          [[source]]\nvendor = \"{vendor}\"\nname = \"src\"\nbase_url = \"{base_url}\"\n\
          credential = {{ env = \"ALERTD_SHUTDOWN_TEST_KEY\" }}\nschedule = \"every 1h\"\njitter = \"0s\"\n\
-         lag = \"0s\"\ninitial_lookback = \"72h\"\n{extra}\n",
-        dir.join("state.sqlite").display()
+         lag = \"0s\"\ninitial_lookback = \"72h\"\n{extra}\n"
     );
     let path = dir.join(file);
     std::fs::write(&path, text).unwrap();
@@ -126,9 +142,11 @@ impl Drop for Daemon {
     }
 }
 
-/// The stored cursor of source `src`.
-async fn cursor(dir: &Path) -> SourceState {
-    Store::open(&dir.join("state.sqlite")).unwrap().load("src").await.unwrap()
+/// The stored cursor of source `src`, read as `alertd cursors list` reads
+/// it (the SQLite file or the KV bucket `config` names).
+async fn cursor(config: &Path) -> SourceState {
+    let config = alertd::registry::load(config).unwrap();
+    daemon::open_store(&config).await.unwrap().load("src").await.unwrap()
 }
 
 /// Wait (untimed, up to [`SETUP_WITHIN`]) until `done`.
@@ -149,9 +167,9 @@ async fn until<F: std::future::Future<Output = bool>>(
 }
 
 /// The first page's commit: the walk's next position is `next`.
-async fn first_page_committed(dir: &Path, daemon: &Daemon, next: &str) -> SourceState {
-    until("the first page committed", daemon, || async { cursor(dir).await.walk.is_some() }).await;
-    let state = cursor(dir).await;
+async fn first_page_committed(config: &Path, daemon: &Daemon, next: &str) -> SourceState {
+    until("the first page committed", daemon, || async { cursor(config).await.walk.is_some() }).await;
+    let state = cursor(config).await;
     let walk = state.walk.clone().unwrap();
     assert!(walk.contains(next), "the walk goes on at {next}: {walk}");
     state
@@ -192,10 +210,16 @@ async fn sigterm_during_catchpoints_documented_pacing_exits_at_once_and_keeps_th
     let dir = tempfile::tempdir().unwrap();
     // No `rate_limits`: Catchpoint's own (7/s, 20/min, 500/h, 2000/day), so
     // the second page may only be asked for 43.2 s after the first.
-    let paced =
-        write_config(dir.path(), "paced.toml", &nats.url(), "catchpoint", &sim.base_url(), "page_size = 7");
+    let paced = write_config(
+        dir.path(),
+        "paced.toml",
+        &nats.url(),
+        SQLITE,
+        ("catchpoint", &sim.base_url()),
+        "page_size = 7",
+    );
     let daemon = Daemon::start(&paced, CATCHPOINT_DEMO_KEY, false);
-    let before = first_page_committed(dir.path(), &daemon, "\"value\":2").await;
+    let before = first_page_committed(&paced, &daemon, "\"value\":2").await;
     // Now the source waits for the throttle; give it a moment into the wait.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sim.requests().len(), 1, "one request, then the pause");
@@ -203,7 +227,7 @@ async fn sigterm_during_catchpoints_documented_pacing_exits_at_once_and_keeps_th
     let (status, took, lines) = daemon.sigterm().await;
     assert_clean_stop("catchpoint pacing", status, took, &lines);
     assert_eq!(sim.requests().len(), 1, "no request after SIGTERM");
-    assert_eq!(cursor(dir.path()).await, before, "the cursor is where the first page left it");
+    assert_eq!(cursor(&paced).await, before, "the cursor is where the first page left it");
     let stream = stream_ids(&nats, "catchpoint").await;
     assert_eq!(stream.len(), 7, "the first page, and only it");
     assert!(stream.values().all(|n| *n == 1), "{stream:?}");
@@ -214,14 +238,14 @@ async fn sigterm_during_catchpoints_documented_pacing_exits_at_once_and_keeps_th
         dir.path(),
         "unpaced.toml",
         &nats.url(),
-        "catchpoint",
-        &sim.base_url(),
+        SQLITE,
+        ("catchpoint", &sim.base_url()),
         "page_size = 7\nrate_limits = []",
     );
     let (status, lines) = Daemon::start(&unpaced, CATCHPOINT_DEMO_KEY, true).wait().await;
     assert!(status.success(), "{:?}", messages(&lines));
     assert_eq!(sim.requests().len(), 3, "pages 2 and 3, not page 1 again");
-    assert!(cursor(dir.path()).await.walk.is_none(), "the walk completed");
+    assert!(cursor(&unpaced).await.walk.is_none(), "the walk completed");
     assert_exactly_once(&stream_ids(&nats, "catchpoint").await, &truth_ids(&sim, "id"));
 }
 
@@ -235,9 +259,16 @@ async fn sigterm_during_retries(what: &str, faults: Fault, answered: usize, retr
     sim.inject(faults, 100);
     let dir = tempfile::tempdir().unwrap();
     let extra = format!("page_size = 5\nrate_limits = []\nretries = {retries}");
-    let path = write_config(dir.path(), "alertd.toml", &nats.url(), "canaryguard", &sim.base_url(), &extra);
+    let path = write_config(
+        dir.path(),
+        "alertd.toml",
+        &nats.url(),
+        SQLITE,
+        ("canaryguard", &sim.base_url()),
+        &extra,
+    );
     let daemon = Daemon::start(&path, CANARYGUARD_DEMO_KEY, false);
-    let before = first_page_committed(dir.path(), &daemon, "\"value\":2").await;
+    let before = first_page_committed(&path, &daemon, "\"value\":2").await;
     until("the faults answered", &daemon, || async { sim.requests().len() >= answered }).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = sim.requests().len();
@@ -246,7 +277,7 @@ async fn sigterm_during_retries(what: &str, faults: Fault, answered: usize, retr
     let (status, took, lines) = daemon.sigterm().await;
     assert_clean_stop(what, status, took, &lines);
     assert_eq!(sim.requests().len(), seen, "{what}: no attempt after SIGTERM");
-    assert_eq!(cursor(dir.path()).await, before, "{what}: the cursor is where the first page left it");
+    assert_eq!(cursor(&path).await, before, "{what}: the cursor is where the first page left it");
     let stream = stream_ids(&nats, "canaryguard").await;
     assert_eq!(stream.len(), 5, "{what}: the first page, and only it");
     assert!(stream.values().all(|n| *n == 1), "{what}: {stream:?}");
@@ -271,4 +302,42 @@ async fn sigterm_abandons_a_request_whose_answer_has_not_come() {
     // The second page is answered after a minute: SIGTERM drops the
     // request (docs/reliability.md says why), nothing of it is committed.
     sigterm_during_retries("unanswered request", Fault::Slow(Duration::from_secs(60)), 1, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_pause_under_cluster_exits_at_once_and_releases_the_lease() {
+    let nats = NatsServer::start();
+    let sim = common::canaryguard(15).await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "page_size = 5\nrate_limits = [\"1/min\"]";
+    let path = write_config(
+        dir.path(),
+        "alertd.toml",
+        &nats.url(),
+        CLUSTER,
+        ("canaryguard", &sim.base_url()),
+        extra,
+    );
+    let daemon = Daemon::start(&path, CANARYGUARD_DEMO_KEY, false);
+    let before = first_page_committed(&path, &daemon, "\"value\":2").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sim.requests().len(), 1, "one request, then a minute's pause");
+
+    let (status, took, lines) = daemon.sigterm().await;
+    assert_clean_stop("cluster, 1/min pacing", status, took, &lines);
+    assert!(
+        messages(&lines).iter().any(|(level, m)| *level == "INFO" && *m == "Lease released."),
+        "the lease was let go: {:?}",
+        messages(&lines)
+    );
+    let failed: Vec<_> = messages(&lines)
+        .into_iter()
+        .filter(|(_, m)| m.starts_with("Lease bucket operation failed"))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(sim.requests().len(), 1, "no request after SIGTERM");
+    assert_eq!(cursor(&path).await, before, "the cursor is where the first page left it");
+    let stream = stream_ids(&nats, "canaryguard").await;
+    assert_eq!(stream.len(), 5, "the first page, and only it");
+    assert!(stream.values().all(|n| *n == 1), "{stream:?}");
 }
