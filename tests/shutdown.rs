@@ -38,7 +38,8 @@ const SQLITE: &str = "[state]\npath = \"{dir}/state.sqlite\"";
 const CLUSTER: &str = "[state]\nbackend = \"nats-kv\"\n\n[cluster]\nenabled = true\nlease_ttl = \"3s\"";
 
 /// One source `src` of `vendor` at `base_url`, key from
-/// `ALERTD_SHUTDOWN_TEST_KEY`, cursors as `state` says.
+/// `ALERTD_SHUTDOWN_TEST_KEY`, cursors as `state` says, no jitter unless
+/// `extra` sets it.
 fn write_config(
     dir: &Path,
     file: &str,
@@ -49,10 +50,11 @@ fn write_config(
 ) -> PathBuf {
     let (vendor, base_url) = source;
     let state = state.replace("{dir}", &dir.display().to_string());
+    let jitter = if extra.contains("jitter") { "" } else { "jitter = \"0s\"\n" };
     let text = format!(
         "[nats]\nurl = \"{nats}\"\nack_timeout = \"2s\"\n\n{state}\n\n[service]\nlisten = \"off\"\n\n\
          [[source]]\nvendor = \"{vendor}\"\nname = \"src\"\nbase_url = \"{base_url}\"\n\
-         credential = {{ env = \"ALERTD_SHUTDOWN_TEST_KEY\" }}\nschedule = \"every 1h\"\njitter = \"0s\"\n\
+         credential = {{ env = \"ALERTD_SHUTDOWN_TEST_KEY\" }}\nschedule = \"every 1h\"\n{jitter}\
          lag = \"0s\"\ninitial_lookback = \"72h\"\n{extra}\n"
     );
     let path = dir.join(file);
@@ -340,4 +342,57 @@ async fn sigterm_during_a_pause_under_cluster_exits_at_once_and_releases_the_lea
     let stream = stream_ids(&nats, "canaryguard").await;
     assert_eq!(stream.len(), 5, "the first page, and only it");
     assert!(stream.values().all(|n| *n == 1), "{stream:?}");
+}
+
+/// Exit 0 within [`STOP_WITHIN`] of the signal, nothing logged as an error.
+fn assert_prompt_exit(what: &str, status: ExitStatus, took: Duration, lines: &[serde_json::Value]) {
+    let messages = messages(lines);
+    eprintln!("{what}: exit {status} {took:?} after SIGTERM");
+    assert!(status.success(), "{what}: exit status {status}: {messages:?}");
+    assert!(took < STOP_WITHIN, "{what}: exit {took:?} after SIGTERM: {messages:?}");
+    assert!(!messages.iter().any(|(level, _)| *level == "ERROR"), "{what}: {messages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_waiting_for_the_schedule_or_the_jitter_exits_at_once() {
+    let nats = NatsServer::start();
+    let sim = common::canaryguard(5).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The walk completes; the next start is an hour away.
+    let path = write_config(
+        dir.path(),
+        "hourly.toml",
+        &nats.url(),
+        SQLITE,
+        ("canaryguard", &sim.base_url()),
+        "page_size = 10\nrate_limits = []",
+    );
+    let daemon = Daemon::start(&path, CANARYGUARD_DEMO_KEY, false);
+    until("the walk completed", &daemon, || async { cursor(&path).await.watermark.is_some() }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = cursor(&path).await;
+    let (status, took, lines) = daemon.sigterm().await;
+    assert_prompt_exit("schedule", status, took, &lines);
+    assert_eq!(sim.requests().len(), 1);
+    assert_eq!(cursor(&path).await, before);
+
+    // Up to an hour of jitter before the first poll of a fresh state.
+    let path = write_config(
+        dir.path(),
+        "jitter.toml",
+        &nats.url(),
+        "[state]\npath = \"{dir}/jitter.sqlite\"",
+        ("canaryguard", &sim.base_url()),
+        "page_size = 10\nrate_limits = []\njitter = \"1h\"",
+    );
+    let daemon = Daemon::start(&path, CANARYGUARD_DEMO_KEY, false);
+    until("the daemon started", &daemon, || async {
+        messages(&daemon.lines()).iter().any(|(_, m)| *m == "alertd started.")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, took, lines) = daemon.sigterm().await;
+    assert_prompt_exit("jitter", status, took, &lines);
+    assert_eq!(sim.requests().len(), 1, "the jittered poll never started");
+    assert_eq!(cursor(&path).await, SourceState::default(), "no cursor");
 }
