@@ -400,7 +400,10 @@ fn shutdown_on_signals() -> CancellationToken {
     let trigger = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!(message = "Shutting down: finishing the page in flight.");
+        tracing::info!(
+            message =
+                "Shutting down: waits end now; a page already answered is published and committed first."
+        );
         trigger.cancel();
         wait_for_signal().await;
         tracing::warn!(message = "Second signal: exiting now.");

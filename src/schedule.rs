@@ -1,6 +1,8 @@
 //! Timing: each source is its own task on its schedule, with jitter, until
-//! shutdown. A poll in flight at shutdown finishes its page and commits
-//! (the poller checks the token between pages), then the task ends.
+//! shutdown. A source waiting for its next start stops at once. A poll at
+//! shutdown gets the cancelled token: a page already answered is published
+//! and committed, a request waiting (throttle, `Retry-After`, backoff) or
+//! not yet answered ends at once (`http::fetch`), then the task ends.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,6 +8,14 @@
 //! computed delay, capped so one source cannot sleep forever. Nothing here
 //! prints a URL's query string: some vendors carry the key in it.
 //!
+//! A request stops as soon as its source does ([`FetchContext::stop`]:
+//! shutdown, or under `[cluster]` the end of the source's tenure): a wait
+//! for the throttle, a `Retry-After` or a backoff ends at once, and so does
+//! an attempt whose answer has not come yet. [`fetch`] then returns
+//! `Ok(None)`, which is no failure: nothing was answered, so there is
+//! nothing to publish or commit, and the source's cursor still points at
+//! this request.
+//!
 //! Whatever answers at a vendor's address is treated as hostile input:
 //! redirects are followed only within the origin ([`redirect`]), bodies are
 //! read up to a bound (`body.rs`), and [`classify`] (pure, fuzzed) reads
@@ -23,6 +31,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use reqwest::{RequestBuilder, StatusCode};
+use tokio_util::sync::CancellationToken;
 
 use crate::throttle::Throttle;
 
@@ -209,6 +218,9 @@ pub struct FetchContext<'a> {
     pub throttling: ThrottleSignals,
     /// The largest body read (the source's `max_response_bytes`).
     pub max_response_bytes: u64,
+    /// Cancelled when the source stops: every wait (throttle, `Retry-After`,
+    /// backoff) and an attempt not yet answered end at once.
+    pub stop: &'a CancellationToken,
 }
 
 /// A 2xx answer.
@@ -223,8 +235,30 @@ pub struct Answer {
 }
 
 /// Send the request built by `make` (called again for each attempt) and
-/// return the body of a 2xx answer, retrying transient failures.
-pub async fn fetch<F>(make: F, ctx: &FetchContext<'_>) -> Result<Bytes, FetchError>
+/// return the body of a 2xx answer, retrying transient failures; `Ok(None)`
+/// when `ctx.stop` was cancelled before an answer came (module doc).
+///
+/// The stop ends the whole retry loop wherever it waits: the throttle
+/// ([`Throttle::acquire`] may be dropped mid-wait), the backoff's or a
+/// `Retry-After`'s sleep, or the attempt itself (its connection is closed;
+/// the vendor may have counted the request, which is one request of its
+/// budget). An answer that is complete when the stop comes wins over it.
+pub async fn fetch<F>(make: F, ctx: &FetchContext<'_>) -> Result<Option<Bytes>, FetchError>
+where
+    F: Fn() -> RequestBuilder,
+{
+    if ctx.stop.is_cancelled() {
+        return Ok(None);
+    }
+    tokio::select! {
+        biased;
+        result = with_retries(make, ctx) => result.map(Some),
+        () = ctx.stop.cancelled() => Ok(None),
+    }
+}
+
+/// [`fetch`] without the stop.
+async fn with_retries<F>(make: F, ctx: &FetchContext<'_>) -> Result<Bytes, FetchError>
 where
     F: Fn() -> RequestBuilder,
 {
@@ -366,8 +400,9 @@ mod tests {
             observer: &Quiet,
             throttling: ThrottleSignals::statuses(&[406]),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            stop: &CancellationToken::new(),
         };
-        let body = fetch(|| client.get(&url), &ctx).await.unwrap();
+        let body = fetch(|| client.get(&url), &ctx).await.unwrap().expect("not stopped");
         assert_eq!(&body[..], b"{\"message\":\"slow down\"}");
         assert_eq!(hits.load(Ordering::SeqCst), 2, "retried once");
 
@@ -466,5 +501,116 @@ mod tests {
         );
         assert!(!err.to_string().contains("auth_token") && !err.to_string().contains("/steal"), "{err}");
         assert_eq!(foreign_hits.load(Ordering::SeqCst), 0, "nothing went to the other origin");
+    }
+
+    /// A `FetchContext` with `retries` and `throttle`, stopped by `stop`.
+    fn stoppable<'a>(
+        retries: usize,
+        throttle: &'a Throttle,
+        stop: &'a CancellationToken,
+    ) -> FetchContext<'a> {
+        FetchContext {
+            policy: RetryPolicy { retries, ..RetryPolicy::default() },
+            throttle,
+            observer: &Quiet,
+            throttling: ThrottleSignals::NONE,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            stop,
+        }
+    }
+
+    /// Runs `fetch` of `url` under `ctx` in a task, cancels `stop` once
+    /// `hits` reached `after` (and a moment later, so the fetch is waiting),
+    /// and returns what the fetch returned: it must return long before
+    /// the minute every wait in these tests would last.
+    async fn stop_after_hits(
+        url: String,
+        ctx: impl for<'a> FnOnce(&'a Throttle, &'a CancellationToken) -> FetchContext<'a> + Send + 'static,
+        throttle: Throttle,
+        hits: Arc<AtomicUsize>,
+        after: usize,
+    ) -> Result<Option<Bytes>, FetchError> {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let client = reqwest::Client::new();
+                fetch(|| client.get(&url), &ctx(&throttle, &stop)).await
+            }
+        });
+        while hits.load(Ordering::SeqCst) < after {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the stop ended the wait (it would have lasted a minute)")
+            .expect("the fetch task did not panic")
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_a_retry_after_wait_without_another_attempt() {
+        let (origin, hits) = listener(|_| {
+            use axum::response::IntoResponse;
+            (axum::http::StatusCode::TOO_MANY_REQUESTS, [("retry-after", "600")], "").into_response()
+        })
+        .await;
+        let result =
+            stop_after_hits(origin, |t, s| stoppable(3, t, s), Throttle::new(&[]), hits.clone(), 1).await;
+        assert_eq!(result, Ok(None), "a stop, not an error");
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "no attempt after the stop");
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_a_backoff_wait() {
+        // 0.5 s, 1 s, 2 s, 4 s…: after five 503s the backoff waits 8 s or more.
+        let (url, hits) = flaky(503, 100).await;
+        let result =
+            stop_after_hits(url, |t, s| stoppable(10, t, s), Throttle::new(&[]), hits.clone(), 5).await;
+        assert_eq!(result, Ok(None));
+        assert_eq!(hits.load(Ordering::SeqCst), 5, "no attempt after the stop");
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_a_throttle_wait_and_a_stopped_source_sends_nothing() {
+        let (url, hits) = flaky(200, 0).await;
+        let throttle = Throttle::new(&["1/min".parse().unwrap()]);
+        let client = reqwest::Client::new();
+        let stop = CancellationToken::new();
+        let first = fetch(|| client.get(&url), &stoppable(0, &throttle, &stop)).await;
+        assert!(matches!(first, Ok(Some(_))), "{first:?}");
+        // The next request may only go a minute after the first.
+        let result = stop_after_hits(url.clone(), |t, s| stoppable(0, t, s), throttle, hits.clone(), 1).await;
+        assert_eq!(result, Ok(None));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+        stop.cancel();
+        let unpaced = Throttle::new(&[]);
+        let result = fetch(|| client.get(&url), &stoppable(0, &unpaced, &stop)).await;
+        assert_eq!(result, Ok(None));
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "nothing sent once stopped");
+    }
+
+    #[tokio::test]
+    async fn a_stop_abandons_an_attempt_whose_answer_has_not_come() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "{}"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let result =
+            stop_after_hits(url, |t, s| stoppable(0, t, s), Throttle::new(&[]), hits.clone(), 1).await;
+        assert_eq!(result, Ok(None));
     }
 }

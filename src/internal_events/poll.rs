@@ -26,7 +26,7 @@ pub struct PollCounts<'a> {
     pub watermark: Option<&'a str>,
 }
 
-/// A poll walked to its end or stopped cleanly: the one line per poll.
+/// A poll walked to its end: the one line per poll.
 pub struct PollFinished<'a> {
     /// Source name.
     pub source: &'a str,
@@ -58,6 +58,40 @@ impl PollFinished<'_> {
             dead_letters = r.dead_letters,
             complete = r.complete,
             watermark = r.watermark.unwrap_or("-"),
+            duration_ms = self.elapsed.as_millis() as u64,
+        );
+    }
+}
+
+/// A poll stopped before its walk's end because its source is stopping
+/// (shutdown; under `[cluster]`, the lease handed over): the pages it
+/// committed stay, the walk resumes at the next one. No failure: nothing is
+/// counted as an error and the source's health is left as it was.
+pub struct PollStopped<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Vendor key.
+    pub vendor: &'a str,
+    /// What it did before it stopped.
+    pub report: PollCounts<'a>,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+impl PollStopped<'_> {
+    /// Log it.
+    pub fn emit(&self) {
+        let r = &self.report;
+        tracing::info!(
+            message = "Poll stopped: the source is stopping; the cursor stays at the last committed page.",
+            source = self.source,
+            vendor = self.vendor,
+            pages = r.pages,
+            items = r.items,
+            published = r.published,
+            duplicates = r.duplicates,
+            skipped_seen = r.skipped_seen,
+            dead_letters = r.dead_letters,
             duration_ms = self.elapsed.as_millis() as u64,
         );
     }

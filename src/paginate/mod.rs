@@ -288,8 +288,9 @@ pub trait PageHandler {
     /// The caller's error type; pagination errors convert into it.
     type Error: From<PaginateError>;
 
-    /// Fetch and parse the page at `at`.
-    fn fetch(&mut self, at: &Position) -> impl Future<Output = Result<Page, Self::Error>> + Send;
+    /// Fetch and parse the page at `at`; `None` stops the walk before this
+    /// page without an error (the source is stopping and no answer came).
+    fn fetch(&mut self, at: &Position) -> impl Future<Output = Result<Option<Page>, Self::Error>> + Send;
 
     /// Deliver the page fetched at `at`; `next` is where the walk goes next
     /// (`None` when this was the last page). Returning `Ok(false)` stops the
@@ -308,7 +309,7 @@ pub struct WalkOutcome {
     /// Pages fetched and delivered.
     pub pages: u64,
     /// True when the last page said there was nothing more; false when the
-    /// handler asked to stop early.
+    /// handler asked to stop early (after a page, or instead of fetching one).
     pub complete: bool,
     /// Set when an [`EndRule`] ended the walk rather than the continuation.
     pub ended_by: Option<EndRule>,
@@ -336,7 +337,9 @@ pub async fn walk<H: PageHandler + Send>(
         if pages >= max_pages {
             return Err(PaginateError::TooManyPages(pages).into());
         }
-        let mut page = handler.fetch(&at).await?;
+        let Some(mut page) = handler.fetch(&at).await? else {
+            return Ok(WalkOutcome { pages, complete: false, ended_by: None });
+        };
         pages += 1;
         let fingerprint = page.fingerprint();
         let ended_by = page.end_rule(fingerprint.as_deref(), previous.as_deref());

@@ -9,19 +9,35 @@ struct Script {
     delivered: Vec<(Position, Option<Position>)>,
     delivered_items: Vec<usize>,
     stop_after: Option<usize>,
+    /// Positions fetched, and at which one the source stops instead.
+    fetched: Vec<Position>,
+    stop_at: Option<Position>,
 }
 
 impl Script {
     fn new(pages: Vec<(Position, Page)>) -> Script {
-        Script { pages, delivered: vec![], delivered_items: vec![], stop_after: None }
+        Script {
+            pages,
+            delivered: vec![],
+            delivered_items: vec![],
+            stop_after: None,
+            fetched: vec![],
+            stop_at: None,
+        }
     }
 }
 
 impl PageHandler for Script {
     type Error = PaginateError;
-    async fn fetch(&mut self, at: &Position) -> Result<Page, PaginateError> {
+    async fn fetch(&mut self, at: &Position) -> Result<Option<Page>, PaginateError> {
+        if self.stop_at.as_ref() == Some(at) {
+            return Ok(None);
+        }
+        self.fetched.push(at.clone());
         let found = self.pages.iter().find(|(p, _)| p == at);
-        Ok(found.map(|(_, page)| page.clone()).unwrap_or(Page::new(vec![], Continuation::HasMore(false))))
+        Ok(Some(
+            found.map(|(_, page)| page.clone()).unwrap_or(Page::new(vec![], Continuation::HasMore(false))),
+        ))
     }
     async fn deliver(
         &mut self,
@@ -200,4 +216,17 @@ fn positions_survive_a_round_trip_through_json() {
 fn a_link_position_never_prints_its_query() {
     let p = Position::Link("https://h/api?auth_token=SECRET&cursor=1".into());
     assert!(!p.to_string().contains("SECRET"));
+}
+
+#[tokio::test]
+async fn a_handler_that_stops_instead_of_fetching_ends_the_walk_incomplete() {
+    let scheme = Scheme::HasMore(has_more::HasMore);
+    let mut script =
+        Script::new((1..=5).map(|n| (Position::Page(n), page(2, Continuation::HasMore(true)))).collect());
+    script.stop_at = Some(Position::Page(3));
+    let outcome = walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
+    assert_eq!(outcome, WalkOutcome { pages: 2, complete: false, ended_by: None });
+    assert_eq!(script.fetched, [Position::Page(1), Position::Page(2)]);
+    let delivered: Vec<_> = script.delivered.iter().map(|(at, _)| at.clone()).collect();
+    assert_eq!(delivered, [Position::Page(1), Position::Page(2)], "only what was fetched is delivered");
 }

@@ -37,8 +37,8 @@ use crate::checkpoint::{Store, StoreError};
 use crate::config::{Credential, CredentialSource, SourceConfig};
 use crate::http::{FetchError, FetchObserver, RetryPolicy, ThrottleSignals};
 use crate::internal_events::{
-    CredentialExpiry, HttpAnswered, Paced, PollFailed, PollFinished, PollProgressed, RetryScheduled,
-    WalkEndedByRule,
+    CredentialExpiry, HttpAnswered, Paced, PollFailed, PollFinished, PollProgressed, PollStopped,
+    RetryScheduled, WalkEndedByRule,
 };
 use crate::paginate::{self, Position};
 use crate::publish::Sink;
@@ -72,8 +72,10 @@ pub trait Poll: Send + Sync {
     fn name(&self) -> &str;
     /// The vendor key.
     fn vendor(&self) -> &'static str;
-    /// Poll once: walk from the stored cursor to the end (or until
-    /// `shutdown`, after finishing and committing the page in flight).
+    /// Poll once: walk from the stored cursor to the end, or until
+    /// `shutdown`: a page already answered is published and committed, a
+    /// wait (throttle, `Retry-After`, backoff) or a request not yet answered
+    /// ends at once, and the report says `complete: false`.
     fn poll_once<'a>(
         &'a self,
         shutdown: &'a CancellationToken,
@@ -166,6 +168,14 @@ impl<V: Vendor> Poll for Poller<V> {
                 .await
                 .unwrap_or_else(|panic| Err(self.panicked(panic.as_ref())));
             match &result {
+                // Only a stopping source ends a walk early.
+                Ok(report) if !report.complete => PollStopped {
+                    source: &self.name,
+                    vendor: V::KEY,
+                    report: report.counts(),
+                    elapsed: started.elapsed(),
+                }
+                .emit(),
                 Ok(report) => PollFinished {
                     source: &self.name,
                     vendor: V::KEY,

@@ -24,7 +24,8 @@ pub struct PollReport {
     pub skipped_seen: u64,
     /// Items sent to the dead-letter subject.
     pub dead_letters: u64,
-    /// Whether the walk reached its end (else it resumes next poll).
+    /// Whether the walk reached its end; else its source stopped it
+    /// (shutdown, or a lease handed over) and it resumes at the next poll.
     pub complete: bool,
     /// The watermark the completed walk left (`None` if it did not complete).
     pub watermark: Option<String>,

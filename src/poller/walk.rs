@@ -109,8 +109,11 @@ pub const DEAD_LETTERS_PER_POLL: usize = 100;
 const MAX_FUTURE_SKEW: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 impl<'a, V: Vendor> Handler<'a, V> {
-    /// A walk of `poller`'s source from `walk`, authenticated with `key`;
-    /// it stops after the page in flight once `shutdown` is cancelled.
+    /// A walk of `poller`'s source from `walk`, authenticated with `key`.
+    /// Once `shutdown` is cancelled, a page already answered is still
+    /// published and committed, and then the walk stops; a request waiting
+    /// (throttle, `Retry-After`, backoff) or not yet answered is dropped and
+    /// the walk stops before it.
     pub(super) fn new(
         poller: &'a Poller<V>,
         key: Credential,
@@ -153,8 +156,8 @@ struct Prepared {
 impl<V: Vendor> PageHandler for Handler<'_, V> {
     type Error = PollError;
 
-    async fn fetch(&mut self, at: &Position) -> Result<Page, PollError> {
-        let fetch = fetch_page(self.poller, &self.key, &self.walk.plan, at);
+    async fn fetch(&mut self, at: &Position) -> Result<Option<Page>, PollError> {
+        let fetch = fetch_page(self.poller, &self.key, &self.walk.plan, at, self.shutdown);
         tokio::pin!(fetch);
         // Acks of the pages sent keep arriving meanwhile: settle them, so
         // the walk's window slots free up while it waits on the vendor.
@@ -421,7 +424,8 @@ async fn fetch_page<V: Vendor>(
     key: &Credential,
     plan: &V::Plan,
     at: &Position,
-) -> Result<Page, PollError> {
+    stop: &CancellationToken,
+) -> Result<Option<Page>, PollError> {
     let user_agent = p.user_agent();
     let make = || {
         let request = p.vendor.request(&p.deps.client, plan, at, key).timeout(p.timeout);
@@ -436,13 +440,16 @@ async fn fetch_page<V: Vendor>(
         observer: p,
         throttling: throttling::<V>(),
         max_response_bytes: p.max_response_bytes,
+        stop,
     };
     let body = match crate::http::fetch(make, &ctx).await {
-        Ok(body) => body,
+        Ok(Some(body)) => body,
+        // The source is stopping and no answer came: nothing to deliver.
+        Ok(None) => return Ok(None),
         Err(error) => {
             if let Some(page) = p.vendor.empty_page_for(at, &error) {
                 ErrorAnsweredAsEmpty { source: &p.name, vendor: V::KEY, at, error: &error }.emit();
-                return Ok(page);
+                return Ok(Some(page));
             }
             return Err(PollError::Fetch {
                 vendor: V::KEY,
@@ -461,5 +468,5 @@ async fn fetch_page<V: Vendor>(
     if !page.usage.is_empty() {
         ApiUsageReported { source: &p.name, vendor: V::KEY, usage: &page.usage }.emit(&p.deps.telemetry);
     }
-    Ok(page)
+    Ok(Some(page))
 }

@@ -49,6 +49,14 @@
 //! The throttle also takes hints: `RateLimit-Remaining` running low spaces
 //! the remaining requests until `RateLimit-Reset`, so the 429 never comes,
 //! and [`Throttle::pause`] holds every request for a server's `Retry-After`.
+//!
+//! **Stopping.** A source that stops (shutdown) drops its
+//! [`Throttle::acquire`] wherever it waits (`http::fetch` races the whole
+//! request against the stop). That is safe at every await: the turn is
+//! released, the send log is written only once every wait is over, and
+//! governor takes a slot only when it grants one, so a dropped wait counts
+//! no request, except that a limit already passed keeps its slot: the next
+//! request waits one spacing more on it than it would have (never less).
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
