@@ -167,6 +167,7 @@ impl<V: Vendor> Poll for Poller<V> {
                     source: &self.name,
                     vendor: V::KEY,
                     report: report.counts(),
+                    formats: self.deps.sink.formats(),
                     elapsed: started.elapsed(),
                 }
                 .emit(&self.deps.telemetry),

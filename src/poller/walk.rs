@@ -73,6 +73,8 @@ impl<'a, V: Vendor> Handler<'a, V> {
 struct Prepared {
     messages: Vec<Message>,
     seen: Vec<Seen>,
+    /// Events encoded (each one message per format).
+    events: u64,
     skipped: u64,
     dead_letters: u64,
 }
@@ -144,6 +146,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
 
         self.report.pages += 1;
         self.report.items += items as u64;
+        self.report.events += prepared.events;
         self.report.published += published.stored as u64;
         self.report.duplicates += published.duplicates as u64;
         self.report.dead_letters += prepared.dead_letters;
@@ -214,6 +217,7 @@ impl<V: Vendor> Handler<'_, V> {
             self.encode(at, &n.event, &id, &mut messages)?;
             seen.push(Seen { event_id: id, item_time: n.item_time.min(latest) });
         }
+        let new_events = seen.len() as u64;
 
         let mut dead_letters = 0;
         let mut overflow: Option<(usize, String)> = None;
@@ -247,7 +251,7 @@ impl<V: Vendor> Handler<'_, V> {
                 .emit(&p.deps.telemetry);
             dead_letters += oversized as u64;
         }
-        Ok(Prepared { messages, seen, skipped, dead_letters })
+        Ok(Prepared { messages, seen, events: new_events, skipped, dead_letters })
     }
 
     /// The messages of one event, one per configured format.
