@@ -207,7 +207,9 @@ impl<V: Vendor> Poller<V> {
             source_name: self.name.clone(),
             error,
         })?;
-        let at = Position::Start;
+        // Where the probe's request stands in a walk: its first page (what
+        // `empty_page_for` recognises a vendor's "nothing found" answer at).
+        let at = self.vendor.scheme().first();
         let (request, is_page) = match self.vendor.validate_request(&self.deps.client, &key) {
             Some(request) => (request, false),
             None => (

@@ -170,9 +170,15 @@ impl NatsSink {
     pub async fn plan_stream(&self, config: &NatsConfig) -> Result<StreamPlan, PublishError> {
         let account = self.js.query_account().await.map_err(|e| {
             use async_nats::jetstream::context::AccountErrorKind;
+            use async_nats::jetstream::ErrorCode;
+            let disabled = "JetStream is not enabled for this account: alertd cannot create or use the stream";
             PublishError::Setup(match e.kind() {
-                AccountErrorKind::JetStreamUnavailable => {
-                    "JetStream is not enabled for this account (no answer on $JS.API.INFO): alertd cannot create or use the stream".to_owned()
+                AccountErrorKind::JetStreamUnavailable => format!("{disabled} (no answer on $JS.API.INFO)"),
+                AccountErrorKind::JetStream(js)
+                    if [ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT, ErrorCode::JETSTREAM_NOT_ENABLED]
+                        .contains(&js.error_code()) =>
+                {
+                    format!("{disabled} ({js})")
                 }
                 AccountErrorKind::TimedOut => format!(
                     "no answer to a JetStream request within {} (is the server reachable, with JetStream on?)",
