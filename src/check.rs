@@ -2,7 +2,9 @@
 //!
 //! Config (already loaded), each source's credential and a cheap
 //! authenticated request to its vendor, and NATS connectivity plus the
-//! stream. Nothing is published or committed, and nothing is created.
+//! stream. Nothing is published or committed, and the stream is not
+//! created (the `nats-kv` cursor and `[cluster]` lease buckets are opened as
+//! `run` opens them, which creates a missing one).
 //!
 //! Each row judges what `run` would do: a row that says `FAIL` is something
 //! that would make `run` fail (the command then exits non-zero); `WARN` is

@@ -151,6 +151,18 @@ async fn alerts_in_the_window_pass_and_a_wrong_key_fails_naming_its_source() {
     assert_eq!(failed.len(), 1, "{shown}");
     assert!(failed[0].starts_with("source red-canary-test (red_canary)"), "{shown}");
     assert!(!shown.contains("not-the-key"), "{shown}");
+
+    // Disabled, the same source is only a warning: `run` does not poll it.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("name = \"red-canary-test\"", "name = \"red-canary-test\"\nenabled = false"),
+    )
+    .unwrap();
+    let (code, shown) = check(&path, &wrong);
+    assert_eq!(code, Some(0), "{shown}");
+    let source = row(&shown, "source red-canary-test");
+    assert!(source.contains("WARN") && source.contains("disabled: `run` does not poll it"), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
