@@ -203,8 +203,9 @@ async fn an_existing_stream_is_compared_with_the_configuration() {
     assert!(nats_row.contains("FAIL") && nats_row.contains("do not take alertd.>"), "{nats_row}");
 }
 
-/// A nats-server run with `args`, killed when dropped.
-struct Server(std::process::Child, u16, tempfile::TempDir);
+/// A nats-server run with a config file (its JetStream store in a
+/// temporary directory that lives as long as it), killed when dropped.
+struct Server(std::process::Child, u16, #[allow(dead_code)] tempfile::TempDir);
 
 impl Server {
     fn start(config: Option<&str>) -> Server {
