@@ -48,9 +48,7 @@ impl PollReport {
             watermark: self.watermark.as_deref(),
         }
     }
-}
 
-impl PollReport {
     /// The poll in a few words, events and messages counted apart:
     /// `3 pages, 50 items, 50 events, 100 messages (alertd, ocsf), 0
     /// duplicates, 0 already delivered, 0 dead letters`. `formats` are the
