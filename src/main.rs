@@ -96,8 +96,10 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Check config, each source's credentials (one cheap authenticated
-    /// request) and NATS connectivity; prints a table, exits non-zero on failure.
+    /// Check what `run` would do, without doing it: config, NATS and the
+    /// stream (as it is, or as `run` would create it), each source's key (one
+    /// cheap authenticated request). Prints a table of ok / WARN / FAIL rows;
+    /// exits non-zero only on FAIL, what would make `run` fail.
     Check {
         /// Only this source.
         source: Option<String>,
