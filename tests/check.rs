@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use alertd::sim::{SIMULATORS, SimConfig, Simulator};
 use async_nats::jetstream::stream;
+use futures::StreamExt;
 
 use common::{NatsServer, alertd_bin};
 
@@ -244,12 +245,15 @@ async fn an_account_that_could_not_create_the_stream_fails() {
     drop(plain);
 
     // Accounts with limits: `full` may hold one stream (and has one),
-    // `nomem` may not store in memory, `nojs` has no JetStream.
+    // `nomem` may not store in memory, `nojs` has no JetStream, `limited`
+    // may not publish stream creation requests.
     let server = Server::start(Some(
         "jetstream { store_dir: \"STORE\" }\naccounts {\n\
          full: { jetstream: { max_mem: 1MB, max_file: 1MB, max_streams: 1 }, users: [ {user: full, password: pw} ] }\n\
          nomem: { jetstream: { max_mem: 0, max_file: 1MB }, users: [ {user: nomem, password: pw} ] }\n\
-         nojs: { users: [ {user: nojs, password: pw} ] }\n}\n",
+         nojs: { users: [ {user: nojs, password: pw} ] }\n\
+         limited: { jetstream: { max_mem: 1MB, max_file: 1MB }, users: [ {user: limited, password: pw, \
+         permissions: { publish: { deny: [\"$JS.API.STREAM.CREATE.>\"] } } } ] }\n}\n",
     ));
     let url = |user: &str| format!("nats://{user}:pw@127.0.0.1:{}", server.1);
     jetstream_as(server.1, "full")
@@ -265,6 +269,11 @@ async fn an_account_that_could_not_create_the_stream_fails() {
         ("full", "", "the account may not create it: it has 1 of at most 1 streams"),
         ("nomem", "storage = \"memory\"", "its JetStream memory storage limit is 0"),
         ("nojs", "", "JetStream is not enabled for this account"),
+        (
+            "limited",
+            "",
+            "the account's user may not create it (no answer on $JS.API.STREAM.CREATE.ALERTD within 3s",
+        ),
     ] {
         let path = write_config(dir.path(), &url(user), &[], extra);
         let (code, shown) = check(&path, &[]);
@@ -277,6 +286,8 @@ async fn an_account_that_could_not_create_the_stream_fails() {
     let path = write_config(dir.path(), &url("nomem"), &[], "");
     let (code, shown) = check(&path, &[]);
     assert_eq!(code, Some(0), "{shown}");
+    let js = jetstream_as(server.1, "nomem").await;
+    assert_eq!(js.stream_names().count().await, 0, "check created no stream");
 
     // Another stream already takes some of alertd's subjects.
     let nats = NatsServer::start();

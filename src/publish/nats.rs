@@ -245,6 +245,7 @@ impl NatsSink {
                         )));
                     }
                 }
+                self.may_create_streams(name, config.ack_timeout).await.map_err(cannot)?;
                 Ok(StreamPlan::Create(format!(
                     "stream {name} will be created on start: subjects {subjects}, duplicate window {}, {kind} storage, {} replica{}",
                     humantime::format_duration(config.duplicate_window),
@@ -253,6 +254,36 @@ impl NatsSink {
                 )))
             }
             Err(e) => Err(PublishError::Setup(format!("stream {name}: {e}"))),
+        }
+    }
+
+    /// Whether this connection's user may create stream `name`, without
+    /// creating anything: a create request whose body names another stream
+    /// is refused by JetStream itself ("stream name in subject does not
+    /// match request") once the request got through, while a user without
+    /// permission to publish on `$JS.API.STREAM.CREATE.<name>` gets no
+    /// answer at all.
+    async fn may_create_streams(&self, name: &str, wait: Duration) -> Result<(), String> {
+        const NAME_MISMATCH: u64 = 10056;
+        let subject = format!("$JS.API.STREAM.CREATE.{name}");
+        let body = serde_json::json!({ "name": format!("{name}_ALERTD_CHECK") }).to_string();
+        let client = self.js.client();
+        let asked = client.request(subject.clone(), body.into());
+        let refused = |why: String| format!("the account's user may not create it ({why})");
+        let answer = match tokio::time::timeout(wait, asked).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(refused(format!("{subject}: {e}"))),
+            Err(_) => {
+                return Err(refused(format!(
+                    "no answer on {subject} within {}: is publishing there permitted?",
+                    humantime::format_duration(wait)
+                )));
+            }
+        };
+        let reply: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap_or_default();
+        match reply.pointer("/error/err_code").and_then(serde_json::Value::as_u64) {
+            Some(NAME_MISMATCH) => Ok(()),
+            _ => Err(refused(format!("{subject} answered {}", crate::text::clip(&reply.to_string(), 200)))),
         }
     }
 
