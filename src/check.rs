@@ -2,7 +2,16 @@
 //!
 //! Config (already loaded), each source's credential and a cheap
 //! authenticated request to its vendor, and NATS connectivity plus the
-//! stream. Nothing is published or committed.
+//! stream. Nothing is published or committed, and the stream is not
+//! created (the `nats-kv` cursor and `[cluster]` lease buckets are opened as
+//! `run` opens them, which creates a missing one).
+//!
+//! Each row judges what `run` would do: a row that says `FAIL` is something
+//! that would make `run` fail (the command then exits non-zero); `WARN` is
+//! something `run` works with but the operator should know (a stream whose
+//! settings differ from the configuration, a disabled source that would
+//! fail). A missing stream is `ok`: `run` creates it, and the row says with
+//! which settings, once the account is known to be allowed to.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +23,7 @@ use crate::config::{Config, Credential};
 use crate::daemon::http_client;
 use crate::http::RetryPolicy;
 use crate::poller::PollerDeps;
-use crate::publish::{NatsSink, Sink, StdoutSink};
+use crate::publish::{NatsSink, Sink, StdoutSink, StreamPlan};
 use crate::registry::build_all;
 use crate::telemetry::Telemetry;
 use crate::text::{printable, redact_urls_in};
@@ -24,19 +33,59 @@ use crate::text::{printable, redact_urls_in};
 pub struct CheckRow {
     /// What was checked.
     pub what: String,
-    /// Whether it works.
-    pub ok: bool,
+    /// The verdict.
+    pub result: Verdict,
     /// What was found.
     pub detail: String,
 }
 
+/// A row's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Works as `run` needs it.
+    Ok,
+    /// `run` works, but something differs from the configuration or is off.
+    Warn,
+    /// `run` would fail.
+    Fail,
+}
+
+impl Verdict {
+    /// How the table shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+        }
+    }
+}
+
+impl CheckRow {
+    fn new(what: impl Into<String>, result: Verdict, detail: impl Into<String>) -> CheckRow {
+        CheckRow { what: what.into(), result, detail: detail.into() }
+    }
+
+    fn judged(what: impl Into<String>, result: Result<String, String>) -> CheckRow {
+        match result {
+            Ok(detail) => CheckRow::new(what, Verdict::Ok, detail),
+            Err(detail) => CheckRow::new(what, Verdict::Fail, detail),
+        }
+    }
+}
+
+/// Whether no row says `run` would fail.
+pub fn passed(rows: &[CheckRow]) -> bool {
+    rows.iter().all(|r| r.result != Verdict::Fail)
+}
+
 /// Run the checks; `only` limits the sources to one.
 pub async fn run(config: &Config, only: Option<&str>) -> Vec<CheckRow> {
-    let mut rows = vec![CheckRow {
-        what: "config".into(),
-        ok: true,
-        detail: format!("{} sources, {} enabled", config.sources.len(), config.enabled_sources().count()),
-    }];
+    let mut rows = vec![CheckRow::new(
+        "config",
+        Verdict::Ok,
+        format!("{} sources, {} enabled", config.sources.len(), config.enabled_sources().count()),
+    )];
     rows.push(check_nats(config).await);
     if let Some(row) = check_state(config).await {
         rows.push(row);
@@ -50,23 +99,24 @@ pub async fn run(config: &Config, only: Option<&str>) -> Vec<CheckRow> {
 
 async fn check_nats(config: &Config) -> CheckRow {
     let Some(nats) = &config.nats else {
-        return CheckRow {
-            what: "nats".into(),
-            ok: true,
-            detail: "not configured: events go to stdout".into(),
-        };
+        return CheckRow::new("nats", Verdict::Ok, "not configured: events go to stdout");
     };
     let result = tokio::time::timeout(Duration::from_secs(10), async {
         let sink = NatsSink::connect(nats, "alertd-check").await.map_err(|e| e.to_string())?;
-        sink.stream_summary(&nats.stream).await.map_err(|e| e.to_string())
+        sink.plan_stream(nats).await.map_err(|e| e.to_string())
     })
     .await
     .unwrap_or_else(|_| Err(format!("no answer from {} within 10s", nats.url)));
     // `nats.url` displays without its userinfo; a library's error text
     // might quote a URL as given, so it is redacted too.
+    let url = &nats.url;
     match result {
-        Ok(summary) => CheckRow { what: "nats".into(), ok: true, detail: format!("{}: {summary}", nats.url) },
-        Err(e) => CheckRow { what: "nats".into(), ok: false, detail: redact_urls_in(&e) },
+        Ok(StreamPlan::Ready(summary)) => CheckRow::new("nats", Verdict::Ok, format!("{url}: {summary}")),
+        Ok(StreamPlan::Create(plan)) => CheckRow::new("nats", Verdict::Ok, format!("{url}: {plan}")),
+        Ok(StreamPlan::Differs { summary, differences }) => {
+            CheckRow::new("nats", Verdict::Warn, format!("{url}: {summary}; {}", differences.join("; ")))
+        }
+        Err(e) => CheckRow::new("nats", Verdict::Fail, format!("{url}: {}", redact_urls_in(&e))),
     }
 }
 
@@ -82,10 +132,7 @@ async fn check_state(config: &Config) -> Option<CheckRow> {
     })
     .await
     .unwrap_or_else(|_| Err("no answer from the cursor bucket within 10s".into()));
-    Some(match result {
-        Ok(detail) => CheckRow { what: "state".into(), ok: true, detail },
-        Err(detail) => CheckRow { what: "state".into(), ok: false, detail },
-    })
+    Some(CheckRow::judged("state", result))
 }
 
 /// The lease bucket under `[cluster]`: reachable, and who is alive.
@@ -109,22 +156,19 @@ async fn check_cluster(config: &Config) -> Option<CheckRow> {
     })
     .await
     .unwrap_or_else(|_| Err("no answer from the lease bucket within 10s".into()));
-    Some(match result {
-        Ok(detail) => CheckRow { what: "cluster".into(), ok: true, detail },
-        Err(detail) => CheckRow { what: "cluster".into(), ok: false, detail },
-    })
+    Some(CheckRow::judged("cluster", result))
 }
 
 async fn check_sources(config: &Config, only: Option<&str>) -> Vec<CheckRow> {
     let sources: Vec<_> =
         config.sources.iter().filter(|s| only.is_none_or(|o| o == s.name())).cloned().collect();
     if let Some(name) = only.filter(|_| sources.is_empty()) {
-        return vec![CheckRow { what: format!("source {name}"), ok: false, detail: "no such source".into() }];
+        return vec![CheckRow::new(format!("source {name}"), Verdict::Fail, "no such source")];
     }
     // The pollers are built as the daemon builds them, with a throw-away store.
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
-        Err(e) => return vec![CheckRow { what: "sources".into(), ok: false, detail: e.to_string() }],
+        Err(e) => return vec![CheckRow::new("sources", Verdict::Fail, e.to_string())],
     };
     let deps = match (Store::open(&dir.path().join("check.sqlite")), http_client(None)) {
         (Ok(store), Ok(client)) => PollerDeps {
@@ -135,20 +179,26 @@ async fn check_sources(config: &Config, only: Option<&str>) -> Vec<CheckRow> {
             telemetry: Arc::new(Telemetry::default()),
             instance: None,
         },
-        (Err(e), _) => return vec![CheckRow { what: "sources".into(), ok: false, detail: e.to_string() }],
-        (_, Err(e)) => return vec![CheckRow { what: "sources".into(), ok: false, detail: e.to_string() }],
+        (Err(e), _) => return vec![CheckRow::new("sources", Verdict::Fail, e.to_string())],
+        (_, Err(e)) => return vec![CheckRow::new("sources", Verdict::Fail, e.to_string())],
     };
+    // Disabled sources are checked too (their failure is only a warning:
+    // `run` does not poll them).
+    let disabled: Vec<String> = sources.iter().filter(|s| !s.enabled).map(|s| s.name().to_owned()).collect();
     let mut sources = sources;
     for s in &mut sources {
         s.enabled = true;
     }
     let pollers = match build_all(&sources, &deps) {
         Ok(p) => p,
-        Err(e) => return vec![CheckRow { what: "sources".into(), ok: false, detail: e }],
+        Err(e) => return vec![CheckRow::new("sources", Verdict::Fail, e)],
     };
     let sources = &sources;
+    let disabled = &disabled;
     let probes = pollers.iter().map(|p| async move {
         let what = format!("source {} ({})", p.name(), p.vendor());
+        let failed = if disabled.iter().any(|d| d == p.name()) { Verdict::Warn } else { Verdict::Fail };
+        let off = if failed == Verdict::Warn { " (disabled: `run` does not poll it)" } else { "" };
         let expiry = sources
             .iter()
             .find(|s| s.name() == p.name())
@@ -157,13 +207,13 @@ async fn check_sources(config: &Config, only: Option<&str>) -> Vec<CheckRow> {
             .map(|t| expiry_note(t, Utc::now()))
             .unwrap_or_default();
         match p.probe().await {
-            Ok(Some(n)) => CheckRow {
+            Ok(Some(n)) => CheckRow::new(
                 what,
-                ok: true,
-                detail: format!("authenticated; {n} items in the last overlap{expiry}"),
-            },
-            Ok(None) => CheckRow { what, ok: true, detail: format!("credential accepted{expiry}") },
-            Err(e) => CheckRow { what, ok: false, detail: format!("{e}{expiry}") },
+                Verdict::Ok,
+                format!("authenticated; {n} items in the last overlap{expiry}"),
+            ),
+            Ok(None) => CheckRow::new(what, Verdict::Ok, format!("credential accepted{expiry}")),
+            Err(e) => CheckRow::new(what, failed, format!("{e}{expiry}{off}")),
         }
     });
     futures::future::join_all(probes).await
@@ -190,7 +240,7 @@ pub fn table(rows: &[CheckRow]) -> String {
         out.push_str(&format!(
             "{:<width$}  {:<6}  {}\n",
             printable(&r.what),
-            if r.ok { "ok" } else { "FAIL" },
+            r.result.as_str(),
             printable(&r.detail)
         ));
     }
@@ -203,11 +253,11 @@ mod tests {
 
     #[test]
     fn the_table_does_not_pass_terminal_controls_through() {
-        let rows = [CheckRow {
-            what: "source acme (canaryguard)".into(),
-            ok: false,
-            detail: "vendor said: \x1b]0;pwned\x07\x1b[2Jdenied\u{9b}1m".into(),
-        }];
+        let rows = [CheckRow::new(
+            "source acme (canaryguard)",
+            Verdict::Fail,
+            "vendor said: \x1b]0;pwned\x07\x1b[2Jdenied\u{9b}1m",
+        )];
         let shown = table(&rows);
         assert!(!shown.replace('\n', "").chars().any(char::is_control), "{shown:?}");
         assert!(shown.contains("vendor said: ?]0;pwned??[2Jdenied?1m"), "{shown:?}");

@@ -43,6 +43,7 @@ pub mod event;
 pub mod hostile;
 pub mod http;
 pub mod incremental;
+pub mod init;
 pub mod internal_events;
 pub mod ocsf;
 pub mod paginate;

@@ -33,9 +33,11 @@ struct Cli {
     /// (`host:port` or `off`), e.g. a port per instance on one host.
     #[arg(long, global = true, env = "ALERTD_LISTEN", value_parser = parse_listen_arg)]
     listen: Option<ListenArg>,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `alertd=debug`.
-    #[arg(long, global = true, default_value = "info", env = "ALERTD_LOG")]
-    log: String,
+    /// Log filter (tracing EnvFilter syntax), e.g. `debug` or `alertd=debug`.
+    /// Default: `RUST_LOG` if set, else alertd's lines at `info` and its
+    /// libraries' (NATS client, HTTP, TLS) at `warn`.
+    #[arg(long, global = true, env = "ALERTD_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -94,11 +96,23 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Check config, each source's credentials (one cheap authenticated
-    /// request) and NATS connectivity; prints a table, exits non-zero on failure.
+    /// Check what `run` would do, without doing it: config, NATS and the
+    /// stream (as it is, or as `run` would create it), each source's key (one
+    /// cheap authenticated request). Prints a table of ok / WARN / FAIL rows;
+    /// exits non-zero only on FAIL, what would make `run` fail.
     Check {
         /// Only this source.
         source: Option<String>,
+    },
+    /// Print a commented configuration for the chosen vendors, to edit and
+    /// then check with `check-config` and `check`.
+    Init {
+        /// A vendor to poll (repeatable); `alertd vendors` lists them.
+        #[arg(long = "vendor", required = true, value_parser = clap::builder::PossibleValuesParser::new(alertd::registry::keys()))]
+        vendors: Vec<String>,
+        /// The NATS server to publish to.
+        #[arg(long, default_value = alertd::init::DEFAULT_NATS_URL)]
+        nats: String,
     },
     /// Check a configuration file without running anything.
     CheckConfig {
@@ -192,7 +206,7 @@ enum CursorAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, &cli.log);
+    init_logging(cli.log_format, cli.log.as_deref());
     // The blocking pool (SQLite, DNS lookups, stdout) is capped well below
     // tokio's default of 512 so that the units' TasksMax=256 is never what
     // stops a thread from starting: blocking tasks are short and queue.
@@ -245,13 +259,20 @@ async fn dispatch(command: Command, config: &Path, overrides: Overrides) -> Resu
             let shutdown = shutdown_on_signals();
             let mode = if once { Mode::Once } else { Mode::Forever };
             let results = daemon::run(&config, None, mode, shutdown).await?;
-            Ok(summarize(&results))
+            let formats =
+                config.nats.as_ref().map_or_else(alertd::publish::default_formats, |n| n.formats.clone());
+            Ok(summarize(&results, &formats))
         }
         Command::Check { source } => {
             let config = load(config)?;
             let rows = alertd::check::run(&config, source.as_deref()).await;
             print!("{}", alertd::check::table(&rows));
-            Ok(if rows.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if alertd::check::passed(&rows) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Init { vendors, nats } => {
+            let chosen: Vec<_> = vendors.iter().filter_map(|key| alertd::registry::lookup(key)).collect();
+            print!("{}", alertd::init::render(&chosen, Some(&nats)));
+            Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => {
             let config = load(&file)?;
@@ -287,9 +308,10 @@ async fn dispatch(command: Command, config: &Path, overrides: Overrides) -> Resu
         }
         Command::Demo { nats, follow, items, seed, formats } => {
             let shutdown = shutdown_on_signals();
-            let formats = formats.into_iter().map(OutputFormat::into_format).collect();
-            let results = demo::run(DemoOptions { nats, follow, items, seed, formats }, shutdown).await?;
-            Ok(summarize(&results))
+            let formats: Vec<_> = formats.into_iter().map(OutputFormat::into_format).collect();
+            let options = DemoOptions { nats, follow, items, seed, formats: formats.clone() };
+            let results = demo::run(options, shutdown).await?;
+            Ok(summarize(&results, &formats))
         }
         Command::Tail { vendor, source, kind, severity_at_least, from_start, since, nats, stream } => {
             let nats_config = match nats {
@@ -377,15 +399,13 @@ async fn cursors(config: &Config, action: CursorAction) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Exit status for `--once` runs: failure if any source failed.
-fn summarize(results: &PollResults) -> ExitCode {
+/// Exit status for `--once` runs: failure if any source failed. Each
+/// event is one message per format in `formats`.
+fn summarize(results: &PollResults, formats: &[alertd::publish::Format]) -> ExitCode {
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     for (name, result) in results {
         match result {
-            Ok(r) => eprintln!(
-                "{name}: {} pages, {} items, {} published, {} duplicates, {} already delivered, {} dead letters",
-                r.pages, r.items, r.published, r.duplicates, r.skipped_seen, r.dead_letters
-            ),
+            Ok(r) => eprintln!("{name}: {}", r.summary(formats)),
             // Errors quote vendors' answers: no terminal controls through.
             Err(e) => eprintln!("{name}: FAILED: {}", alertd::text::printable(&e.to_string())),
         }
@@ -453,9 +473,17 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// The log filter when neither `--log` (`ALERTD_LOG`) nor `RUST_LOG` says:
+/// alertd's own lines at `info`, every library's at `warn`, so a command's
+/// output is not interleaved with the NATS client's connection events.
+const DEFAULT_LOG_FILTER: &str = "warn,alertd=info";
+
+fn init_logging(format: LogFormat, filter: Option<&str>) {
+    let asked =
+        filter.map(str::to_owned).or_else(|| std::env::var("RUST_LOG").ok().filter(|f| !f.is_empty()));
+    let filter = asked
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let under_systemd =
         std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some();
     let json = match format {

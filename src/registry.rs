@@ -35,6 +35,8 @@ pub struct VendorEntry {
     pub default_base_url: Option<&'static str>,
     /// What its OCSF findings say of it.
     pub ocsf: crate::ocsf::Product,
+    /// Its lines of a commented `[[source]]` (`alertd init`).
+    pub config_example: &'static str,
     check: fn(&SourceConfig) -> Result<(), String>,
     build: BuildFn,
 }
@@ -46,6 +48,7 @@ pub const fn entry<V: Vendor>() -> VendorEntry {
         name: V::NAME,
         default_base_url: V::DEFAULT_BASE_URL,
         ocsf: V::OCSF,
+        config_example: V::CONFIG_EXAMPLE,
         check: |source| instantiate::<V>(source).map(drop),
         build: crate::poller::build::<V>,
     }

@@ -416,3 +416,165 @@ fn check_config_refuses_cleartext_http_off_loopback_unless_allowed() {
         assert!(out.status.success(), "{url}: {}", all_output(&out));
     }
 }
+
+/// `alertd …` at the default log level (no `--log`, `ALERTD_LOG` or `RUST_LOG`).
+fn alertd_default_log() -> Command {
+    let mut command = Command::new(alertd_bin());
+    command.env_remove("RUST_LOG").env_remove("ALERTD_LOG");
+    command
+}
+
+/// The README's first run, step by step, as far as it runs without
+/// systemd: `init` → edit → `check-config` → `check` → start (`run --once`
+/// here), then `cursors list` and `tail`. No step prints the NATS client's
+/// own log lines, and the summary counts events and messages apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_run_path_of_the_readme_works_step_by_step() {
+    let nats = NatsServer::start();
+    let sim =
+        Simulator::start(SimVendor::CanaryGuard, SimConfig { initial_items: 12, ..SimConfig::default() })
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alertd.toml");
+    let mut shown = Vec::new();
+
+    // 1. init
+    let init = alertd_default_log()
+        .args(["init", "--vendor", "canaryguard", "--nats", &nats.url()])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", all_output(&init));
+    let text = String::from_utf8(init.stdout).unwrap();
+    assert!(text.contains("credential = { systemd = \"canaryguard-prod\" }"), "{text}");
+
+    // 2. edit: the key from the environment, the simulator as the vendor,
+    // state and listener for a test, OCSF beside alertd's events.
+    let edited = text
+        .replace(
+            "credential = { systemd = \"canaryguard-prod\" }",
+            "credential = { env = \"ALERTD_TEST_CG_KEY\" }",
+        )
+        .replace("# base_url = \"https://canaryguard.app\"", &format!("base_url = \"{}\"", sim.base_url()))
+        .replace("# formats = [\"alertd\"]", "formats = [\"alertd\", \"ocsf\"]")
+        .replace("# [state]", "[state]")
+        .replace(
+            "# path = \"/var/lib/alertd/alertd.sqlite\"",
+            &format!("path = \"{}\"", dir.path().join("state.sqlite").display()),
+        )
+        .replace("# [service]\n# listen = \"127.0.0.1:9464\"", "[service]\nlisten = \"off\"")
+        + "initial_lookback = \"72h\"\nlag = \"0s\"\n";
+    assert_ne!(edited, text);
+    std::fs::write(&path, &edited).unwrap();
+
+    // 3. check-config
+    let out = alertd_default_log().arg("check-config").arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}\n{edited}", all_output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("OK (1 sources, 1 enabled"),
+        "{}",
+        all_output(&out)
+    );
+
+    // 4. check: the stream does not exist yet, which is fine.
+    let out = alertd_default_log()
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("ALERTD_TEST_CG_KEY", CANARYGUARD_DEMO_KEY)
+        .output()
+        .unwrap();
+    let check = all_output(&out);
+    assert!(out.status.success(), "{check}");
+    assert!(!check.contains("FAIL") && check.contains("will be created on start"), "{check}");
+    shown.push(check);
+
+    // 5. start (`systemctl enable --now alertd` runs `alertd run`).
+    let out = alertd_default_log()
+        .args(["run", "--once", "-c"])
+        .arg(&path)
+        .env("ALERTD_TEST_CG_KEY", CANARYGUARD_DEMO_KEY)
+        .output()
+        .unwrap();
+    let run = all_output(&out);
+    assert!(out.status.success(), "{run}");
+    assert!(
+        run.contains("canaryguard-prod: 1 pages, 12 items, 12 events, 24 messages (alertd, ocsf)"),
+        "{run}"
+    );
+    assert!(run.contains("events=12 messages=24 formats=alertd,ocsf"), "the log line: {run}");
+    assert_eq!(stream_messages(&nats.url(), "ALERTD").await.len(), 24);
+    shown.push(run);
+
+    let out = alertd_default_log().args(["cursors", "list", "-c"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", all_output(&out));
+    shown.push(all_output(&out));
+
+    // `tail` until it printed the stored events (12 v1 events; OCSF
+    // findings are not alertd events), then SIGINT.
+    let tail_out = dir.path().join("tail.out");
+    let tail_err = dir.path().join("tail.err");
+    let tail = KillOnDrop(
+        alertd_default_log()
+            .args(["tail", "--from-start", "-c"])
+            .arg(&path)
+            .stdout(std::fs::File::create(&tail_out).unwrap())
+            .stderr(std::fs::File::create(&tail_err).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&tail_out).unwrap_or_default().lines().count() < 12 {
+        assert!(Instant::now() < deadline, "tail printed: {}", std::fs::read_to_string(&tail_out).unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(Command::new("kill").args(["-INT", &tail.0.id().to_string()]).status().unwrap().success());
+    let mut tail = tail;
+    tail.0.wait().unwrap();
+    shown.push(std::fs::read_to_string(&tail_err).unwrap() + &std::fs::read_to_string(&tail_out).unwrap());
+
+    for output in &shown {
+        assert!(!output.contains("async_nats"), "a library's log line at the default level:\n{output}");
+    }
+    // Asked for, they are there.
+    let out = Command::new(alertd_bin())
+        .args(["--log", "info", "check", "-c"])
+        .arg(&path)
+        .env("ALERTD_TEST_CG_KEY", CANARYGUARD_DEMO_KEY)
+        .output()
+        .unwrap();
+    assert!(all_output(&out).contains("async_nats"), "{}", all_output(&out));
+}
+
+/// `init` for each vendor alone, and for all of them, passes `check-config` as printed.
+#[test]
+fn init_output_passes_check_config_for_every_vendor_and_all_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<&str> = alertd::registry::keys().collect();
+    let mut choices: Vec<Vec<&str>> = keys.iter().map(|k| vec![*k]).collect();
+    choices.push(keys.clone());
+    for chosen in choices {
+        let mut command = Command::new(alertd_bin());
+        command.arg("init");
+        for key in &chosen {
+            command.args(["--vendor", key]);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{chosen:?}: {}", all_output(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.matches("[[source]]").count(), chosen.len(), "{text}");
+        assert!(text.contains("[nats]\nurl = \"nats://127.0.0.1:4222\""), "{text}");
+        for key in &chosen {
+            let name = format!("{}-prod", key.replace('_', "-"));
+            assert!(text.contains(&format!("credential = {{ systemd = \"{name}\" }}")), "{text}");
+        }
+        let path = dir.path().join("init.toml");
+        std::fs::write(&path, &text).unwrap();
+        let out = Command::new(alertd_bin()).arg("check-config").arg(&path).output().unwrap();
+        assert!(out.status.success(), "{chosen:?}: {}\n{text}", all_output(&out));
+        let summary = format!("OK ({n} sources, {n} enabled; events to NATS", n = chosen.len());
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&summary), "{}", all_output(&out));
+    }
+    let unknown = Command::new(alertd_bin()).args(["init", "--vendor", "nope"]).output().unwrap();
+    assert!(!unknown.status.success());
+    assert!(all_output(&unknown).contains("possible values: canaryguard"), "{}", all_output(&unknown));
+}

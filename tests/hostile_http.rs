@@ -110,7 +110,12 @@ async fn a_foreign_redirect_is_refused(vendor: SimVendor, key_name: &str, extra:
 
     let rows = alertd::check::run(&cfg, None).await;
     let row = rows.iter().find(|r| r.what.starts_with(&format!("source {source}"))).unwrap();
-    assert!(!row.ok && row.detail.contains(&foreign.origin) && row.detail.contains("base_url"), "{row:?}");
+    assert!(
+        row.result == alertd::check::Verdict::Fail
+            && row.detail.contains(&foreign.origin)
+            && row.detail.contains("base_url"),
+        "{row:?}"
+    );
 
     let sent = redirector.seen();
     assert_eq!(sent.len(), 2, "one poll request (not retried) and one check request: {sent:?}");

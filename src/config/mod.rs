@@ -129,6 +129,16 @@ pub enum Format {
     Ocsf,
 }
 
+impl Format {
+    /// Its name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Alertd => "alertd",
+            Format::Ocsf => "ocsf",
+        }
+    }
+}
+
 /// The formats when none are configured: alertd v1 events only.
 pub fn default_formats() -> Vec<Format> {
     vec![Format::Alertd]

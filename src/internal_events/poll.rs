@@ -12,6 +12,8 @@ pub struct PollCounts<'a> {
     pub pages: u64,
     /// Items on them.
     pub items: u64,
+    /// Events sent (each one message per format).
+    pub events: u64,
     /// Messages newly stored.
     pub published: u64,
     /// Messages the stream already had.
@@ -34,6 +36,8 @@ pub struct PollFinished<'a> {
     pub vendor: &'a str,
     /// What it did.
     pub report: PollCounts<'a>,
+    /// The formats each event was published in (one message each).
+    pub formats: &'a [crate::config::Format],
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -52,7 +56,9 @@ impl PollFinished<'_> {
             vendor = self.vendor,
             pages = r.pages,
             items = r.items,
-            published = r.published,
+            events = r.events,
+            messages = r.published,
+            formats = %FormatList(self.formats),
             duplicates = r.duplicates,
             skipped_seen = r.skipped_seen,
             dead_letters = r.dead_letters,
@@ -74,6 +80,8 @@ pub struct PollStopped<'a> {
     pub vendor: &'a str,
     /// What it did before it stopped.
     pub report: PollCounts<'a>,
+    /// The formats each event was published in (one message each).
+    pub formats: &'a [crate::config::Format],
     /// How long it ran.
     pub elapsed: Duration,
 }
@@ -88,12 +96,29 @@ impl PollStopped<'_> {
             vendor = self.vendor,
             pages = r.pages,
             items = r.items,
-            published = r.published,
+            events = r.events,
+            messages = r.published,
+            formats = %FormatList(self.formats),
             duplicates = r.duplicates,
             skipped_seen = r.skipped_seen,
             dead_letters = r.dead_letters,
             duration_ms = self.elapsed.as_millis() as u64,
         );
+    }
+}
+
+/// `alertd,ocsf` for a log field.
+struct FormatList<'a>(&'a [crate::config::Format]);
+
+impl std::fmt::Display for FormatList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, format) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(format.as_str())?;
+        }
+        Ok(())
     }
 }
 

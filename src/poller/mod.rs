@@ -173,6 +173,7 @@ impl<V: Vendor> Poll for Poller<V> {
                     source: &self.name,
                     vendor: V::KEY,
                     report: report.counts(),
+                    formats: self.deps.sink.formats(),
                     elapsed: started.elapsed(),
                 }
                 .emit(),
@@ -180,6 +181,7 @@ impl<V: Vendor> Poll for Poller<V> {
                     source: &self.name,
                     vendor: V::KEY,
                     report: report.counts(),
+                    formats: self.deps.sink.formats(),
                     elapsed: started.elapsed(),
                 }
                 .emit(&self.deps.telemetry),
@@ -219,7 +221,9 @@ impl<V: Vendor> Poller<V> {
             source_name: self.name.clone(),
             error,
         })?;
-        let at = Position::Start;
+        // Where the probe's request stands in a walk: its first page (what
+        // `empty_page_for` recognises a vendor's "nothing found" answer at).
+        let at = self.vendor.scheme().first();
         let (request, is_page) = match self.vendor.validate_request(&self.deps.client, &key) {
             Some(request) => (request, false),
             None => (

@@ -15,10 +15,13 @@ pub struct PollReport {
     pub pages: u64,
     /// Items on those pages.
     pub items: u64,
+    /// Events sent: items normalized and not already delivered. Each is
+    /// one message per configured format.
+    pub events: u64,
     /// Messages newly stored by the sink (one per event and configured
     /// format, plus dead letters).
     pub published: u64,
-    /// Events the sink already had (acked as duplicates).
+    /// Messages the sink already had (acked as duplicates).
     pub duplicates: u64,
     /// Events skipped because the checkpoint store had them as delivered.
     pub skipped_seen: u64,
@@ -37,6 +40,7 @@ impl PollReport {
         PollCounts {
             pages: self.pages,
             items: self.items,
+            events: self.events,
             published: self.published,
             duplicates: self.duplicates,
             skipped_seen: self.skipped_seen,
@@ -44,6 +48,26 @@ impl PollReport {
             complete: self.complete,
             watermark: self.watermark.as_deref(),
         }
+    }
+
+    /// The poll in a few words, events and messages counted apart:
+    /// `3 pages, 50 items, 50 events, 100 messages (alertd, ocsf), 0
+    /// duplicates, 0 already delivered, 0 dead letters`. `formats` are the
+    /// sink's: each event is one message per format, and dead letters are
+    /// messages too.
+    pub fn summary(&self, formats: &[crate::publish::Format]) -> String {
+        let formats: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
+        format!(
+            "{} pages, {} items, {} events, {} messages ({}), {} duplicates, {} already delivered, {} dead letters",
+            self.pages,
+            self.items,
+            self.events,
+            self.published,
+            formats.join(", "),
+            self.duplicates,
+            self.skipped_seen,
+            self.dead_letters
+        )
     }
 }
 

@@ -107,7 +107,9 @@ async fn a_page_is_encoded_for_every_format_then_committed_with_its_next_positio
     let stored: Value = serde_json::from_str(&state.walk.unwrap()).unwrap();
     assert_eq!(stored["next"], json!({"at": "page", "value": 2}), "resumes at page 2");
     let report = h.into_report();
-    assert_eq!((report.pages, report.items, report.published), (1, 4, 8));
+    assert_eq!((report.pages, report.items, report.events, report.published), (1, 4, 4, 8));
+    let summary = report.summary(&[Format::Alertd, Format::Ocsf]);
+    assert!(summary.starts_with("1 pages, 4 items, 4 events, 8 messages (alertd, ocsf)"), "{summary}");
 }
 
 #[tokio::test]

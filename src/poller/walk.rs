@@ -84,6 +84,7 @@ struct Sent {
     change: Change,
     seen: Vec<Seen>,
     items: usize,
+    events: u64,
     skipped: u64,
     dead_letters: u64,
     sent: Instant,
@@ -149,6 +150,8 @@ impl<'a, V: Vendor> Handler<'a, V> {
 struct Prepared {
     messages: Vec<Message>,
     seen: Vec<Seen>,
+    /// Events encoded (each one message per format).
+    events: u64,
     skipped: u64,
     dead_letters: u64,
 }
@@ -194,6 +197,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             change,
             seen: prepared.seen,
             items,
+            events: prepared.events,
             skipped: prepared.skipped,
             dead_letters: prepared.dead_letters,
             sent,
@@ -257,6 +261,7 @@ impl<V: Vendor> Handler<'_, V> {
             self.encode(at, &n.event, &id, &mut messages)?;
             seen.push(Seen { event_id: id, item_time: n.item_time.min(latest) });
         }
+        let new_events = seen.len() as u64;
 
         let mut dead_letters = 0;
         let mut overflow: Option<(usize, String)> = None;
@@ -290,7 +295,7 @@ impl<V: Vendor> Handler<'_, V> {
                 .emit(&p.deps.telemetry);
             dead_letters += oversized as u64;
         }
-        Ok(Prepared { messages, seen, skipped, dead_letters })
+        Ok(Prepared { messages, seen, events: new_events, skipped, dead_letters })
     }
 
     /// The messages of one event, one per configured format.
@@ -395,6 +400,7 @@ impl<V: Vendor> Handler<'_, V> {
             let (published, ack_latency) = page.acked.unwrap_or_default();
             self.report.pages += 1;
             self.report.items += page.items as u64;
+            self.report.events += page.events;
             self.report.published += published.stored as u64;
             self.report.duplicates += published.duplicates as u64;
             self.report.dead_letters += page.dead_letters;

@@ -11,7 +11,7 @@ mod nats;
 mod stdout;
 mod subscribe;
 
-pub use nats::{NatsPipeline, NatsSink, SHARED_ACKS_IN_FLIGHT, SOURCE_ACKS_IN_FLIGHT};
+pub use nats::{NatsPipeline, NatsSink, SHARED_ACKS_IN_FLIGHT, SOURCE_ACKS_IN_FLIGHT, StreamPlan};
 pub use stdout::StdoutSink;
 pub use subscribe::{Received, TailStart};
 

@@ -32,7 +32,7 @@ use std::pin::Pin;
 use async_nats::jetstream::context::PublishError as JsPublishError;
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Credential, NatsConfig, StorageKind, UrlLogin};
@@ -156,37 +156,12 @@ impl NatsSink {
         match self.js.get_stream(&config.stream).await {
             Ok(mut existing) => {
                 let info = existing.info().await.map_err(|e| PublishError::Setup(e.to_string()))?;
-                let mut warnings = Vec::new();
-                if info.config.duplicate_window < config.duplicate_window {
-                    warnings.push(format!(
-                        "stream {} has a duplicate window of {}, shorter than the configured {}: events re-published after a longer outage are stored twice",
-                        config.stream,
-                        humantime::format_duration(info.config.duplicate_window),
-                        humantime::format_duration(config.duplicate_window)
-                    ));
-                }
-                if !info.config.subjects.iter().any(|s| s == &subjects || s == ">") {
-                    warnings.push(format!(
-                        "stream {} does not list the subjects {subjects}; publishes may not be stored",
-                        config.stream
-                    ));
-                }
-                Ok((!warnings.is_empty()).then(|| warnings.join("; ")))
+                let differences = differences(&info.config, config, &subjects);
+                Ok((!differences.is_empty()).then(|| differences.join("; ")))
             }
             Err(_) => {
-                let stream_config = stream::Config {
-                    name: config.stream.clone(),
-                    subjects: vec![subjects],
-                    duplicate_window: config.duplicate_window,
-                    storage: match config.storage {
-                        StorageKind::File => stream::StorageType::File,
-                        StorageKind::Memory => stream::StorageType::Memory,
-                    },
-                    num_replicas: config.replicas,
-                    ..Default::default()
-                };
                 self.js
-                    .get_or_create_stream(stream_config)
+                    .get_or_create_stream(stream_config(config, subjects))
                     .await
                     .map_err(|e| PublishError::Setup(format!("creating stream {}: {e}", config.stream)))?;
                 Ok(None)
@@ -194,19 +169,128 @@ impl NatsSink {
         }
     }
 
-    /// "stream NAME: N messages, duplicate window W", or an error if the
-    /// stream does not exist (yet).
-    pub async fn stream_summary(&self, name: &str) -> Result<String, PublishError> {
-        let mut stream =
-            self.js.get_stream(name).await.map_err(|e| {
-                PublishError::Setup(format!("stream {name}: {e} (alertd creates it on start)"))
-            })?;
-        let info = stream.info().await.map_err(|e| PublishError::Setup(e.to_string()))?;
-        Ok(format!(
-            "stream {name}: {} messages, duplicate window {}",
-            info.state.messages,
-            humantime::format_duration(info.config.duplicate_window)
-        ))
+    /// What `run` would find and do about the stream, without changing
+    /// anything: the account must have JetStream, and a missing stream must
+    /// be one the account may create (its limits, no other stream holding
+    /// the subjects). An existing stream is compared with the configuration.
+    pub async fn plan_stream(&self, config: &NatsConfig) -> Result<StreamPlan, PublishError> {
+        let account = self.js.query_account().await.map_err(|e| {
+            use async_nats::jetstream::context::AccountErrorKind;
+            use async_nats::jetstream::ErrorCode;
+            let disabled = "JetStream is not enabled for this account: alertd cannot create or use the stream";
+            PublishError::Setup(match e.kind() {
+                AccountErrorKind::JetStreamUnavailable => format!("{disabled} (no answer on $JS.API.INFO)"),
+                AccountErrorKind::JetStream(js)
+                    if [ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT, ErrorCode::JETSTREAM_NOT_ENABLED]
+                        .contains(&js.error_code()) =>
+                {
+                    format!("{disabled} ({js})")
+                }
+                AccountErrorKind::TimedOut => format!(
+                    "no answer to a JetStream request within {} (is the server reachable, with JetStream on?)",
+                    humantime::format_duration(config.ack_timeout)
+                ),
+                _ => format!("JetStream account info: {e}"),
+            })
+        })?;
+        let subjects = format!("{}.>", self.prefix);
+        let name = &config.stream;
+        match self.js.get_stream(name).await {
+            Ok(mut existing) => {
+                let info = existing.info().await.map_err(|e| PublishError::Setup(e.to_string()))?;
+                if !info.config.subjects.iter().any(|s| covers(s, &subjects)) {
+                    return Err(PublishError::Setup(format!(
+                        "stream {name} exists with subjects [{}], which do not take {subjects}: every publish would fail",
+                        info.config.subjects.join(", ")
+                    )));
+                }
+                let summary = format!(
+                    "stream {name}: {} messages, subjects [{}], duplicate window {}",
+                    info.state.messages,
+                    info.config.subjects.join(", "),
+                    humantime::format_duration(info.config.duplicate_window)
+                );
+                let differences = differences(&info.config, config, &subjects);
+                Ok(if differences.is_empty() {
+                    StreamPlan::Ready(summary)
+                } else {
+                    StreamPlan::Differs { summary, differences }
+                })
+            }
+            Err(e) if is_not_found(&e) => {
+                let replicas = format!("R{}", config.replicas);
+                let limits = account.tiers.get(&replicas).map_or(account.limits, |t| t.limits);
+                let streams = account.tiers.get(&replicas).map_or(account.streams, |t| t.streams);
+                let cannot = |why: String| PublishError::Setup(format!("stream {name} is missing and {why}"));
+                if let Some(max) = limits.max_streams.filter(|max| streams as i64 >= *max) {
+                    return Err(cannot(format!(
+                        "the account may not create it: it has {streams} of at most {max} streams"
+                    )));
+                }
+                let (quota, kind) = match config.storage {
+                    StorageKind::File => (limits.max_storage, "file"),
+                    StorageKind::Memory => (limits.max_memory, "memory"),
+                };
+                if quota == Some(0) {
+                    return Err(cannot(format!(
+                        "the account may not create it: its JetStream {kind} storage limit is 0"
+                    )));
+                }
+                if limits.max_bytes_required {
+                    return Err(cannot(
+                        "the account requires max_bytes on every stream, which alertd does not set: create the stream yourself".to_owned(),
+                    ));
+                }
+                let mut others = self.js.streams();
+                while let Some(other) = others.next().await {
+                    let other = other.map_err(|e| PublishError::Setup(format!("listing streams: {e}")))?;
+                    if let Some(s) = other.config.subjects.iter().find(|s| overlap(s, &subjects)) {
+                        return Err(cannot(format!(
+                            "creating it would fail: stream {} already takes {s}, which overlaps {subjects}",
+                            other.config.name
+                        )));
+                    }
+                }
+                self.may_create_streams(name, config.ack_timeout).await.map_err(cannot)?;
+                Ok(StreamPlan::Create(format!(
+                    "stream {name} will be created on start: subjects {subjects}, duplicate window {}, {kind} storage, {} replica{}",
+                    humantime::format_duration(config.duplicate_window),
+                    config.replicas,
+                    if config.replicas == 1 { "" } else { "s" }
+                )))
+            }
+            Err(e) => Err(PublishError::Setup(format!("stream {name}: {e}"))),
+        }
+    }
+
+    /// Whether this connection's user may create stream `name`, without
+    /// creating anything: a create request whose body names another stream
+    /// is refused by JetStream itself ("stream name in subject does not
+    /// match request") once the request got through, while a user without
+    /// permission to publish on `$JS.API.STREAM.CREATE.<name>` gets no
+    /// answer at all.
+    async fn may_create_streams(&self, name: &str, wait: Duration) -> Result<(), String> {
+        const NAME_MISMATCH: u64 = 10056;
+        let subject = format!("$JS.API.STREAM.CREATE.{name}");
+        let body = serde_json::json!({ "name": format!("{name}_ALERTD_CHECK") }).to_string();
+        let client = self.js.client();
+        let asked = client.request(subject.clone(), body.into());
+        let refused = |why: String| format!("the account's user may not create it ({why})");
+        let answer = match tokio::time::timeout(wait, asked).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(refused(format!("{subject}: {e}"))),
+            Err(_) => {
+                return Err(refused(format!(
+                    "no answer on {subject} within {}: is publishing there permitted?",
+                    humantime::format_duration(wait)
+                )));
+            }
+        };
+        let reply: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap_or_default();
+        match reply.pointer("/error/err_code").and_then(serde_json::Value::as_u64) {
+            Some(NAME_MISMATCH) => Ok(()),
+            _ => Err(refused(format!("{subject} answered {}", crate::text::clip(&reply.to_string(), 200)))),
+        }
     }
 
     pub(super) fn formats(&self) -> &[Format] {
@@ -385,6 +469,99 @@ impl NatsPipeline {
     }
 }
 
+/// What `run` would do about the stream ([`NatsSink::plan_stream`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamPlan {
+    /// It exists as configured: its summary.
+    Ready(String),
+    /// It exists with other settings that still take alertd's subjects.
+    Differs {
+        /// Its summary.
+        summary: String,
+        /// What differs from the configuration, one sentence each.
+        differences: Vec<String>,
+    },
+    /// It is missing and will be created on start, with these settings.
+    Create(String),
+}
+
+/// The stream alertd creates.
+fn stream_config(config: &NatsConfig, subjects: String) -> stream::Config {
+    stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![subjects],
+        duplicate_window: config.duplicate_window,
+        storage: match config.storage {
+            StorageKind::File => stream::StorageType::File,
+            StorageKind::Memory => stream::StorageType::Memory,
+        },
+        num_replicas: config.replicas,
+        ..Default::default()
+    }
+}
+
+/// How an existing stream differs from what alertd would create, in ways
+/// that matter: other subjects, a shorter duplicate window.
+fn differences(existing: &stream::Config, config: &NatsConfig, subjects: &str) -> Vec<String> {
+    let mut differences = Vec::new();
+    if existing.subjects != [subjects] {
+        differences.push(format!(
+            "stream {} takes the subjects [{}], not [{subjects}]{}",
+            config.stream,
+            existing.subjects.join(", "),
+            if existing.subjects.iter().any(|s| covers(s, subjects)) {
+                ""
+            } else {
+                "; publishes may not be stored"
+            }
+        ));
+    }
+    if existing.duplicate_window < config.duplicate_window {
+        differences.push(format!(
+            "stream {} has a duplicate window of {}, shorter than the configured {}: events re-published after a longer outage are stored twice",
+            config.stream,
+            humantime::format_duration(existing.duplicate_window),
+            humantime::format_duration(config.duplicate_window)
+        ));
+    }
+    differences
+}
+
+/// Whether the server said the stream does not exist.
+fn is_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {
+    use async_nats::jetstream::{ErrorCode, context::GetStreamErrorKind};
+    matches!(e.kind(), GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// Whether every subject `subject` (a pattern) matches is taken by `filter`.
+fn covers(filter: &str, subject: &str) -> bool {
+    let mut subject = subject.split('.');
+    for f in filter.split('.') {
+        match (f, subject.next()) {
+            (">", Some(_)) => return true,
+            (_, None) | ("*", Some(">")) => return false,
+            ("*", Some(_)) => {}
+            (f, Some(s)) if f == s => {}
+            _ => return false,
+        }
+    }
+    subject.next().is_none()
+}
+
+/// Whether some subject matches both patterns.
+fn overlap(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
+    for (x, y) in a.iter().zip(&b) {
+        match (*x, *y) {
+            (">", _) | (_, ">") => return true,
+            ("*", _) | (_, "*") => {}
+            (x, y) if x == y => {}
+            _ => return false,
+        }
+    }
+    a.len() == b.len()
+}
+
 /// A publish awaiting its ack, holding its shared slot until then.
 struct InFlight {
     subject: String,
@@ -395,6 +572,21 @@ struct InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subject_patterns_cover_and_overlap_token_by_token() {
+        assert!(covers("alertd.>", "alertd.>") && covers(">", "alertd.>") && covers("*.>", "alertd.>"));
+        assert!(
+            !covers("alertd.*", "alertd.>")
+                && !covers("alertd.x.>", "alertd.>")
+                && !covers("other.>", "alertd.>")
+        );
+        assert!(covers("alertd.*.b", "alertd.a.b") && !covers("alertd", "alertd.>"));
+        assert!(
+            overlap("alertd.x.>", "alertd.>") && overlap("*", "alertd") && overlap("alertd.*", "alertd.>")
+        );
+        assert!(!overlap("other.>", "alertd.>") && !overlap("alertd", "alertd.>") && !overlap("a.b", "a.c"));
+    }
 
     #[test]
     fn a_comma_separated_url_names_every_node() {

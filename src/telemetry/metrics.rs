@@ -75,9 +75,9 @@ pub struct Metrics {
     pub polls: Family<ResultLabels, Counter>,
     /// Pages committed.
     pub pages: Family<SourceLabels, Counter>,
-    /// Events newly stored by the sink.
+    /// Messages newly stored by the sink (one per event and format, plus dead letters).
     pub events_published: Family<SourceLabels, Counter>,
-    /// Events the stream already had (acked as duplicates).
+    /// Messages the stream already had (acked as duplicates).
     pub events_duplicate: Family<SourceLabels, Counter>,
     /// Events not re-sent because they were delivered in the overlap window.
     pub events_skipped: Family<SourceLabels, Counter>,
@@ -149,12 +149,12 @@ impl Default for Metrics {
         registry.register("pages", "Pages fetched, published and committed", m.pages.clone());
         registry.register(
             "events_published",
-            "Events newly stored in the stream",
+            "Messages newly stored in the stream: one per event and configured format, plus dead letters",
             m.events_published.clone(),
         );
         registry.register(
             "events_duplicate",
-            "Events acknowledged as duplicates of events already in the stream",
+            "Messages acknowledged as duplicates of messages already in the stream",
             m.events_duplicate.clone(),
         );
         registry.register(

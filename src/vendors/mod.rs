@@ -52,6 +52,12 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// The product an OCSF finding names, and how to tell an item's first
     /// revision (Create) from later ones (Update).
     const OCSF: crate::ocsf::Product;
+    /// The vendor's lines of a commented `[[source]]` for `alertd init`:
+    /// `base_url` (set when the vendor has no public endpoint, else
+    /// commented), then its `[source.options]`, each with a comment saying
+    /// what it does. What `init` prints must pass `alertd check-config`
+    /// (tests/cli.rs runs it for every registered vendor). Default: none.
+    const CONFIG_EXAMPLE: &'static str = "";
 
     /// Vendor settings from `[source.options]`.
     type Options: DeserializeOwned + Default + Send + Sync;

@@ -44,6 +44,11 @@ impl Vendor for CanaryGuard {
     const KEY: &'static str = "canaryguard";
     const NAME: &'static str = "CanaryGuard";
     const DEFAULT_BASE_URL: Option<&'static str> = Some("https://canaryguard.app");
+    const CONFIG_EXAMPLE: &'static str = r#"
+# base_url = "https://canaryguard.app"   # the default: CanaryGuard's public API
+# [source.options]
+# token_id = "tok_8f3a1b2c"               # only the alerts of this token; default: every token
+"#;
     const MAX_PAGE_SIZE: u32 = 100;
     /// Its items' revisions count up from 1.
     const OCSF: crate::ocsf::Product = crate::ocsf::Product {

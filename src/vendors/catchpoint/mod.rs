@@ -90,6 +90,13 @@ impl Vendor for Catchpoint {
     const KEY: &'static str = "catchpoint";
     const NAME: &'static str = "Catchpoint";
     const DEFAULT_BASE_URL: Option<&'static str> = Some("https://io.catchpoint.com");
+    const CONFIG_EXAMPLE: &'static str = r#"
+# The key is a REST API v2 bearer key (a JWT): `alertd check` shows its expiry.
+# Catchpoint allows 20 requests a minute and 2,000 a day; alertd paces itself.
+# base_url = "https://io.catchpoint.com"   # the default: Catchpoint's public API
+# [source.options]
+# test_ids = [184233, 184240]              # only the alerts of these tests; default: every test the key sees
+"#;
     const MAX_PAGE_SIZE: u32 = 100;
     /// Its items' revisions count up from 1.
     const OCSF: crate::ocsf::Product = crate::ocsf::Product {

@@ -112,6 +112,12 @@ impl Vendor for Rapid7 {
     const KEY: &'static str = "rapid7";
     const NAME: &'static str = "Rapid7 InsightIDR";
     const DEFAULT_BASE_URL: Option<&'static str> = None;
+    const CONFIG_EXAMPLE: &'static str = r#"
+# base_url = "https://eu.api.insight.rapid7.com"   # overrides region (proxies)
+[source.options]
+region = "us"            # REQUIRED: where the organization's data lives: us, us2, us3, eu, ca, au, ap
+endpoint = "alerts"      # or "investigations" (the triage containers instead of the detections)
+"#;
     const MAX_PAGE_SIZE: u32 = 100;
     /// Alerts count `version` up from 1; an investigation is new while untriaged.
     const OCSF: crate::ocsf::Product =

@@ -54,6 +54,12 @@ impl Vendor for RedCanary {
     const KEY: &'static str = "red_canary";
     const NAME: &'static str = "Red Canary";
     const DEFAULT_BASE_URL: Option<&'static str> = None;
+    const CONFIG_EXAMPLE: &'static str = r#"
+# REQUIRED: each tenant has its own subdomain.
+base_url = "https://acme.my.redcanary.co"
+# Red Canary allows 10 requests a second and 20 a minute; alertd paces itself.
+# (Red Canary has no [source.options].)
+"#;
     /// The maximum is undocumented; 50 is what every public client uses.
     const MAX_PAGE_SIZE: u32 = 50;
     /// Its revisions are change times: an item is new until it is updated.

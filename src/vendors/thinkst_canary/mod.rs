@@ -79,6 +79,12 @@ impl Vendor for ThinkstCanary {
     const KEY: &'static str = "thinkst_canary";
     const NAME: &'static str = "Thinkst Canary";
     const DEFAULT_BASE_URL: Option<&'static str> = None;
+    const CONFIG_EXAMPLE: &'static str = r#"
+# REQUIRED: your console's address (its domain hash).
+base_url = "https://1234abcd.canary.tools"
+# [source.options]
+# auth = "header"        # the default; "query" sends auth_token in the URL (proxies' logs keep it)
+"#;
     /// The maximum `limit` is undocumented; incidents bundle their events,
     /// so pages are kept modest.
     const MAX_PAGE_SIZE: u32 = 100;

@@ -1,0 +1,110 @@
+//! `scripts/package-deb` builds a package whose /usr/bin/alertd is stripped
+//! of its debug info, whose description names every vendor, and which holds
+//! the unit, the config, the docs and the man page. The package is built
+//! from the binary this test run already built (`ALERTD_BINARY`), so the
+//! test costs a strip and a compression, not a release build.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_debian_package_holds_a_stripped_binary_and_names_every_vendor() {
+    let missing: Vec<&str> = [
+        ("cargo-deb", succeeds("cargo", &["deb", "--version"])),
+        ("dpkg-deb", succeeds("dpkg-deb", &["--version"])),
+        ("objcopy", succeeds("objcopy", &["--version"])),
+        ("readelf", succeeds("readelf", &["--version"])),
+    ]
+    .into_iter()
+    .filter_map(|(tool, found)| (!found).then_some(tool))
+    .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "SKIP the_debian_package_…: {} not installed (`cargo install --locked cargo-deb`; \
+             dpkg-deb and binutils from the distribution)",
+            missing.join(", ")
+        );
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let built = common::alertd_bin();
+    let status = Command::new(root.join("scripts/package-deb"))
+        .env("ALERTD_BINARY", &built)
+        .arg("--output")
+        .arg(out.path())
+        .arg("--fast")
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/package-deb failed");
+    let deb = std::fs::read_dir(out.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .expect("a .deb was written");
+    let deb = deb.to_str().unwrap();
+
+    let description = run("dpkg-deb", &["-f", deb, "Description"]);
+    let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
+    for vendor in alertd::registry::VENDORS {
+        assert!(description.contains(vendor.name), "`{}` in: {description}", vendor.name);
+    }
+
+    let listing = run("dpkg-deb", &["-c", deb]);
+    for path in [
+        "./usr/bin/alertd",
+        "./etc/alertd/alertd.toml",
+        "./usr/lib/systemd/system/alertd.service",
+        "./usr/lib/systemd/system/alertd@.service",
+        "./usr/share/man/man1/alertd.1.gz",
+        "./usr/share/alertd/schemas/alertd-event.v1.schema.json",
+        "./usr/share/doc/alertd/README.md",
+        "./usr/share/doc/alertd/vendors/catchpoint.md",
+    ] {
+        assert!(listing.lines().any(|l| l.ends_with(path)), "{path} in:\n{listing}");
+    }
+    let control = tempfile::tempdir().unwrap();
+    run("dpkg-deb", &["-e", deb, control.path().to_str().unwrap()]);
+    let conffiles = std::fs::read_to_string(control.path().join("conffiles")).unwrap();
+    assert_eq!(conffiles.trim(), "/etc/alertd/alertd.toml");
+
+    let tree = tempfile::tempdir().unwrap();
+    run("dpkg-deb", &["-x", deb, tree.path().to_str().unwrap()]);
+    let installed = tree.path().join("usr/bin/alertd");
+    let sections = run("readelf", &["-S", "--wide", installed.to_str().unwrap()]);
+    // (`.debug_gdb_scripts` is a 34-byte loaded section naming gdb's
+    // pretty-printers, not debug info.)
+    for debug in [".debug_info", ".debug_line", ".debug_str", ".debug_abbrev", ".debug_ranges"] {
+        assert!(!sections.contains(debug), "{debug} left in the binary:\n{sections}");
+    }
+    assert!(sections.contains(".gnu_debuglink"), "the binary points at its split-off debug info");
+    assert!(sections.contains(".symtab"), "function names stay for backtraces");
+    let version = run(installed.to_str().unwrap(), &["--version"]);
+    assert!(version.starts_with("alertd "), "{version}");
+
+    // The installed size is the stripped binary plus a few hundred KiB of
+    // docs, config and units.
+    let binary_kib = std::fs::metadata(&installed).unwrap().len() / 1024;
+    let built_kib = std::fs::metadata(&built).unwrap().len() / 1024;
+    assert!(binary_kib < built_kib / 2, "stripped {binary_kib} KiB, built {built_kib} KiB");
+    let installed_size: u64 = run("dpkg-deb", &["-f", deb, "Installed-Size"]).trim().parse().unwrap();
+    assert!(
+        installed_size >= binary_kib && installed_size <= binary_kib + 1024,
+        "Installed-Size {installed_size} KiB for a {binary_kib} KiB binary"
+    );
+    eprintln!(
+        "package: /usr/bin/alertd {binary_kib} KiB (built {built_kib} KiB), Installed-Size {installed_size} KiB"
+    );
+}
