@@ -176,6 +176,7 @@ fn schedule_all(
                 interval,
                 stall_after,
                 active: !config.cluster.is_enabled(),
+                expiry_warning: source.credential_expiry_warning,
             }
             .emit(telemetry);
             Some(Scheduled {
