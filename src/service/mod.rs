@@ -216,6 +216,19 @@ pub fn notify_ready() {
     notify(&[NotifyState::Ready, NotifyState::Status("polling")]);
 }
 
+/// Tell systemd alertd is reloading its configuration (no-op outside
+/// systemd): `RELOADING=1` with the `MONOTONIC_USEC` `Type=notify-reload`
+/// requires; [`notify_ready`] ends the reload.
+pub fn notify_reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[NotifyState::Reloading, now, NotifyState::Status("reloading the configuration")]),
+        Err(error) => {
+            tracing::warn!(message = "systemd notification failed: no monotonic clock.", %error);
+            notify(&[NotifyState::Reloading]);
+        }
+    }
+}
+
 /// Tell systemd alertd is stopping (no-op outside systemd).
 pub fn notify_stopping() {
     notify(&[NotifyState::Stopping, NotifyState::Status("finishing the pages in flight")]);
