@@ -355,3 +355,102 @@ async fn a_reload_is_announced_to_systemd_with_its_monotonic_time() {
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     assert!(child.wait().unwrap().success());
 }
+
+/// Under `[cluster]` every instance reloads the same file on its own: the
+/// removed source's lease is released and nobody polls it any more, the
+/// added source is taken by one instance, and every alert lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_cluster_instance_reloads_on_its_own() {
+    let nats = NatsServer::start();
+    let (alpha, beta, gamma) = (sim(21, 11).await, sim(22, 8).await, sim(23, 6).await);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alertd.toml");
+    let head = format!(
+        "[nats]\nurl = \"{}\"\nstream = \"ALERTD\"\nack_timeout = \"5s\"\n\n[state]\nbackend = \"nats-kv\"\n\n\
+         [cluster]\nenabled = true\nlease_ttl = \"3s\"\n\n",
+        nats.url()
+    );
+    std::fs::write(&file, head.clone() + &source("alpha", &alpha, 5) + &source("beta", &beta, 5)).unwrap();
+    let ports = [free_port(), free_port()];
+    let mut children = Vec::new();
+    for (name, port) in ["a", "b"].iter().zip(ports) {
+        let child = Command::new(common::alertd_bin())
+            .args(["--instance", name, "--listen", &format!("127.0.0.1:{port}"), "run", "-c"])
+            .arg(&file)
+            .env("CG_KEY", CANARYGUARD_DEMO_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        children.push(child);
+    }
+    struct KillAll(Vec<u32>);
+    impl Drop for KillAll {
+        fn drop(&mut self) {
+            for pid in &self.0 {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+            }
+        }
+    }
+    let _guard = KillAll(children.iter().map(Child::id).collect());
+    let url = nats.url();
+    let within = Duration::from_secs(90);
+    let deadline = Instant::now() + within;
+    for port in ports {
+        while metrics(port).await.is_empty() {
+            assert!(Instant::now() < deadline, "instance on {port} never served /metrics");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    wait_delivered(&url, "alpha", &alpha, within).await;
+    wait_delivered(&url, "beta", &beta, within).await;
+
+    // Add gamma, remove beta; reload both instances.
+    std::fs::write(&file, head + &source("alpha", &alpha, 5) + &source("gamma", &gamma, 5)).unwrap();
+    for (child, port) in children.iter().zip(ports) {
+        reload(child, port, "success", 1.0).await;
+    }
+    wait_delivered(&url, "gamma", &gamma, within).await;
+    let client = async_nats::connect(&url).await.unwrap();
+    let leases =
+        async_nats::jetstream::new(client).get_key_value("alertd_leases").await.expect("lease bucket");
+    assert!(leases.get("lease.beta").await.unwrap().is_none(), "beta's lease was released");
+    assert!(leases.get("lease.gamma").await.unwrap().is_some(), "gamma has a holder");
+    let beta_requests = beta.requests().len();
+    beta.add_items(4);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(beta.requests().len(), beta_requests, "beta was polled after both instances dropped it");
+    // One holder per source: the instances' held leases add up to two (once
+    // a handover the new assignment may cause has finished).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut held = 0.0;
+        for port in ports {
+            let text = metrics(port).await;
+            assert!(!text.contains("source=\"beta\""), "beta's series are gone on {port}");
+            held += sample(&text, "alertd_cluster_leases_held").unwrap_or(0.0);
+        }
+        if held == 2.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alpha and gamma each held by one instance: {held} held");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    for child in &mut children {
+        assert!(child.try_wait().unwrap().is_none(), "an instance exited");
+        assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    }
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let ids = stream_ids(&url).await;
+    for (name, sim) in [("alpha", &alpha), ("gamma", &gamma)] {
+        common::poll::assert_exactly_once(&ids[&subject(name)], &common::poll::truth_ids(sim, "id"));
+    }
+    let beta_ids = &ids[&subject("beta")];
+    assert!(
+        beta_ids.values().all(|n| *n == 1) && beta_ids.len() == 8,
+        "beta: its 8 alerts once: {beta_ids:?}"
+    );
+}
