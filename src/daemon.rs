@@ -139,12 +139,7 @@ pub async fn run_reloadable(
         clustered,
         shutdown: shutdown.clone(),
     };
-    for poller in pollers {
-        if let Some(source) = config.sources.iter().find(|s| s.name() == poller.name()) {
-            fleet.start(source, poller);
-        }
-    }
-    tracing::info!(message = "alertd started.", sources = fleet.running.len(), state = %fleet.deps.store.describe());
+    // Bound before any source starts: a taken port fails the start cleanly.
     let server = match config.service.listen {
         Some(addr) => {
             let listener = service::bind(addr).await?;
@@ -154,6 +149,12 @@ pub async fn run_reloadable(
         }
         None => None,
     };
+    for poller in pollers {
+        if let Some(source) = config.sources.iter().find(|s| s.name() == poller.name()) {
+            fleet.start(source, poller);
+        }
+    }
+    tracing::info!(message = "alertd started.", sources = fleet.running.len(), state = %fleet.deps.store.describe());
     let watchdog = tokio::spawn(service::watchdog(Arc::clone(&telemetry), shutdown.clone()));
     service::notify_ready();
     if let Some(mut reloads) = reloads {
