@@ -5,6 +5,7 @@
 //! nats-server, a real SQLite file and the simulators, and stop it the way
 //! SIGTERM does.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{Store, StoreError};
 use crate::cluster::{self, LeaseError, LeaseTable, Slot};
-use crate::config::{Config, NatsConfig, StateBackend};
+use crate::config::{Config, NatsConfig, SourceConfig, StateBackend};
 use crate::http::{RetryPolicy, client_name};
+use crate::internal_events::{ConfigReloadFailed, ConfigReloaded, RestartRequired, SourceRemoved};
 use crate::internal_events::{SinkUnavailable, SourceScheduled};
 use crate::poller::{Poll, PollError, PollReport, PollerDeps};
 use crate::publish::{NatsSink, PublishError, Sink, StdoutSink};
 use crate::registry::build_all;
+use crate::reload;
 use crate::schedule::{self, Scheduled};
 use crate::service;
 use crate::telemetry::Telemetry;
@@ -74,6 +77,18 @@ pub async fn run(
     mode: Mode,
     shutdown: CancellationToken,
 ) -> Result<PollResults, DaemonError> {
+    run_reloadable(config, sink, mode, shutdown, None).await
+}
+
+/// [`run`], reloading the configuration each time `reloads` asks
+/// ([`Reloads`]: SIGHUP in `alertd run`).
+pub async fn run_reloadable(
+    config: &Config,
+    sink: Option<Sink>,
+    mode: Mode,
+    shutdown: CancellationToken,
+    reloads: Option<Reloads>,
+) -> Result<PollResults, DaemonError> {
     let clustered = config.cluster.is_enabled();
     if clustered && mode == Mode::Once {
         return Err(DaemonError::OnceInCluster);
@@ -103,91 +118,224 @@ pub async fn run(
         instance: clustered.then(|| Arc::from(instance.as_str())),
     };
     let pollers = build_all(&config.sources, &deps).map_err(DaemonError::Source)?;
-    let mut scheduled = schedule_all(config, pollers, &telemetry, retry, &shutdown);
-    let cluster_task = if clustered {
+    if mode == Mode::Once {
+        tracing::info!(message = "alertd started.", sources = pollers.len(), state = %deps.store.describe());
+        return Ok(schedule::run_once(&pollers, &shutdown).await);
+    }
+    let (cluster, cluster_task) = if clustered {
         let table = open_lease_table(config, Some(&sink), &instance).await?;
-        let names: Vec<String> = scheduled.iter().map(|s| s.poller.name().to_owned()).collect();
-        let (slots, task) = cluster::start(table, names, Arc::clone(&telemetry), shutdown.clone());
-        for (s, slot) in scheduled.iter_mut().zip(slots) {
-            s.slot = slot;
-        }
+        let (cluster, task) = cluster::start(table, Arc::clone(&telemetry), shutdown.clone());
         tracing::info!(message = "Sharing sources with the cluster.", instance = %instance, bucket = %config.cluster.bucket);
-        Some(tokio::spawn(task))
+        (Some(cluster), Some(tokio::spawn(task)))
     } else {
-        None
+        (None, None)
     };
-    tracing::info!(message = "alertd started.", sources = scheduled.len(), state = %deps.store.describe());
-    match mode {
-        Mode::Once => {
-            let pollers: Vec<_> = scheduled.into_iter().map(|s| s.poller).collect();
-            Ok(schedule::run_once(&pollers, &shutdown).await)
+    let mut fleet = Fleet {
+        sources: schedule::Sources::default(),
+        cluster,
+        running: HashMap::new(),
+        deps,
+        telemetry: Arc::clone(&telemetry),
+        clustered,
+        shutdown: shutdown.clone(),
+    };
+    // Bound before any source starts: a taken port fails the start cleanly.
+    let server = match config.service.listen {
+        Some(addr) => {
+            let listener = service::bind(addr).await?;
+            let local = listener.local_addr()?;
+            tracing::info!(message = "Serving /metrics and /healthz.", listen = %local);
+            Some(tokio::spawn(service::serve(listener, Arc::clone(&telemetry), shutdown.clone())))
         }
-        Mode::Forever => {
-            let server = match config.service.listen {
-                Some(addr) => {
-                    let listener = service::bind(addr).await?;
-                    let local = listener.local_addr()?;
-                    tracing::info!(message = "Serving /metrics and /healthz.", listen = %local);
-                    Some(tokio::spawn(service::serve(listener, Arc::clone(&telemetry), shutdown.clone())))
+        None => None,
+    };
+    for poller in pollers {
+        if let Some(source) = config.sources.iter().find(|s| s.name() == poller.name()) {
+            fleet.start(source, poller);
+        }
+    }
+    tracing::info!(message = "alertd started.", sources = fleet.running.len(), state = %fleet.deps.store.describe());
+    let watchdog = tokio::spawn(service::watchdog(Arc::clone(&telemetry), shutdown.clone()));
+    service::notify_ready();
+    if let Some(mut reloads) = reloads {
+        let mut running = reload::Running::of(&reloads.raw);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                asked = reloads.signals.recv() => {
+                    if asked.is_none() {
+                        break;
+                    }
+                    service::notify_reloading();
+                    let loaded = (reloads.load)();
+                    fleet.reload(&reloads.file, loaded, &mut running).await;
+                    service::notify_ready();
                 }
-                None => None,
-            };
-            let watchdog = tokio::spawn(service::watchdog(Arc::clone(&telemetry), shutdown.clone()));
-            service::notify_ready();
-            schedule::run(scheduled, shutdown.clone()).await;
-            if let Some(task) = cluster_task {
-                // Releases the leases, now that every poll has stopped.
-                let _ = task.await;
             }
-            service::notify_stopping();
-            shutdown.cancel();
-            let _ = watchdog.await;
-            if let Some(server) = server {
-                let _ = server.await;
-            }
-            tracing::info!(message = "alertd stopped.");
-            Ok(Vec::new())
         }
+    }
+    shutdown.cancelled().await;
+    fleet.sources.wait().await;
+    if let Some(task) = cluster_task {
+        // Releases the leases, now that every poll has stopped.
+        let _ = task.await;
+    }
+    service::notify_stopping();
+    let _ = watchdog.await;
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    tracing::info!(message = "alertd stopped.");
+    Ok(Vec::new())
+}
+
+/// What re-reads the configuration: `signals` asks (SIGHUP), `load` reads
+/// and checks `file` again, giving the configuration and its TOML table.
+pub struct Reloads {
+    /// The configuration file, for log lines.
+    pub file: std::path::PathBuf,
+    /// One message per reload asked.
+    pub signals: tokio::sync::mpsc::Receiver<()>,
+    /// Read and check the file (with the command line's overrides).
+    pub load: Box<dyn Fn() -> Result<(Config, toml::Table), String> + Send + Sync>,
+    /// The running configuration's TOML table, to tell what a reload changes.
+    pub raw: toml::Table,
+}
+
+/// The daemon's sources, polling.
+struct Fleet {
+    sources: schedule::Sources,
+    cluster: Option<cluster::Cluster>,
+    /// Name → vendor of every polling source.
+    running: HashMap<String, &'static str>,
+    deps: PollerDeps,
+    telemetry: Arc<Telemetry>,
+    clustered: bool,
+    shutdown: CancellationToken,
+}
+
+impl Fleet {
+    /// Start polling `source` with `poller` (registered for health tracking,
+    /// and with the cluster under `[cluster]`).
+    fn start(&mut self, source: &SourceConfig, poller: Arc<dyn Poll>) {
+        let now = chrono::Utc::now();
+        let retry = self.deps.retry;
+        // A poll is stuck when no request has been answered for longer
+        // than every retry of one request could take.
+        let attempts = u32::try_from(source.retries).unwrap_or(u32::MAX).saturating_add(1);
+        let stall_after =
+            (source.timeout + retry.max_delay).saturating_mul(attempts) + Duration::from_secs(60);
+        SourceScheduled {
+            source: poller.name(),
+            vendor: poller.vendor(),
+            interval: source.schedule.nominal_interval(now),
+            stall_after,
+            active: !self.clustered,
+            expiry_warning: source.credential_expiry_warning,
+        }
+        .emit(&self.telemetry);
+        let stop = self.shutdown.child_token();
+        let slot = match self.cluster.as_mut() {
+            Some(cluster) => cluster.add(poller.name()),
+            None => Slot::always(&stop),
+        };
+        self.running.insert(poller.name().to_owned(), poller.vendor());
+        let scheduled = Scheduled {
+            poller,
+            schedule: source.schedule.clone(),
+            jitter: source.jitter,
+            telemetry: Arc::clone(&self.telemetry),
+            slot,
+        };
+        self.sources.start(scheduled, stop);
+    }
+
+    /// Stop the named sources after their pages in flight. `forget`: they
+    /// are gone (release their leases, drop their metric series); else they
+    /// restart at once with new settings (keeping lease and series).
+    async fn stop(&mut self, names: &[String], forget: bool) {
+        self.sources.stop(names).await;
+        for name in names {
+            if forget {
+                if let Some(cluster) = self.cluster.as_mut() {
+                    cluster.remove(name).await;
+                }
+                if let Some(vendor) = self.running.remove(name) {
+                    SourceRemoved { source: name, vendor }.emit(&self.telemetry);
+                }
+            } else {
+                self.running.remove(name);
+            }
+        }
+    }
+
+    /// Apply a reloaded configuration: nothing if it is invalid; else stop
+    /// the removed sources, restart the changed ones, start the new ones,
+    /// and leave the others alone. Sections that need a restart are kept.
+    async fn reload(
+        &mut self,
+        file: &std::path::Path,
+        loaded: Result<(Config, toml::Table), String>,
+        running: &mut reload::Running,
+    ) {
+        let (config, raw) = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                ConfigReloadFailed { file, error: &error }.emit(&self.telemetry);
+                return;
+            }
+        };
+        let plan = running.plan(&raw);
+        // Build every new poller before touching a running one: a source the
+        // vendor refuses makes the whole reload invalid.
+        let wanted: Vec<SourceConfig> = config
+            .sources
+            .iter()
+            .filter(|s| plan.added.iter().chain(&plan.changed).any(|n| n == s.name()))
+            .cloned()
+            .collect();
+        let pollers = match build_all(&wanted, &self.deps) {
+            Ok(pollers) => pollers,
+            Err(error) => {
+                ConfigReloadFailed { file, error: &error }.emit(&self.telemetry);
+                return;
+            }
+        };
+        for section in &plan.refused {
+            RestartRequired { section }.emit();
+        }
+        // A changed vendor is another source under the same name.
+        let (gone, restart): (Vec<String>, Vec<String>) = {
+            let mut gone = plan.removed.clone();
+            let mut restart = Vec::new();
+            for name in &plan.changed {
+                let vendor_changed = wanted
+                    .iter()
+                    .find(|s| s.name() == name)
+                    .is_some_and(|s| self.running.get(name).is_some_and(|v| *v != s.vendor()));
+                if vendor_changed { gone.push(name.clone()) } else { restart.push(name.clone()) }
+            }
+            (gone, restart)
+        };
+        self.stop(&gone, true).await;
+        self.stop(&restart, false).await;
+        for poller in pollers {
+            if let Some(source) = wanted.iter().find(|s| s.name() == poller.name()) {
+                self.start(source, poller);
+            }
+        }
+        running.apply(&raw);
+        ConfigReloaded {
+            file,
+            added: &plan.added,
+            removed: &plan.removed,
+            changed: &plan.changed,
+            unchanged: plan.unchanged,
+        }
+        .emit(&self.telemetry);
     }
 }
 
-/// Each poller with its timing, registered for health tracking.
-fn schedule_all(
-    config: &Config,
-    pollers: Vec<Arc<dyn Poll>>,
-    telemetry: &Arc<Telemetry>,
-    retry: RetryPolicy,
-    shutdown: &CancellationToken,
-) -> Vec<Scheduled> {
-    let now = chrono::Utc::now();
-    pollers
-        .into_iter()
-        .filter_map(|poller| {
-            let source = config.sources.iter().find(|s| s.name() == poller.name())?;
-            // A poll is stuck when no request has been answered for longer
-            // than every retry of one request could take.
-            let attempts = u32::try_from(source.retries).unwrap_or(u32::MAX).saturating_add(1);
-            let stall_after =
-                (source.timeout + retry.max_delay).saturating_mul(attempts) + Duration::from_secs(60);
-            let interval = source.schedule.nominal_interval(now);
-            SourceScheduled {
-                source: poller.name(),
-                vendor: poller.vendor(),
-                interval,
-                stall_after,
-                active: !config.cluster.is_enabled(),
-            }
-            .emit(telemetry);
-            Some(Scheduled {
-                poller,
-                schedule: source.schedule.clone(),
-                jitter: source.jitter,
-                telemetry: Arc::clone(telemetry),
-                slot: Slot::always(shutdown),
-            })
-        })
-        .collect()
-}
 /// The configured sink: JetStream if `[nats]` is set, else stdout.
 /// Waits (with backoff, until `shutdown`) for NATS to be reachable.
 pub async fn connect_sink(config: &Config, shutdown: &CancellationToken) -> Result<Sink, DaemonError> {

@@ -18,7 +18,8 @@
 //! - [`publish`]: JetStream and stdout sinks.
 //! - [`poller`]: one source's cycle: walk → normalize → publish → acks → commit.
 //! - [`schedule`]: per-source timing, jitter, shutdown.
-//! - [`daemon`]: wiring it together: `run(config, sink, mode, shutdown)`.
+//! - [`reload`]: what a configuration reload (SIGHUP) changes.
+//! - [`daemon`]: wiring it together: `run(config, sink, mode, shutdown)`; reloads.
 //! - [`sim`]: simulators of the vendor APIs (tests, demo, benchmarks).
 //! - [`tail`]: `alertd tail`: the stream's events as they arrive.
 //! - [`demo`]: `alertd demo`.
@@ -50,6 +51,7 @@ pub mod paginate;
 pub mod poller;
 pub mod publish;
 pub mod registry;
+pub mod reload;
 pub mod schedule;
 pub mod service;
 pub mod sim;

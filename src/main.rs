@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use alertd::config::Config;
-use alertd::daemon::{self, Mode, PollResults};
+use alertd::daemon::{self, Mode, PollResults, Reloads};
 use alertd::demo::{self, DemoOptions};
 use alertd::publish::TailStart;
 use alertd::tail::TailOptions;
@@ -243,6 +243,7 @@ fn parse_listen_arg(text: &str) -> Result<ListenArg, String> {
 }
 
 async fn dispatch(command: Command, config: &Path, overrides: Overrides) -> Result<ExitCode> {
+    let config_path = config;
     let load = |path: &Path| -> Result<Config> {
         let mut config = load(path)?;
         if overrides.instance.is_some() {
@@ -255,10 +256,30 @@ async fn dispatch(command: Command, config: &Path, overrides: Overrides) -> Resu
     };
     match command {
         Command::Run { once } => {
-            let config = load(config)?;
-            let shutdown = shutdown_on_signals();
+            let path = config.to_owned();
+            let (instance, listen) = (overrides.instance.clone(), overrides.listen);
+            // The file, checked and with the command line's overrides, and
+            // its TOML table (what a reload compares), from one read.
+            let read = move || -> Result<(Config, toml::Table), String> {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+                let mut config =
+                    alertd::registry::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+                if instance.is_some() {
+                    config.cluster.instance.clone_from(&instance);
+                }
+                if let Some(ListenArg(listen)) = listen {
+                    config.service.listen = listen;
+                }
+                let raw = text.parse::<toml::Table>().map_err(|e| format!("{}: {e}", path.display()))?;
+                Ok((config, raw))
+            };
+            let (config, raw) = read().map_err(anyhow::Error::msg)?;
+            let (tx, signals) = tokio::sync::mpsc::channel(1);
+            let shutdown = shutdown_on(Some(tx));
             let mode = if once { Mode::Once } else { Mode::Forever };
-            let results = daemon::run(&config, None, mode, shutdown).await?;
+            let reloads = Reloads { file: config_path.to_owned(), signals, load: Box::new(read), raw };
+            let results = daemon::run_reloadable(&config, None, mode, shutdown, Some(reloads)).await?;
             let formats =
                 config.nats.as_ref().map_or_else(alertd::publish::default_formats, |n| n.formats.clone());
             Ok(summarize(&results, &formats))
@@ -415,7 +436,12 @@ fn summarize(results: &PollResults, formats: &[alertd::publish::Format]) -> Exit
 
 /// Cancelled on SIGTERM or SIGINT; a second signal exits at once.
 fn shutdown_on_signals() -> CancellationToken {
-    acknowledge_reloads();
+    shutdown_on(None)
+}
+
+/// [`shutdown_on_signals`]; SIGHUP asks `reloads` for a reload (`alertd run`).
+fn shutdown_on(reloads: Option<tokio::sync::mpsc::Sender<()>>) -> CancellationToken {
+    on_hangup(reloads);
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
@@ -432,23 +458,31 @@ fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
-/// SIGHUP (`systemctl reload`) must not end the daemon (its default action).
-/// Nothing needs reloading: API keys are read afresh at every poll, so a
-/// rotated key file or systemd credential is used from the next poll on.
-fn acknowledge_reloads() {
+/// SIGHUP (`systemctl reload`) must not end the process (its default
+/// action). `alertd run` reloads its configuration; several SIGHUPs while
+/// a reload is pending make one more reload, which reads the newest file.
+/// Other commands only say so (API keys are read afresh at every poll).
+fn on_hangup(reloads: Option<tokio::sync::mpsc::Sender<()>>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         if let Ok(mut hup) = signal(SignalKind::hangup()) {
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
-                    tracing::info!(
-                        message = "SIGHUP: API keys are re-read at every poll; the next poll uses the current ones."
-                    );
+                    match &reloads {
+                        Some(tx) => {
+                            let _ = tx.try_send(());
+                        }
+                        None => tracing::info!(
+                            message = "SIGHUP: API keys are re-read at every poll; the next poll uses the current ones."
+                        ),
+                    }
                 }
             });
         }
     }
+    #[cfg(not(unix))]
+    drop(reloads);
 }
 
 async fn wait_for_signal() {

@@ -3,7 +3,12 @@
 //! shutdown gets the cancelled token: a page already answered is published
 //! and committed, a request waiting (throttle, `Retry-After`, backoff) or
 //! not yet answered ends at once (`http::fetch`), then the task ends.
+//!
+//! [`Sources`] keeps those tasks keyed by source name, each with its own
+//! stop signal (a child of the daemon's shutdown), so a reload stops or
+//! restarts one source at a page boundary without touching the others.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,12 +39,62 @@ pub struct Scheduled {
 
 /// Poll every source on its schedule until `shutdown` is cancelled.
 pub async fn run(sources: Vec<Scheduled>, shutdown: CancellationToken) {
-    let tracker = TaskTracker::new();
+    let mut running = Sources::default();
     for source in sources {
-        tracker.spawn(source_loop(source, shutdown.clone()));
+        running.start(source, shutdown.child_token());
     }
-    tracker.close();
-    tracker.wait().await;
+    running.wait().await;
+}
+
+/// The sources polling now, each its own task with its own stop signal,
+/// keyed by source name.
+#[derive(Default)]
+pub struct Sources {
+    tracker: TaskTracker,
+    running: HashMap<String, Running>,
+}
+
+struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sources {
+    /// Poll `source` on its schedule until `stop` is cancelled (give a child
+    /// of the daemon's shutdown, so shutdown stops it too). A source of the
+    /// same name must have been stopped first.
+    pub fn start(&mut self, source: Scheduled, stop: CancellationToken) {
+        let name = source.poller.name().to_owned();
+        let task = self.tracker.spawn(source_loop(source, stop.clone()));
+        if let Some(old) = self.running.insert(name, Running { stop, task }) {
+            // Not expected (callers stop first); never leave one polling unseen.
+            old.stop.cancel();
+        }
+    }
+
+    /// Stop the named sources: each poll in flight finishes its page (and
+    /// commits), then its task ends; returns once all have ended.
+    pub async fn stop(&mut self, names: &[String]) {
+        let stopping: Vec<Running> = names.iter().filter_map(|n| self.running.remove(n)).collect();
+        for r in &stopping {
+            r.stop.cancel();
+        }
+        for r in stopping {
+            // A panicking source loop has already been reported by its poller.
+            let _ = r.task.await;
+        }
+    }
+
+    /// Whether `name` is polling.
+    pub fn contains(&self, name: &str) -> bool {
+        self.running.contains_key(name)
+    }
+
+    /// Wait until every source has stopped (after shutdown).
+    pub async fn wait(self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// Poll every source once, concurrently; the results in the sources' order.
@@ -70,17 +125,29 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
             }
         };
         source.poller.set_lease(tenure.epoch);
+        // The tenure ends with the lease or with this source's own stop (a
+        // reload removing or changing it): either stops the walk at a page.
+        let token = tenure.token.child_token();
+        let forward = {
+            let (token, stop) = (token.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => token.cancel(),
+                    () = token.cancelled() => {}
+                }
+            })
+        };
         // The first poll starts at once (plus jitter): a restarted daemon,
         // or a new lease holder, resumes an interrupted walk without
         // waiting a whole interval.
         let mut next = later(Utc::now(), jitter(source.jitter));
         loop {
             tokio::select! {
-                () = tenure.token.cancelled() => break,
+                () = token.cancelled() => break,
                 () = sleep_until(next) => {}
             }
             let busy = source.slot.busy.lock().await;
-            if tenure.token.is_cancelled() {
+            if token.is_cancelled() {
                 break;
             }
             let late = (Utc::now() - next).to_std().unwrap_or_default();
@@ -90,18 +157,20 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
             // The tenure's token stops the walk after its page in flight; a
             // lost lease abandons the poll where it is.
             tokio::select! {
-                _ = source.poller.poll_once(&tenure.token) => {}
+                _ = source.poller.poll_once(&token) => {}
                 () = tenure.revoked.cancelled() => {
                     PollAbandoned { source: source.poller.name(), vendor: source.poller.vendor() }.emit();
                 }
             }
             drop(busy);
-            if tenure.token.is_cancelled() {
+            if token.is_cancelled() {
                 break;
             }
             next = later(source.schedule.next_after(Utc::now()), jitter(source.jitter));
         }
         source.poller.set_lease(None);
+        token.cancel();
+        let _ = forward.await;
         if shutdown.is_cancelled() {
             return;
         }

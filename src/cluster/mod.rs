@@ -91,43 +91,95 @@ struct View {
     fresh: bool,
 }
 
-/// Make the slots of `sources` (all without a tenure yet), and the task
-/// that runs the cluster until `shutdown`, releasing every lease at the end.
-pub fn start(
+/// This instance's part of the cluster: one lease keeper per source, added
+/// and removed as the configuration changes (a reload).
+pub struct Cluster {
     table: LeaseTable,
-    sources: Vec<String>,
+    sources: Arc<std::sync::Mutex<Vec<String>>>,
+    keepers: HashMap<String, (CancellationToken, tokio::task::JoinHandle<()>, Slot)>,
+    tracker: TaskTracker,
+    view: watch::Receiver<View>,
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
-) -> (Vec<Slot>, impl std::future::Future<Output = ()>) {
-    let mut slots = Vec::with_capacity(sources.len());
-    let mut keepers = Vec::with_capacity(sources.len());
-    for source in sources {
+}
+
+impl Cluster {
+    /// Share `source`: its slot gets a tenure whenever this instance holds
+    /// the source's lease.
+    /// A source already shared keeps its keeper (and lease): its slot again.
+    pub fn add(&mut self, source: &str) -> Slot {
+        if let Some((_, _, slot)) = self.keepers.get(source) {
+            return slot.clone();
+        }
         let (tx, rx) = watch::channel(None);
         let busy = Arc::new(Mutex::new(()));
-        slots.push(Slot { tenure: rx, busy: Arc::clone(&busy) });
-        keepers.push(Keeper { source, tx, busy });
+        let keeper = Keeper { source: source.to_owned(), tx, busy: Arc::clone(&busy) };
+        let stop = self.shutdown.child_token();
+        let task = self.tracker.spawn(keep(
+            self.table.clone(),
+            keeper,
+            self.view.clone(),
+            Arc::clone(&self.telemetry),
+            stop.clone(),
+        ));
+        let slot = Slot { tenure: rx, busy };
+        self.keepers.insert(source.to_owned(), (stop, task, slot.clone()));
+        let mut sources = self.sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !sources.iter().any(|s| s == source) {
+            sources.push(source.to_owned());
+        }
+        slot
     }
-    (slots, run(table, keepers, telemetry, shutdown))
+
+    /// Stop sharing `source`: its keeper ends the tenure (the poll in flight
+    /// finishes its page), then releases the lease so no instance keeps it;
+    /// returns once the lease is released. Every instance reloading the
+    /// same file drops it from its assignment too.
+    pub async fn remove(&mut self, source: &str) {
+        self.sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|s| s != source);
+        if let Some((stop, task, _)) = self.keepers.remove(source) {
+            stop.cancel();
+            let _ = task.await;
+        }
+    }
+}
+
+/// The cluster with no source yet ([`Cluster::add`] them), and the task that
+/// runs the membership until `shutdown`, releasing every lease at the end.
+pub fn start(
+    table: LeaseTable,
+    telemetry: Arc<Telemetry>,
+    shutdown: CancellationToken,
+) -> (Cluster, impl std::future::Future<Output = ()>) {
+    let (view_tx, view_rx) = watch::channel(View::default());
+    let sources = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tracker = TaskTracker::new();
+    let cluster = Cluster {
+        table: table.clone(),
+        sources: Arc::clone(&sources),
+        keepers: HashMap::new(),
+        tracker: tracker.clone(),
+        view: view_rx,
+        telemetry: Arc::clone(&telemetry),
+        shutdown: shutdown.clone(),
+    };
+    (cluster, run(table, sources, view_tx, tracker, telemetry, shutdown))
 }
 
 async fn run(
     table: LeaseTable,
-    keepers: Vec<Keeper>,
+    sources: Arc<std::sync::Mutex<Vec<String>>>,
+    view_tx: watch::Sender<View>,
+    tracker: TaskTracker,
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
 ) {
     let tick = table.ttl() / 3;
-    let sources: Vec<String> = keepers.iter().map(|k| k.source.clone()).collect();
-    let (view_tx, view_rx) = watch::channel(View::default());
-    let tracker = TaskTracker::new();
-    for keeper in keepers {
-        tracker.spawn(keep(table.clone(), keeper, view_rx.clone(), Arc::clone(&telemetry), shutdown.clone()));
-    }
-    tracker.close();
     let mut last = View::default();
     loop {
         let mut view = read_view(&table).await;
-        view.owners = assign(&sources, &view.members);
+        let names = sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        view.owners = assign(&names, &view.members);
         if view.fresh && view.members != last.members {
             MembersChanged { members: &view.members }.emit(&telemetry);
         }
@@ -145,6 +197,7 @@ async fn run(
         }
     }
     // The keepers release their leases once their polls have stopped.
+    tracker.close();
     tracker.wait().await;
     if let Err(error) = table.leave().await {
         LeaseBucketFailed { operation: "leave", error: &error }.emit();
@@ -178,13 +231,14 @@ struct Holding {
     handing_to: Option<String>,
 }
 
-/// One source's lease keeper.
+/// One source's lease keeper, until `stop` (shutdown, or the source's
+/// removal).
 async fn keep(
     table: LeaseTable,
     keeper: Keeper,
     mut view: watch::Receiver<View>,
     telemetry: Arc<Telemetry>,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) {
     let me = table.instance().to_owned();
     let source = keeper.source.as_str();
@@ -192,7 +246,7 @@ async fn keep(
     let mut free_ticks = 0u32;
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = stop.cancelled() => break,
             changed = view.changed() => if changed.is_err() { break },
         }
         let current = view.borrow_and_update().clone();
@@ -241,7 +295,7 @@ async fn keep(
         }
         match table.acquire(source).await {
             Ok(Some(held)) => {
-                let token = shutdown.child_token();
+                let token = stop.child_token();
                 LeaseAcquired { source, epoch: held.epoch, preferred: is_preferred }.emit(&telemetry);
                 let revoked = CancellationToken::new();
                 keeper.tx.send_replace(Some(Tenure {
@@ -263,7 +317,7 @@ async fn keep(
             Err(error) => LeaseBucketFailed { operation: "acquire", error: &error }.emit(),
         }
     }
-    // Shutdown: the poll loop stops after its page; then let the lease go
+    // Shutdown or removal: the poll loop stops after its page; then let the lease go
     // so another instance takes the source at once instead of after the TTL.
     if holding.is_some() {
         let guard = tokio::time::timeout(table.ttl(), keeper.busy.lock()).await;

@@ -1,6 +1,6 @@
 //! Leases and members under `[cluster]`.
 
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Extra, Telemetry};
 
 /// This instance took a source's lease and starts polling it.
 pub struct LeaseAcquired<'a> {
@@ -114,6 +114,7 @@ impl MembersChanged<'_> {
 fn lease_change(telemetry: &Telemetry, source: &str, change: &str, held: i64) {
     let labels = crate::telemetry::LeaseLabels { source: source.to_owned(), change: change.to_owned() };
     telemetry.metrics.lease_changes.get_or_create(&labels).inc();
+    telemetry.metrics.note(source, Extra::Change(change.to_owned()));
     telemetry.metrics.leases_held.inc_by(held);
     telemetry.health.set_active(source, held > 0);
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::labels;
 use crate::http::FetchError;
 use crate::paginate::Position;
-use crate::telemetry::{StatusLabels, Telemetry};
+use crate::telemetry::{Extra, StatusLabels, Telemetry};
 
 /// A vendor answered (or did not): counted by status.
 pub struct HttpAnswered<'a> {
@@ -27,6 +27,7 @@ impl HttpAnswered<'_> {
             status: self.status.to_owned(),
         };
         telemetry.metrics.http_responses.get_or_create(&l).inc();
+        telemetry.metrics.note(self.source, Extra::Status(l.status));
     }
 }
 
@@ -137,6 +138,7 @@ impl ApiUsageReported<'_> {
                 vendor: self.vendor.to_owned(),
                 period: u.period.to_owned(),
             };
+            telemetry.metrics.note(self.source, Extra::Period(l.period.clone()));
             if let Some(limit) = u.limit {
                 telemetry.metrics.quota_limit.get_or_create(&l).set(limit as i64);
             }

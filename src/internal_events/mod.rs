@@ -7,18 +7,20 @@
 //!
 //! One file per concern: `poll.rs` (a poll's start, progress, end),
 //! `delivery.rs` (pages, dead letters), `http.rs` (answers, retries,
-//! pacing, quotas, keys), `cluster.rs` (leases and members), and the sink's
+//! pacing, quotas, keys), `cluster.rs` (leases and members), `reload.rs` (SIGHUP), and the sink's
 //! start-up here.
 
 mod cluster;
 mod delivery;
 mod http;
 mod poll;
+mod reload;
 
 pub use cluster::*;
 pub use delivery::*;
 pub use http::*;
 pub use poll::*;
+pub use reload::*;
 
 use std::time::Duration;
 

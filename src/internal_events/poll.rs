@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{labels, result_labels};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Extra, Telemetry};
 
 /// What a poll did, as its summary line tells it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +48,7 @@ impl PollFinished<'_> {
         let r = &self.report;
         let m = &telemetry.metrics;
         m.polls.get_or_create(&result_labels(self.source, self.vendor, "ok")).inc();
+        m.note(self.source, Extra::Result("ok".to_owned()));
         m.poll_duration.get_or_create(&labels(self.source, self.vendor)).observe(self.elapsed.as_secs_f64());
         telemetry.health.success(self.source, r.watermark);
         tracing::info!(
@@ -135,12 +136,19 @@ pub struct SourceScheduled<'a> {
     /// Whether this instance polls it from the start (without `[cluster]`),
     /// or only once it holds its lease.
     pub active: bool,
+    /// Its `credential_expiry_warning`.
+    pub expiry_warning: Duration,
 }
 
 impl SourceScheduled<'_> {
     /// Start tracking its health.
     pub fn emit(&self, telemetry: &Telemetry) {
         telemetry.health.register(self.source, self.vendor, self.interval, self.stall_after);
+        telemetry
+            .metrics
+            .credential_expiry_warning
+            .get_or_create(&labels(self.source, self.vendor))
+            .set(i64::try_from(self.expiry_warning.as_secs()).unwrap_or(i64::MAX));
         if !self.active {
             telemetry.health.set_active(self.source, false);
         }
@@ -203,6 +211,7 @@ impl PollFailed<'_> {
     pub fn emit(&self, telemetry: &Telemetry) {
         let code = self.code;
         telemetry.metrics.polls.get_or_create(&result_labels(self.source, self.vendor, code)).inc();
+        telemetry.metrics.note(self.source, Extra::Result(code.to_owned()));
         telemetry.health.failure(self.source, code);
         tracing::error!(
             message = "Poll failed; the cursor stays at the last committed page.",

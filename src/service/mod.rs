@@ -169,8 +169,22 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
         .map_err(|e| std::io::Error::new(e.kind(), format!("metrics listener {addr}: {e}")))
 }
 
-async fn metrics(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], t.render())
+/// OpenMetrics when the scraper asks for it (Prometheus does), else the
+/// Prometheus text format.
+async fn metrics(State(t): State<Arc<Telemetry>>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+    let open = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if open {
+        (
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            t.render_openmetrics(),
+        )
+    } else {
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], t.render())
+    }
 }
 
 async fn healthz(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
@@ -200,6 +214,19 @@ async fn healthz(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
 /// Tell systemd alertd is ready (no-op outside systemd).
 pub fn notify_ready() {
     notify(&[NotifyState::Ready, NotifyState::Status("polling")]);
+}
+
+/// Tell systemd alertd is reloading its configuration (no-op outside
+/// systemd): `RELOADING=1` with the `MONOTONIC_USEC` `Type=notify-reload`
+/// requires; [`notify_ready`] ends the reload.
+pub fn notify_reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[NotifyState::Reloading, now, NotifyState::Status("reloading the configuration")]),
+        Err(error) => {
+            tracing::warn!(message = "systemd notification failed: no monotonic clock.", %error);
+            notify(&[NotifyState::Reloading]);
+        }
+    }
 }
 
 /// Tell systemd alertd is stopping (no-op outside systemd).

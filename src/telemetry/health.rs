@@ -51,17 +51,31 @@ impl Health {
     pub fn register(&self, source: &str, vendor: &'static str, interval: Duration, stall_after: Duration) {
         let allowed_gap = (interval * 2).max(interval + Duration::from_secs(60));
         self.with(|s| {
-            s.entry(source.to_owned()).or_insert(SourceHealth {
-                vendor,
-                allowed_gap,
-                last_success: None,
-                last_error: None,
-                watermark: None,
-                in_poll_progress: None,
-                stall_after,
-                active: true,
-                active_since: self.started,
-            });
+            // Registered again (a reload changed its schedule): new bounds,
+            // the same history.
+            s.entry(source.to_owned())
+                .and_modify(|h| {
+                    h.allowed_gap = allowed_gap;
+                    h.stall_after = stall_after;
+                })
+                .or_insert(SourceHealth {
+                    vendor,
+                    allowed_gap,
+                    last_success: None,
+                    last_error: None,
+                    watermark: None,
+                    in_poll_progress: None,
+                    stall_after,
+                    active: true,
+                    active_since: self.started,
+                });
+        });
+    }
+
+    /// Stop tracking `source` (a reload removed it).
+    pub fn remove(&self, source: &str) {
+        self.with(|s| {
+            s.remove(source);
         });
     }
 
