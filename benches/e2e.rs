@@ -1,26 +1,83 @@
-//! End to end: the real `alertd` binary (`run --once`) backfills
-//! `ALERTD_BENCH_E2E_ITEMS` (default 100,000) CanaryGuard alerts from an
+//! End to end (issue 16): the real release `alertd` binary (`run --once`)
+//! backfills `ALERTD_BENCH_E2E_ITEMS` (default 100,000) items from an
 //! in-process simulator (no latency, no limits) into a real `nats-server -js`
-//! with file storage. Reports events/s, CPU seconds per 100k events and peak
-//! RSS of the alertd process (exact, from `wait4`), then this machine's
-//! ceilings measured in the same run: the same pages fetched and parsed
-//! without normalizing or publishing, and raw JetStream publishing of
-//! messages of the same size, pipelined per page as alertd does.
+//! with file storage, for three pagination schemes (CanaryGuard page/limit,
+//! Red Canary `links.next`, Thinkst cursor) and two formats (`["alertd"]`,
+//! `["alertd", "ocsf"]`). Per case: events/s, messages/s, CPU seconds per
+//! 100k events (exact, `wait4`) and peak RSS (`VmHWM`) of the alertd process,
+//! then in the same run the raw JetStream publish ceiling with messages of
+//! the same stored size: (a) up to 1,024 acks in flight, (b) acks awaited
+//! per page of alertd's page size, each the best of three runs (the machine
+//! is shared, so the ceiling errs high); and alertd ÷ (a). Per vendor also the
+//! simulator's fetch+parse ceiling (HTTP + JSON parse of the same walk).
+//!
+//! Then the peer a user would write instead (`benches/peer/poller.py`:
+//! requests + nats-py, acks awaited per page, SQLite cursor) against a
+//! CanaryGuard simulator and the same nats-server, and alertd ÷ Python.
+//! `ALERTD_BENCH_PEER_ITEMS` (default: the e2e item count) sizes its
+//! backfill; `ALERTD_BENCH_PYTHON` (default `python3`) is the interpreter,
+//! which must import `requests` and `nats` (`scripts/bench-e2e` makes a
+//! venv when it cannot); without them the peer is skipped, saying so.
 
+#[path = "e2e/ceiling.rs"]
+mod ceiling;
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "e2e/peer.rs"]
+mod peer;
 mod support;
 
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use alertd::sim::{SimConfig, SimVendor, Simulator};
-use alertd::vendors::Vendor;
-use alertd::vendors::canaryguard::CanaryGuard;
-use async_nats::jetstream::{self, message::PublishMessage, stream};
-use bytes::Bytes;
+use async_nats::jetstream::{self, context::Context};
 
-const PAGE: usize = 100;
+/// One backfilled vendor: its simulator and alertd's page size for it (the
+/// vendor's documented maximum).
+struct Case {
+    vendor: SimVendor,
+    scheme: &'static str,
+    page: usize,
+}
+
+const CASES: &[Case] = &[
+    Case { vendor: SimVendor::CanaryGuard, scheme: "page/limit", page: 100 },
+    Case { vendor: SimVendor::RedCanary, scheme: "links.next", page: 50 },
+    Case { vendor: SimVendor::ThinkstCanary, scheme: "cursor", page: 100 },
+];
+
+const FORMATS: &[&[&str]] = &[&["alertd"], &["alertd", "ocsf"]];
+
+/// The acks the first ceiling keeps in flight.
+const WINDOW: usize = 1024;
+
+/// One alertd run and the ceilings measured beside it.
+struct Row {
+    vendor: &'static str,
+    scheme: &'static str,
+    formats: String,
+    events: usize,
+    messages: usize,
+    secs: f64,
+    cpu_per_100k: f64,
+    rss_mib: f64,
+    message_bytes: usize,
+    window_rate: f64,
+    page_rate: f64,
+    fetch_rate: f64,
+}
+
+impl Row {
+    fn events_per_sec(&self) -> f64 {
+        self.events as f64 / self.secs
+    }
+    fn messages_per_sec(&self) -> f64 {
+        self.messages as f64 / self.secs
+    }
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -28,32 +85,137 @@ async fn main() {
         return;
     }
     let items: usize = support::param("ALERTD_BENCH_E2E_ITEMS", 100_000);
+    let peer_items: usize = support::param("ALERTD_BENCH_PEER_ITEMS", items);
     let nats = common::NatsServer::start();
-    let seeding = Instant::now();
-    let sim = Simulator::start(
-        SimVendor::CanaryGuard,
-        SimConfig { initial_items: items, ..SimConfig::for_vendor(SimVendor::CanaryGuard) },
-    )
-    .await
-    .expect("simulator starts");
-    println!("e2e: simulator seeded {items} items in {:.2} s", seeding.elapsed().as_secs_f64());
+    let client = async_nats::connect(nats.url()).await.expect("connect to nats-server");
+    let js = jetstream::ContextBuilder::new().max_ack_inflight(2 * WINDOW).build(client);
+    let overhead = ceiling::stored_overhead(&js).await;
+    println!(
+        "e2e: {items} items per backfill; nats-server -js, file storage; stored overhead per message {overhead} B"
+    );
 
-    // 1. alertd itself, as deployed: the release binary, its own process.
+    let mut rows = Vec::new();
+    for case in CASES {
+        let key = case.vendor.key();
+        let seeding = Instant::now();
+        let sim = Simulator::start(
+            case.vendor,
+            SimConfig { initial_items: items, ..SimConfig::for_vendor(case.vendor) },
+        )
+        .await
+        .expect("simulator starts");
+        println!("e2e: {key}: simulator seeded {items} items in {:.2} s", seeding.elapsed().as_secs_f64());
+        let (fetched, fetch_secs) = ceiling::fetch_and_parse(case.vendor, &sim.base_url(), case.page).await;
+        let fetch_rate = fetched as f64 / fetch_secs;
+        println!(
+            "e2e: {key}: ceiling fetch+parse (simulator, HTTP, JSON): {fetched} items in {fetch_secs:.2} s = {fetch_rate:.0} items/s"
+        );
+        for formats in FORMATS {
+            let row = run_alertd(&js, &nats, &sim, case, formats, items).await;
+            let payload = row.message_bytes.saturating_sub(overhead).max(1);
+            let (window_rate, stored) =
+                ceiling::best_of(&js, items, payload, ceiling::Acks::InFlight(WINDOW)).await;
+            let (page_rate, _) =
+                ceiling::best_of(&js, items, payload, ceiling::Acks::PerPage(case.page)).await;
+            let row = Row { window_rate, page_rate, fetch_rate, ..row };
+            println!(
+                "e2e: {key} {}: {} events in {:.2} s = {:.0} events/s, {:.0} messages/s; {:.2} CPU s per 100k events; peak RSS {:.1} MiB; \
+                 message {} B stored (ceiling's {stored} B)",
+                row.formats,
+                row.events,
+                row.secs,
+                row.events_per_sec(),
+                row.messages_per_sec(),
+                row.cpu_per_100k,
+                row.rss_mib,
+                row.message_bytes,
+            );
+            println!(
+                "e2e: {key} {}: raw publish ceiling (a) {WINDOW} acks in flight {:.0} msgs/s, (b) acks per page of {} {:.0} msgs/s; \
+                 alertd messages/s = {:.0} % of (a), {:.0} % of (b)",
+                row.formats,
+                row.window_rate,
+                case.page,
+                row.page_rate,
+                100.0 * row.messages_per_sec() / row.window_rate,
+                100.0 * row.messages_per_sec() / row.page_rate,
+            );
+            rows.push(row);
+        }
+        sim.shutdown().await;
+    }
+
+    if peer_items != items {
+        println!(
+            "e2e: the Python peer backfills {peer_items} items (ALERTD_BENCH_PEER_ITEMS), not {items}: its rates are per second and its CPU per 100k events is scaled linearly"
+        );
+    }
+    let peer = peer::run(&js, &nats, peer_items).await;
+    print_table(&rows, peer.as_ref());
+}
+
+/// Backfills `items` with the release binary as deployed, its own process,
+/// into a fresh stream; returns the run's figures (ceilings not yet filled).
+async fn run_alertd(
+    js: &Context,
+    nats: &common::NatsServer,
+    sim: &Simulator,
+    case: &Case,
+    formats: &[&str],
+    items: usize,
+) -> Row {
+    let key = case.vendor.key();
     let dir = tempfile::tempdir().expect("temp dir");
     let config_path = dir.path().join("alertd.toml");
+    let formats_toml = formats.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ");
     let config = format!(
-        "[nats]\nurl = \"{nats}\"\nstream = \"ALERTD\"\nstorage = \"file\"\n\n[state]\npath = \"{state}\"\n\n\
-         [service]\nlisten = \"off\"\n\n[[source]]\nvendor = \"canaryguard\"\nname = \"bench\"\nbase_url = \"{base}\"\n\
-         credential = {{ env = \"BENCH_KEY\" }}\nschedule = \"every 1h\"\njitter = \"0s\"\nlag = \"0s\"\n\
-         initial_lookback = \"72h\"\npage_size = {PAGE}\nrate_limits = []\n",
+        "[nats]\nurl = \"{nats}\"\nstream = \"ALERTD\"\nstorage = \"file\"\nformats = [{formats_toml}]\n\n\
+         [state]\npath = \"{state}\"\n\n[service]\nlisten = \"off\"\n\n[[source]]\nvendor = \"{key}\"\nname = \"bench\"\n\
+         base_url = \"{base}\"\ncredential = {{ env = \"BENCH_KEY\" }}\nschedule = \"every 1h\"\njitter = \"0s\"\nlag = \"0s\"\n\
+         initial_lookback = \"72h\"\npage_size = {page}\nrate_limits = []\n",
         nats = nats.url(),
         state = dir.path().join("state.sqlite").display(),
         base = sim.base_url(),
+        page = case.page,
     );
     std::fs::write(&config_path, config).expect("write config");
     let started = Instant::now();
-    // `ALERTD_BENCH_WRAP="heaptrack -o /tmp/alertd"` runs alertd under a
-    // profiler (the figures are then the profiler's, not alertd's).
+    let child = alertd_command(&config_path)
+        .env("BENCH_KEY", case.vendor.default_api_key())
+        .env("ALERTD_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn alertd");
+    let (code, usage) = tokio::task::spawn_blocking(move || support::wait_with_usage(child))
+        .await
+        .expect("the waiting thread does not panic");
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "alertd run --once failed for {key}");
+
+    let mut stream = js.get_stream("ALERTD").await.expect("alertd created its stream");
+    let state = stream.info().await.expect("stream info").state.clone();
+    js.delete_stream("ALERTD").await.expect("delete the stream for the next run");
+    let messages = state.messages as usize;
+    assert_eq!(messages, items * formats.len(), "{key}: every item became one stored message per format");
+    Row {
+        vendor: key,
+        scheme: case.scheme,
+        formats: format!("[{formats_toml}]"),
+        events: items,
+        messages,
+        secs,
+        cpu_per_100k: usage.cpu_secs * 100_000.0 / items.max(1) as f64,
+        rss_mib: usage.max_rss_mib,
+        message_bytes: (state.bytes as usize / messages.max(1)).max(1),
+        window_rate: f64::NAN,
+        page_rate: f64::NAN,
+        fetch_rate: f64::NAN,
+    }
+}
+
+/// `alertd --config PATH run --once`, under `ALERTD_BENCH_WRAP` if set (e.g.
+/// `perf record -g -o /tmp/p.data`; the figures are then the profiler's).
+fn alertd_command(config: &Path) -> Command {
     let wrap = std::env::var("ALERTD_BENCH_WRAP").unwrap_or_default();
     let mut wrap = wrap.split_whitespace();
     let mut command = match wrap.next() {
@@ -64,95 +226,68 @@ async fn main() {
         }
         None => Command::new(common::alertd_bin()),
     };
-    let child = command
-        .args(["--config"])
-        .arg(&config_path)
-        .args(["run", "--once"])
-        .env("BENCH_KEY", SimVendor::CanaryGuard.default_api_key())
-        .env("ALERTD_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn alertd");
-    let (code, usage) = tokio::task::spawn_blocking(move || support::wait_with_usage(child)).await.unwrap();
-    let alertd_secs = started.elapsed().as_secs_f64();
-    assert_eq!(code, 0, "alertd run --once failed");
-
-    let client = async_nats::connect(nats.url()).await.expect("connect");
-    let js = jetstream::new(client);
-    let info = js.get_stream("ALERTD").await.expect("stream").info().await.expect("info").clone();
-    let stored = info.state.messages as usize;
-    let avg_size = (info.state.bytes as usize / stored.max(1)).max(1);
-    let alertd_rate = stored as f64 / alertd_secs;
-    println!("e2e: alertd: {stored} events in {alertd_secs:.2} s = {alertd_rate:.0} events/s");
-    println!(
-        "e2e: alertd: {:.2} CPU s per 100k events, peak RSS {:.1} MiB (stored message incl. headers ≈ {avg_size} B)",
-        usage.cpu_secs * 100_000.0 / stored.max(1) as f64,
-        usage.max_rss_mib
-    );
-    assert_eq!(stored, items, "every item became one stored event");
-
-    // 2. Ceiling: fetch and parse the same pages, nothing else.
-    let http = reqwest::Client::new();
-    let vendor = canaryguard_vendor(&sim.base_url());
-    let started = Instant::now();
-    let mut parsed = 0;
-    for page in 1..=items.div_ceil(PAGE) {
-        let body = http
-            .get(format!("{}/api/v1/alerts", sim.base_url()))
-            .query(&[("page", page.to_string()), ("limit", PAGE.to_string())])
-            .bearer_auth(SimVendor::CanaryGuard.default_api_key())
-            .send()
-            .await
-            .expect("fetch")
-            .bytes()
-            .await
-            .expect("body");
-        parsed += vendor.parse_page(&body).expect("page parses").items.len();
-    }
-    let fetch_secs = started.elapsed().as_secs_f64();
-    let fetch_rate = parsed as f64 / fetch_secs;
-    println!("e2e: ceiling fetch+parse: {parsed} items in {fetch_secs:.2} s = {fetch_rate:.0} items/s");
-
-    // 3. Ceiling: raw JetStream publishing of same-sized messages, a page
-    // at a time, every PubAck awaited before the next page (as alertd does).
-    js.create_stream(stream::Config {
-        name: "RAW".into(),
-        subjects: vec!["raw.>".into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .expect("raw stream");
-    let payload = Bytes::from(vec![b'x'; avg_size.saturating_sub(120).max(1)]);
-    let started = Instant::now();
-    for page in 0..items.div_ceil(PAGE) {
-        let mut acks = Vec::with_capacity(PAGE);
-        for i in 0..PAGE {
-            let id = format!("{page}-{i}");
-            let message = PublishMessage::build().payload(payload.clone()).message_id(&id);
-            acks.push(js.send_publish("raw.bench", message).await.expect("publish"));
-        }
-        for ack in acks {
-            ack.await.expect("PubAck");
-        }
-    }
-    let publish_secs = started.elapsed().as_secs_f64();
-    let publish_rate = items.div_ceil(PAGE) as f64 * PAGE as f64 / publish_secs;
-    println!("e2e: ceiling raw JetStream publish: {publish_rate:.0} messages/s ({publish_secs:.2} s)");
-    println!(
-        "e2e: alertd = {:.0} % of fetch+parse, {:.0} % of raw publish; serial bound 1/(1/fetch + 1/publish) = {:.0} events/s",
-        100.0 * alertd_rate / fetch_rate,
-        100.0 * alertd_rate / publish_rate,
-        1.0 / (1.0 / fetch_rate + 1.0 / publish_rate)
-    );
-    sim.shutdown().await;
+    command.arg("--config").arg(config).args(["run", "--once"]);
+    die_with_parent(&mut command);
+    command
 }
 
-fn canaryguard_vendor(base_url: &str) -> CanaryGuard {
-    let text = format!(
-        "[[source]]\nvendor = \"canaryguard\"\nname = \"bench\"\nbase_url = \"{base_url}\"\ncredential = {{ env = \"UNUSED\" }}\n"
+/// Kills the child if this benchmark dies first (a panic that aborts, a
+/// signal), so no run leaves a stray process behind.
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+fn print_table(rows: &[Row], peer: Option<&peer::PeerRun>) {
+    println!();
+    println!(
+        "e2e: | vendor (scheme) | formats | events/s | messages/s | CPU s / 100k events | peak RSS MiB | message B | ceiling (a) {WINDOW} in flight, msgs/s | ceiling (b) per page, msgs/s | alertd msgs/s ÷ (a) | fetch+parse ceiling, items/s |"
     );
-    let config = alertd::registry::parse(&text, "bench.toml").expect("config");
-    let url = url::Url::parse(base_url).expect("url");
-    CanaryGuard::new(&config.sources[0], url, Default::default()).expect("vendor")
+    println!("e2e: |---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "e2e: | {} ({}) | {} | {:.0} | {:.0} | {:.2} | {:.1} | {} | {:.0} | {:.0} | {:.0} % | {:.0} |",
+            r.vendor,
+            r.scheme,
+            r.formats,
+            r.events_per_sec(),
+            r.messages_per_sec(),
+            r.cpu_per_100k,
+            r.rss_mib,
+            r.message_bytes,
+            r.window_rate,
+            r.page_rate,
+            100.0 * r.messages_per_sec() / r.window_rate,
+            r.fetch_rate,
+        );
+    }
+    let Some(peer) = peer else {
+        println!("e2e: Python peer: skipped (see above)");
+        return;
+    };
+    let Some(alertd) =
+        rows.iter().find(|r| r.vendor == SimVendor::CanaryGuard.key() && r.messages == r.events)
+    else {
+        return;
+    };
+    println!(
+        "e2e: Python peer (canaryguard, one event per item): {} events in {:.2} s = {:.0} events/s; {:.2} CPU s per 100k events; peak RSS {:.1} MiB; message {} B stored",
+        peer.events,
+        peer.secs,
+        peer.events_per_sec(),
+        peer.cpu_per_100k,
+        peer.rss_mib,
+        peer.message_bytes,
+    );
+    println!(
+        "e2e: alertd ÷ Python (canaryguard, [\"alertd\"]): events/s {:.1}× (goal ≥ 20×), peak RSS {:.2}× (goal ≤ 0.33), CPU per event {:.2}×",
+        alertd.events_per_sec() / peer.events_per_sec(),
+        alertd.rss_mib / peer.rss_mib,
+        alertd.cpu_per_100k / peer.cpu_per_100k,
+    );
 }

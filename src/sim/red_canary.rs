@@ -417,9 +417,13 @@ async fn detections(
     let skip = usize::try_from((query.page - 1).saturating_mul(query.per_page)).unwrap_or(usize::MAX);
     let take = usize::try_from(query.per_page).unwrap_or(usize::MAX);
     let (data, total) = shared.with_items(|items| {
-        let matching = || items.iter().rev().filter(|i| query.since.is_none_or(|since| i.at >= since));
-        let page: Vec<Value> = matching().skip(skip).take(take).map(|i| i.json.clone()).collect();
-        (page, matching().count())
+        // The store is sorted by time: `since` is a binary search and a page
+        // costs O(page), not O(store) (the end-to-end benchmark pages
+        // through 100,000 detections).
+        let start = query.since.map_or(0, |since| items.partition_point(|i| i.at < since));
+        let matching = items.get(start..).unwrap_or_default();
+        let page: Vec<Value> = matching.iter().rev().skip(skip).take(take).map(|i| i.json.clone()).collect();
+        (page, matching.len())
     });
     let base = base_url(&headers);
     let mut links = json!({

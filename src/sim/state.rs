@@ -99,6 +99,10 @@ struct Data {
     rng: StdRng,
     /// The last value given to [`VendorApi::stamp`].
     seq: u64,
+    /// True while the stamps increase in store order (no update re-stamped
+    /// an item before the newest, no arrival went before a stored item), so
+    /// a vendor can binary-search them instead of scanning the store.
+    stamps_in_order: bool,
     faults: VecDeque<Fault>,
     log: Vec<RequestRecord>,
     /// The last successful data answer, for [`Fault::RepeatPreviousPage`].
@@ -149,6 +153,7 @@ impl Shared {
             ids,
             rng,
             seq,
+            stamps_in_order: true,
             faults: VecDeque::new(),
             log: Vec::new(),
             last_page: None,
@@ -184,6 +189,14 @@ impl Shared {
         f(&self.lock().items)
     }
 
+    /// Lends the store with the last stamp given and whether the stamps
+    /// increase in store order (see `Data::stamps_in_order`), for vendors
+    /// with a change sequence that page through it.
+    pub(crate) fn with_stamped_items<R>(&self, f: impl FnOnce(&[Item], u64, bool) -> R) -> R {
+        let data = self.lock();
+        f(&data.items, data.seq, data.stamps_in_order)
+    }
+
     /// Makes `n` alerts arrive at `at`.
     pub(crate) fn add_items(&self, n: usize, at: DateTime<Utc>) {
         let mut guard = self.lock();
@@ -193,6 +206,7 @@ impl Shared {
             data.seq += 1;
             self.vendor.stamp(&mut item, data.seq);
             let pos = data.items.partition_point(|i| (i.at, &i.id) <= (item.at, &item.id));
+            data.stamps_in_order &= pos == data.items.len();
             data.items.insert(pos, item);
         }
     }
@@ -205,12 +219,14 @@ impl Shared {
         let mut changed = Vec::new();
         // Newest first: triage happens to recent alerts, and a poller sees
         // an update only while the item is inside its overlap window.
-        for index in (0..data.items.len()).rev() {
+        let len = data.items.len();
+        for index in (0..len).rev() {
             if changed.len() == n {
                 break;
             }
             let item = &mut data.items[index];
             if self.vendor.update(&mut data.rng, item, at) {
+                data.stamps_in_order &= index + 1 == len;
                 data.seq += 1;
                 self.vendor.stamp(item, data.seq);
                 changed.push(item.json.clone());
