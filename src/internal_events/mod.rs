@@ -14,11 +14,13 @@ mod cluster;
 mod delivery;
 mod http;
 mod poll;
+mod revisit;
 
 pub use cluster::*;
 pub use delivery::*;
 pub use http::*;
 pub use poll::*;
+pub use revisit::*;
 
 use std::time::Duration;
 

@@ -73,6 +73,8 @@ impl<'a, V: Vendor> Handler<'a, V> {
 struct Prepared {
     messages: Vec<Message>,
     seen: Vec<Seen>,
+    /// The revisions published, for revisits (empty without one).
+    revisions: Vec<crate::checkpoint::Revision>,
     skipped: u64,
     dead_letters: u64,
 }
@@ -140,6 +142,11 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             error,
         })?;
         let ack_latency = sent.elapsed();
+        // Revisits compare with what was published (after the PubAcks,
+        // before the cursor moves: a crash in between only re-publishes).
+        if !prepared.revisions.is_empty() {
+            p.deps.store.record_revisions(&p.name, prepared.revisions).await.map_err(|e| p.store_err(e))?;
+        }
         self.commit(at, next, prepared.seen).await?;
 
         self.report.pages += 1;
@@ -205,6 +212,7 @@ impl<V: Vendor> Handler<'_, V> {
         let mut messages = Vec::with_capacity(events.len() + dead.len());
         let mut seen = Vec::with_capacity(events.len() + dead.len());
         let mut skipped = 0;
+        let mut revisions = Vec::new();
         for n in &events {
             let id = n.event.id.to_string();
             if already.contains(&id) || !in_page.insert(id.clone()) {
@@ -212,6 +220,9 @@ impl<V: Vendor> Handler<'_, V> {
                 continue;
             }
             self.encode(at, &n.event, &id, &mut messages)?;
+            if p.revisit.is_some() {
+                revisions.extend(crate::revisit::published_by_walk(&[(&n.event, n.item_time)]));
+            }
             seen.push(Seen { event_id: id, item_time: n.item_time.min(latest) });
         }
 
@@ -247,11 +258,11 @@ impl<V: Vendor> Handler<'_, V> {
                 .emit(&p.deps.telemetry);
             dead_letters += oversized as u64;
         }
-        Ok(Prepared { messages, seen, skipped, dead_letters })
+        Ok(Prepared { messages, seen, revisions, skipped, dead_letters })
     }
 
     /// The messages of one event, one per configured format.
-    fn encode(
+    pub(super) fn encode(
         &self,
         at: &Position,
         event: &crate::event::Event,

@@ -200,6 +200,17 @@ impl Shared {
     /// Changes up to `n` existing alerts, newest first, at `at`; returns
     /// them as changed.
     pub(crate) fn update_items(&self, n: usize, at: DateTime<Utc>) -> Vec<Value> {
+        self.update_items_before(n, DateTime::<Utc>::MAX_UTC, at)
+    }
+
+    /// Changes up to `n` existing alerts dated before `before`, newest
+    /// first, at `at`; returns them as changed.
+    pub(crate) fn update_items_before(
+        &self,
+        n: usize,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Vec<Value> {
         let mut guard = self.lock();
         let data = &mut *guard;
         let mut changed = Vec::new();
@@ -210,6 +221,9 @@ impl Shared {
                 break;
             }
             let item = &mut data.items[index];
+            if item.at >= before {
+                continue;
+            }
             if self.vendor.update(&mut data.rng, item, at) {
                 data.seq += 1;
                 self.vendor.stamp(item, data.seq);

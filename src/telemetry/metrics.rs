@@ -112,6 +112,8 @@ pub struct Metrics {
     pub lease_changes: Family<LeaseLabels, Counter>,
     /// Live instances this instance sees (itself included).
     pub cluster_members: Gauge,
+    /// Revisits (issue 19).
+    pub revisit: super::revisit::RevisitMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -143,6 +145,7 @@ impl Default for Metrics {
             leases_held: Gauge::default(),
             lease_changes: Family::default(),
             cluster_members: Gauge::default(),
+            revisit: super::revisit::RevisitMetrics::default(),
             registry: Registry::default(),
         };
         registry.register("polls", "Polls by outcome", m.polls.clone());
@@ -216,6 +219,7 @@ impl Default for Metrics {
             m.lease_changes.clone(),
         );
         registry.register("cluster_members", "Live alertd instances seen", m.cluster_members.clone());
+        m.revisit.register(&mut registry);
         Metrics { registry, ..m }
     }
 }

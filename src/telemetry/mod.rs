@@ -6,9 +6,11 @@
 
 mod health;
 mod metrics;
+mod revisit;
 
 pub use health::{Health, SourceHealth};
 pub use metrics::{LeaseLabels, Metrics, QuotaLabels, ResultLabels, SourceLabels, StatusLabels};
+pub use revisit::RevisitMetrics;
 
 /// The daemon's metrics and health, shared by pollers and the HTTP listener.
 #[derive(Debug, Default)]

@@ -53,6 +53,11 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// revision (Create) from later ones (Update).
     const OCSF: crate::ocsf::Product;
 
+    /// The default revisit (issue 19, docs/revisit.md): `(window, every)`
+    /// for a vendor whose items change in place without a change feed;
+    /// `None` (the default): off unless the source asks for one.
+    const REVISIT: Option<(std::time::Duration, std::time::Duration)> = None;
+
     /// Vendor settings from `[source.options]`.
     type Options: DeserializeOwned + Default + Send + Sync;
     /// What a walk must remember to resume after a restart (its window or
@@ -111,6 +116,15 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// for a credential check before the first poll. Default: none.
     fn validate_request(&self, client: &Client, key: &Credential) -> Option<RequestBuilder> {
         let _ = (client, key);
+        None
+    }
+
+    /// The plan of a revisit walk over the items whose filtered time lies in
+    /// `(after, before)`, walked with the same scheme and requests as a
+    /// regular walk; `None` (the default): the vendor cannot revisit (a
+    /// change feed, or no time filter).
+    fn revisit_plan(&self, after: DateTime<Utc>, before: DateTime<Utc>) -> Option<Self::Plan> {
+        let _ = (after, before);
         None
     }
 

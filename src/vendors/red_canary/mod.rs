@@ -69,6 +69,9 @@ impl Vendor for RedCanary {
         &[RateLimit::new(10, Duration::from_secs(1)), RateLimit::new(20, Duration::from_secs(60))];
 
     type Options = Options;
+    /// Items change in place (docs/vendors/red_canary.md, "Revisits").
+    const REVISIT: Option<(Duration, Duration)> =
+        Some((Duration::from_secs(7 * 86_400), Duration::from_secs(3600)));
     type Plan = TimeWindow;
 
     fn new(source: &SourceConfig, base_url: Url, _options: Options) -> Result<Self, String> {
@@ -90,6 +93,11 @@ impl Vendor for RedCanary {
 
     fn plan(&self, watermark: Option<&str>, now: DateTime<Utc>) -> Result<TimeWindow, PageError> {
         TimeWindow::plan(watermark, now, self.window).map_err(|e| PageError::State(e.to_string()))
+    }
+
+    /// A revisit walks the same requests over a window of its own.
+    fn revisit_plan(&self, after: DateTime<Utc>, before: DateTime<Utc>) -> Option<TimeWindow> {
+        Some(TimeWindow { after: after, before: before, overlap: self.window.overlap })
     }
 
     fn request(&self, client: &Client, plan: &TimeWindow, at: &Position, key: &Credential) -> RequestBuilder {

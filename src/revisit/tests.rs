@@ -1,0 +1,1 @@
+//! Tests of revisits against the in-memory parts: see tests/revisit.rs for the simulators.
