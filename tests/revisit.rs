@@ -8,7 +8,9 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use alertd::sim::{RED_CANARY_DEMO_KEY, SimConfig, SimVendor, Simulator};
+use alertd::sim::{
+    CATCHPOINT_DEMO_KEY, RAPID7_DEMO_KEY, RED_CANARY_DEMO_KEY, SimConfig, SimVendor, Simulator,
+};
 use chrono::Utc;
 
 use common::poll::{RunningDaemon, assert_no_duplicates, revisions_in_stream};
@@ -68,50 +70,111 @@ fn native_id(item: &serde_json::Value, field: &str) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn red_canary_acknowledgement_and_remediation_after_the_overlap_arrive_once_each() {
-    const SUBJECT: &str = "alertd.red_canary.test-red_canary.detection";
+/// A vendor's case: its simulator, source settings, subject, the native
+/// id of a changed item, and how many rounds of changes it takes.
+struct Case {
+    vendor: SimVendor,
+    key: &'static str,
+    extra: &'static str,
+    subject: &'static str,
+    native_id: fn(&serde_json::Value) -> String,
+    rounds: usize,
+}
+
+/// Items change after they left the overlap, `rounds` times; each new
+/// revision reaches the stream once, and nothing unchanged is published
+/// again.
+async fn updates_after_the_overlap_arrive_once_each(case: Case) {
+    const ITEMS: usize = 30;
+    const CHANGED: usize = 3;
     let nats = NatsServer::start();
-    let sim = simulator(SimVendor::RedCanary, 30).await;
+    let sim = simulator(case.vendor, ITEMS).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        Some(&nats.url()),
-        "red_canary",
-        &sim.base_url(),
-        RED_CANARY_DEMO_KEY,
-        "page_size = 7\nrevisit = { window = \"7d\", every = \"3s\" }",
-    );
+    let extra = format!("page_size = 7\nrevisit = {{ window = \"7d\", every = \"3s\" }}\n{}", case.extra);
+    let cfg = config(dir.path(), Some(&nats.url()), case.vendor.key(), &sim.base_url(), case.key, &extra);
     let daemon = RunningDaemon::start(&cfg);
-    wait_for(&nats, SUBJECT, "the backlog", |items| items.len() == 30).await;
+    wait_for(&nats, case.subject, "the backlog", |items| items.len() == ITEMS).await;
 
     // Older than the overlap (10 minutes): only a revisit can see these.
     let before = Utc::now() - chrono::Duration::hours(1);
-    let acked: Vec<String> = sim.update_items_before(3, before).iter().map(|d| native_id(d, "id")).collect();
-    assert_eq!(acked.len(), 3);
-    wait_for(&nats, SUBJECT, "the acknowledgements", |items| {
-        acked.iter().all(|id| items.get(id).is_some_and(|r| r.len() == 2))
-    })
-    .await;
-    let remediated: Vec<String> =
-        sim.update_items_before(3, before).iter().map(|d| native_id(d, "id")).collect();
-    assert_eq!(remediated, acked, "the same detections are remediated next");
-    wait_for(&nats, SUBJECT, "the remediations", |items| {
-        acked.iter().all(|id| items.get(id).is_some_and(|r| r.len() == 3))
-    })
-    .await;
+    let mut changed: Vec<String> = Vec::new();
+    for round in 1..=case.rounds {
+        let now: Vec<String> = sim.update_items_before(CHANGED, before).iter().map(case.native_id).collect();
+        assert_eq!(now.len(), CHANGED, "round {round}");
+        if round == 1 {
+            changed = now;
+        } else {
+            assert_eq!(now, changed, "the same items change again");
+        }
+        wait_for(&nats, case.subject, &format!("change round {round}"), |items| {
+            changed.iter().all(|id| items.get(id).is_some_and(|r| r.len() == 1 + round))
+        })
+        .await;
+    }
     // Two more revisits at least: nothing unchanged is published again.
     tokio::time::sleep(Duration::from_secs(8)).await;
     daemon.stop().await;
 
-    let stream = revisions_in_stream(&nats.url(), "ALERTD", SUBJECT).await;
+    let stream = revisions_in_stream(&nats.url(), "ALERTD", case.subject).await;
     assert_no_duplicates(&stream);
     let items = by_item(&stream);
-    assert_eq!(items.len(), 30, "every detection, nothing else");
+    assert_eq!(items.len(), ITEMS, "every item, nothing else");
     for (id, revisions) in &items {
-        let expected = if acked.contains(id) { 3 } else { 1 };
-        assert_eq!(revisions.len(), expected, "detection {id}: {revisions:?}");
+        let expected = if changed.contains(id) { 1 + case.rounds } else { 1 };
+        assert_eq!(revisions.len(), expected, "item {id}: {revisions:?}");
     }
-    assert_eq!(stream.len(), 30 + 2 * 3, "each revision once");
+    assert_eq!(stream.len(), ITEMS + case.rounds * CHANGED, "each revision once");
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn red_canary_acknowledgement_and_remediation_after_the_overlap_arrive_once_each() {
+    updates_after_the_overlap_arrive_once_each(Case {
+        vendor: SimVendor::RedCanary,
+        key: RED_CANARY_DEMO_KEY,
+        extra: "",
+        subject: "alertd.red_canary.test-red_canary.detection",
+        native_id: |d| native_id(d, "id"),
+        rounds: 2,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid7_alert_version_bumps_after_the_overlap_arrive_once_each() {
+    updates_after_the_overlap_arrive_once_each(Case {
+        vendor: SimVendor::Rapid7,
+        key: RAPID7_DEMO_KEY,
+        extra: "",
+        subject: "alertd.rapid7.test-rapid7.alert",
+        native_id: |a| native_id(a, "rrn"),
+        rounds: 2,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid7_investigation_status_and_disposition_after_the_overlap_arrive_once_each() {
+    updates_after_the_overlap_arrive_once_each(Case {
+        vendor: SimVendor::Rapid7,
+        key: RAPID7_DEMO_KEY,
+        extra: "[source.options]\nendpoint = \"investigations\"",
+        subject: "alertd.rapid7.test-rapid7.investigation",
+        native_id: |a| native_id(a, "investigation_rrn"),
+        rounds: 2,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catchpoint_acknowledgements_after_the_overlap_arrive_once_each() {
+    updates_after_the_overlap_arrive_once_each(Case {
+        vendor: SimVendor::Catchpoint,
+        key: CATCHPOINT_DEMO_KEY,
+        extra: "",
+        subject: "alertd.catchpoint.test-catchpoint.alert",
+        native_id: |a| native_id(a, "id"),
+        rounds: 1,
+    })
+    .await;
 }
