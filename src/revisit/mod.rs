@@ -11,7 +11,10 @@
 //! publishes, a revisit what it finds changed, and a complete revisit
 //! forgets the items that left the window.
 //!
-//! **When.** A revisit is due `every` after the last one started. The
+//! **When.** A revisit is due `every` after the last one started (the
+//! first one `every` after the source's first complete walk, never while
+//! that walk, a backfill, is unfinished, and never past the regular walk's
+//! watermark). The
 //! scheduler runs it between two polls of the source, in the same task, so a
 //! poll and a revisit never race on the store. **Budget**: before each
 //! request the revisit asks the source's throttle whether a request fits
@@ -235,6 +238,14 @@ pub async fn run<V: Vendor, A: Access<V>>(
             let after = earlier(now, settings.window);
             let before = earlier(now.min(mark), settings.overlap);
             if before <= after {
+                return Ok(None);
+            }
+            // The first revisit of a source is due `every` after its first
+            // walk: that walk has just read the window at its current
+            // revisions.
+            if state.started_at.is_none() {
+                let first = RevisitMove::Last { started_at: now, prune_before: after };
+                store.commit_revisit(name, first, Vec::new()).await?;
                 return Ok(None);
             }
             let Some(plan) = access.vendor().revisit_plan(after, before) else { return Ok(None) };
