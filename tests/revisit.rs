@@ -178,3 +178,33 @@ async fn catchpoint_acknowledgements_after_the_overlap_arrive_once_each() {
     })
     .await;
 }
+
+/// The KV backend keeps the same revisit bookkeeping as SQLite, and a
+/// second daemon's revisit move wins over a stale one by compare-and-set.
+#[tokio::test]
+async fn the_kv_backend_passes_the_revision_suite() {
+    let nats = NatsServer::start();
+    let open = |writer: &'static str| {
+        let url = nats.url();
+        async move {
+            let client = async_nats::connect(url).await.expect("connect");
+            let js = async_nats::jetstream::new(client);
+            alertd::checkpoint::Store::open_kv(&js, "cursors", 1, writer).await.expect("bucket")
+        }
+    };
+    let (store, reopened) = (open("a").await, open("b").await);
+    alertd::checkpoint::revision_conformance::run(&store, &reopened).await;
+
+    use alertd::checkpoint::RevisitMove;
+    let started_at = Utc::now();
+    store.revisit_state("cas").await.unwrap();
+    reopened.revisit_state("cas").await.unwrap();
+    let page = |walk: &str| RevisitMove::Page { walk: walk.into(), started_at };
+    reopened.commit_revisit("cas", page("b"), Vec::new()).await.unwrap();
+    let stale = store.commit_revisit("cas", page("a"), Vec::new()).await;
+    assert!(
+        matches!(stale, Err(alertd::checkpoint::StoreError::Conflict { .. })),
+        "a stale revisit move is refused: {stale:?}"
+    );
+    assert_eq!(store.revisit_state("cas").await.unwrap().walk.as_deref(), Some("b"));
+}

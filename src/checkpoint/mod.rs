@@ -24,6 +24,8 @@
 pub mod conformance;
 mod kv;
 pub(crate) use kv::open_bucket;
+#[doc(hidden)]
+pub mod revision_conformance;
 mod revisions;
 pub use revisions::{Revision, RevisitMove, RevisitState};
 mod sqlite;

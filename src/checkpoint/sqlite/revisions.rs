@@ -171,3 +171,15 @@ impl RevisionBackend for SqliteStore {
         Box::pin(self.revision_counts_of())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn sqlite_passes_the_revision_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let store = crate::checkpoint::Store::open(&path).unwrap();
+        let reopened = crate::checkpoint::Store::open(&path).unwrap();
+        crate::checkpoint::revision_conformance::run(&store, &reopened).await;
+    }
+}
