@@ -100,7 +100,10 @@ mod tests {
         };
         let revisions = std::collections::HashMap::from([("acme".to_owned(), 7)]);
         let local = table(&[row(None)], &revisions);
-        assert!(local.contains("REVISIONS") && local.lines().nth(1).is_some_and(|l| l.contains(" 7 ")), "{local}");
+        assert!(
+            local.contains("REVISIONS") && local.lines().nth(1).is_some_and(|l| l.contains(" 7 ")),
+            "{local}"
+        );
         assert!(!local.contains("WRITTEN BY"), "{local}");
         assert!(local.lines().nth(1).is_some_and(|l| l.starts_with("acme") && l.contains("open")), "{local}");
         let shared = table(&[row(Some("node-2"))], &revisions);

@@ -88,6 +88,7 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
             // The tenure's token stops the walk after its page in flight; a
             // lost lease abandons the poll where it is.
             let mut requests = 1;
+            let started = Utc::now();
             tokio::select! {
                 report = source.poller.poll_once(&tenure.token) => {
                     if let Ok(report) = report {
@@ -105,7 +106,7 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
             // Between two polls: the source's revisit, if due, within what
             // the rate limits leave until the next poll (crate::revisit).
             if source.poller.revisits() {
-                let budget = revisit_budget(next, requests);
+                let budget = revisit_budget(started, next, requests);
                 tokio::select! {
                     () = source.poller.revisit(budget, &tenure.token) => {}
                     () = tenure.revoked.cancelled() => {}
@@ -123,13 +124,14 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
     }
 }
 
-/// A revisit's budget: until `next` (the next poll), leaving the regular
-/// polls their `requests` per poll.
-fn revisit_budget(next: DateTime<Utc>, requests: u32) -> crate::revisit::Budget {
+/// A revisit's budget: until `next` (the next poll, one interval after the
+/// poll that started at `started`), leaving the regular polls their
+/// `requests` per poll.
+fn revisit_budget(started: DateTime<Utc>, next: DateTime<Utc>, requests: u32) -> crate::revisit::Budget {
     let until = (next - Utc::now()).to_std().unwrap_or_default();
     crate::revisit::Budget {
         deadline: tokio::time::Instant::now() + until,
-        poll_interval: until,
+        poll_interval: (next - started).to_std().unwrap_or_default(),
         poll_requests: requests,
     }
 }

@@ -286,3 +286,99 @@ async fn sigkills_in_the_middle_of_revisits_lose_nothing_and_duplicate_nothing()
     assert!(mid_revisit > 0, "no kill landed in the middle of a revisit (seed {seed}); make revisits longer");
     sim.shutdown().await;
 }
+
+/// Sum and count of a histogram in the metrics text.
+fn histogram(metrics: &str, name: &str) -> (f64, f64) {
+    let value = |suffix: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}_{suffix}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (value("sum"), value("count"))
+}
+
+async fn scrape(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Under a tight rate limit (the simulator refuses anything beyond it), a
+/// revisit far longer than the gap between polls runs only on what the
+/// polls leave: the polls start as late, and take as long, as before it
+/// started, and no request is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_revisit_under_a_tight_rate_limit_does_not_delay_the_regular_polls() {
+    use alertd::throttle::RateLimit;
+    let nats = NatsServer::start();
+    let limit = RateLimit::new(5, Duration::from_secs(1));
+    let sim_config = SimConfig {
+        seed: 19,
+        initial_items: 120,
+        history: Duration::from_secs(6 * 3600),
+        enforce_limit: Some(limit),
+        ..SimConfig::for_vendor(SimVendor::RedCanary)
+    };
+    let sim = Simulator::start(SimVendor::RedCanary, sim_config).await.expect("simulator");
+    let dir = tempfile::tempdir().unwrap();
+    // The first revisit starts 10 s after the backfill: the polls before
+    // it are the baseline.
+    let mut cfg = config(
+        dir.path(),
+        Some(&nats.url()),
+        "red_canary",
+        &sim.base_url(),
+        RED_CANARY_DEMO_KEY,
+        "page_size = 4\nrate_limits = [\"5/s\"]\nrevisit = { window = \"7d\", every = \"10s\" }",
+    );
+    let port = common::free_port();
+    cfg.service.listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let daemon = RunningDaemon::start(&cfg);
+    wait_for(&nats, "alertd.red_canary.test-red_canary.detection", "the backlog", |items| items.len() == 120)
+        .await;
+    let drift = "alertd_schedule_drift_seconds";
+    let duration = "alertd_poll_duration_seconds";
+    // The backfill's own (long) poll is left out of the baseline.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let start = scrape(port).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let baseline = scrape(port).await;
+    // Revisits from here on (~30 pages each at what the polls leave).
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let during = scrape(port).await;
+    daemon.stop().await;
+
+    let mean = |from: &str, to: &str, name: &str| {
+        let ((s0, c0), (s1, c1)) = (histogram(from, name), histogram(to, name));
+        assert!(c1 > c0, "{name}: no polls between the scrapes");
+        (s1 - s0) / (c1 - c0)
+    };
+    let pages = during
+        .lines()
+        .find(|l| l.starts_with("alertd_revisit_pages_total{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let (drift_before, drift_during) = (mean(&start, &baseline, drift), mean(&baseline, &during, drift));
+    let (took_before, took_during) = (mean(&start, &baseline, duration), mean(&baseline, &during, duration));
+    eprintln!(
+        "revisit pages {pages}; mean drift {drift_before:.3}s before, {drift_during:.3}s during; \
+         mean poll {took_before:.3}s before, {took_during:.3}s during; 429s {}",
+        sim.rate_limited_count()
+    );
+    assert!(pages > 0.0, "the revisit ran: {during}");
+    assert_eq!(sim.rate_limited_count(), 0, "no request beyond the limit");
+    assert!(
+        drift_during <= drift_before + 0.25,
+        "polls start later while a revisit runs: {drift_before:.3}s → {drift_during:.3}s"
+    );
+    assert!(
+        took_during <= took_before + 0.25,
+        "polls take longer while a revisit runs: {took_before:.3}s → {took_during:.3}s"
+    );
+    sim.shutdown().await;
+}

@@ -93,6 +93,9 @@ impl Settings {
     }
 }
 
+/// How often a revisit waiting for a spare request asks the throttle again.
+const SPARE_CHECK: Duration = Duration::from_millis(50);
+
 /// The window of a source that asks for a revisit its vendor does not make
 /// by default.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(7 * 86_400);
@@ -113,11 +116,14 @@ pub struct Budget {
 
 impl Budget {
     /// Requests of `limit`'s window left to the regular polls: as many as
-    /// polls fit in the window (plus one), times the requests of one poll.
+    /// polls start in the window (one poll about every `poll_interval`; a
+    /// tenth of an interval of slack, since a schedule's ticks wander by
+    /// the poll's own duration), times the requests of one poll.
     pub fn reserve(&self, limit: &RateLimit) -> u32 {
         let interval = self.poll_interval.as_secs_f64().max(0.001);
-        let polls = (limit.period.as_secs_f64() / interval).ceil().min(f64::from(u32::MAX)) as u32;
-        polls.saturating_add(1).saturating_mul(self.poll_requests.max(1))
+        let polls =
+            (limit.period.as_secs_f64() / interval - 0.1).ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+        polls.saturating_mul(self.poll_requests.max(1))
     }
 }
 
@@ -289,9 +295,19 @@ impl<V: Vendor, A: Access<V>> PageHandler for Handler<'_, V, A> {
 
     async fn fetch(&mut self, at: &Position) -> Result<Page, RevisitError> {
         let budget = self.budget;
-        if self.shutdown.is_cancelled()
-            || !self.access.throttle().spare(|l| budget.reserve(l), budget.deadline)
-        {
+        // Wait for a spare request (the polls' requests age out of their
+        // windows, the pacing passes) until the next poll is due.
+        while !self.access.throttle().spare(|l| budget.reserve(l), budget.deadline) {
+            let retry = tokio::time::Instant::now() + SPARE_CHECK;
+            if self.shutdown.is_cancelled() || retry >= budget.deadline {
+                return Err(RevisitError::OutOfBudget);
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(retry) => {}
+                () = self.shutdown.cancelled() => return Err(RevisitError::OutOfBudget),
+            }
+        }
+        if self.shutdown.is_cancelled() {
             return Err(RevisitError::OutOfBudget);
         }
         let access = self.access;

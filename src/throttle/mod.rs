@@ -307,14 +307,19 @@ impl Throttle {
         }
         let logs = self.logs();
         logs.limits.iter().all(|log| {
-            let period = log.limit.period;
+            let (period, n) = (log.limit.period, log.limit.requests.get() as usize);
+            // Room now, so this request does not wait…
             let in_window = log.sent.iter().filter(|e| e.counted_by(now) + period > now).count();
-            let room = log.limit.requests.get().saturating_sub(reserve(&log.limit)) as usize;
-            // The last request's pacing: this one goes only once it has
-            // passed, and the next poll's then finds it passed again.
+            // …and at `by` the window still holds `reserve` free requests,
+            // this one counted if it is still inside it then.
+            let alive_then = log.sent.iter().filter(|e| e.counted_by(now) + period > by).count();
+            let this_then = usize::from(now + log.margin + period > by);
+            let reserve = reserve(&log.limit) as usize;
+            // The pacing: this one goes only once the last one's spacing has
+            // passed, and the next poll's finds this one's passed.
             let spacing = log.limit.spacing();
             let paced = log.sent.back().is_none_or(|e| e.counted_by(now) + spacing <= now);
-            in_window < room && paced && now + spacing <= by
+            in_window < n && alive_then + this_then + reserve <= n && paced && now + spacing <= by
         })
     }
 
