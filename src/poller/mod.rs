@@ -137,6 +137,10 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
 impl<V: Vendor> Poller<V> {
     fn new(source: &SourceConfig, deps: PollerDeps) -> Result<Poller<V>, String> {
         let vendor = instantiate::<V>(source)?;
+        // A vendor that cannot revisit (a change feed) ignores the setting.
+        let now = Utc::now();
+        let revisit = crate::revisit::Settings::of::<V>(source)
+            .filter(|_| vendor.revisit_plan(now - chrono::TimeDelta::hours(1), now).is_some());
         Ok(Poller {
             vendor,
             name: source.name().to_owned(),
@@ -150,7 +154,7 @@ impl<V: Vendor> Poller<V> {
             expiry_warning: source.credential_expiry_warning,
             expiry_warned_at: std::sync::atomic::AtomicI64::new(i64::MIN),
             lease: std::sync::atomic::AtomicU64::new(0),
-            revisit: crate::revisit::Settings::of::<V>(source),
+            revisit,
             deps,
         })
     }

@@ -158,7 +158,7 @@ impl Vendor for Rapid7 {
 
     /// A revisit walks the same requests over a window of its own.
     fn revisit_plan(&self, after: DateTime<Utc>, before: DateTime<Utc>) -> Option<TimeWindow> {
-        Some(TimeWindow { after: after, before: before, overlap: self.window.overlap })
+        Some(TimeWindow { after, before, overlap: self.window.overlap })
     }
 
     fn request(&self, client: &Client, plan: &TimeWindow, at: &Position, key: &Credential) -> RequestBuilder {
