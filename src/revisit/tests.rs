@@ -23,3 +23,29 @@ fn the_reserve_is_the_polls_of_a_window_times_their_requests() {
     assert_eq!(budget(990, 2).reserve(&per_second), 2, "a tick a little early is still one poll");
     assert_eq!(budget(3_600_000, 3).reserve(&per_second), 3, "at least one poll's requests");
 }
+
+fn source(vendor: &str, extra: &str) -> crate::config::SourceConfig {
+    let text = format!(
+        "[[source]]\nvendor = \"{vendor}\"\nname = \"s\"\nbase_url = \"https://h.example\"\ncredential = {{ env = \"K\" }}\n{extra}\n"
+    );
+    let mut config = crate::registry::parse(&text, "t.toml").expect("config");
+    config.sources.remove(0)
+}
+
+#[test]
+fn settings_come_from_the_vendor_default_and_the_source() {
+    use super::Settings;
+    use crate::vendors::{canaryguard::CanaryGuard, catchpoint::Catchpoint, red_canary::RedCanary};
+    let hour = Duration::from_secs(3600);
+    let rc = Settings::of::<RedCanary>(&source("red_canary", "")).expect("on by default");
+    assert_eq!((rc.window, rc.every, rc.overlap), (7 * 24 * hour, hour, Duration::from_secs(600)));
+    let cp = Settings::of::<Catchpoint>(&source("catchpoint", "")).expect("on by default");
+    assert_eq!(cp.window, 24 * hour);
+    assert_eq!(Settings::of::<RedCanary>(&source("red_canary", "revisit = { enabled = false }")), None);
+    let every = Settings::of::<RedCanary>(&source("red_canary", "revisit = { every = \"15m\" }")).unwrap();
+    assert_eq!((every.window, every.every), (7 * 24 * hour, Duration::from_secs(900)));
+    assert_eq!(Settings::of::<CanaryGuard>(&source("canaryguard", "")), None, "off by default");
+    assert!(Settings::of::<CanaryGuard>(&source("canaryguard", "revisit = {}")).is_some(), "unless asked");
+    let short = "overlap = \"2d\"\nrevisit = { window = \"1d\" }";
+    assert_eq!(Settings::of::<RedCanary>(&source("red_canary", short)), None, "a window within the overlap");
+}
