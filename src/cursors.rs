@@ -24,30 +24,35 @@ pub enum CursorsError {
 /// The table of `alertd cursors list`: one line per source's cursor.
 pub async fn list(config: &Config) -> Result<String, CursorsError> {
     let store = daemon::open_store(config).await?;
-    Ok(table(&store.list().await?))
+    let revisions = store.revision_counts().await?;
+    Ok(table(&store.list().await?, &revisions))
 }
 
-fn table(rows: &[CursorRow]) -> String {
+/// `revisions`: per source, the items whose last published revision is
+/// kept for revisits.
+fn table(rows: &[CursorRow], revisions: &std::collections::HashMap<String, u64>) -> String {
     // Shared (nats-kv) cursors say which instance wrote them last.
     let shared = rows.iter().any(|r| r.written_by.is_some());
     let mut out = format!(
-        "{:<24} {:<14} {:<30} {:<6} {:>6}  {:<27}{}\n",
+        "{:<24} {:<14} {:<30} {:<6} {:>6} {:>9}  {:<27}{}\n",
         "SOURCE",
         "VENDOR",
         "WATERMARK",
         "WALK",
         "SEEN",
+        "REVISIONS",
         "UPDATED",
         if shared { "  WRITTEN BY" } else { "" }
     );
     for row in rows {
         out.push_str(&format!(
-            "{:<24} {:<14} {:<30} {:<6} {:>6}  {:<27}{}\n",
+            "{:<24} {:<14} {:<30} {:<6} {:>6} {:>9}  {:<27}{}\n",
             row.source,
             row.vendor,
             row.watermark.as_deref().unwrap_or("-"),
             if row.walk_in_progress { "open" } else { "-" },
             row.seen,
+            revisions.get(&row.source).copied().unwrap_or(0),
             row.updated_at,
             row.written_by.as_ref().map(|w| format!("  {w}")).unwrap_or_default()
         ));
@@ -93,10 +98,15 @@ mod tests {
             updated_at: "2026-01-01T00:00:00.000000Z".into(),
             written_by: written_by.map(str::to_owned),
         };
-        let local = table(&[row(None)]);
+        let revisions = std::collections::HashMap::from([("acme".to_owned(), 7)]);
+        let local = table(&[row(None)], &revisions);
+        assert!(
+            local.contains("REVISIONS") && local.lines().nth(1).is_some_and(|l| l.contains(" 7 ")),
+            "{local}"
+        );
         assert!(!local.contains("WRITTEN BY"), "{local}");
         assert!(local.lines().nth(1).is_some_and(|l| l.starts_with("acme") && l.contains("open")), "{local}");
-        let shared = table(&[row(Some("node-2"))]);
+        let shared = table(&[row(Some("node-2"))], &revisions);
         assert!(shared.contains("WRITTEN BY") && shared.contains("node-2"), "{shared}");
     }
 }

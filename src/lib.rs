@@ -17,6 +17,7 @@
 //! - [`cluster`]: several instances sharing the sources through leases in a KV bucket.
 //! - [`publish`]: JetStream and stdout sinks.
 //! - [`poller`]: one source's cycle: walk → normalize → publish → acks → commit.
+//! - [`revisit`]: re-reading recent history for items changed in place (no change feed).
 //! - [`schedule`]: per-source timing, jitter, shutdown.
 //! - [`reload`]: what a configuration reload (SIGHUP) changes.
 //! - [`daemon`]: wiring it together: `run(config, sink, mode, shutdown)`; reloads.
@@ -52,6 +53,7 @@ pub mod poller;
 pub mod publish;
 pub mod registry;
 pub mod reload;
+pub mod revisit;
 pub mod schedule;
 pub mod service;
 pub mod sim;

@@ -156,17 +156,35 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
             // Errors are logged by the poller; the source retries on schedule.
             // The tenure's token stops the walk after its page in flight; a
             // lost lease abandons the poll where it is.
+            let mut requests = 1;
+            let started = Utc::now();
             tokio::select! {
-                _ = source.poller.poll_once(&token) => {}
+                report = source.poller.poll_once(&token) => {
+                    if let Ok(report) = report {
+                        requests = u32::try_from(report.pages).unwrap_or(u32::MAX).max(1);
+                    }
+                }
                 () = tenure.revoked.cancelled() => {
                     PollAbandoned { source: source.poller.name(), vendor: source.poller.vendor() }.emit();
+                }
+            }
+            if token.is_cancelled() {
+                break;
+            }
+            next = later(source.schedule.next_after(Utc::now()), jitter(source.jitter));
+            // Between two polls: the source's revisit, if due, within what
+            // the rate limits leave until the next poll (crate::revisit).
+            if source.poller.revisits() {
+                let budget = revisit_budget(started, next, requests);
+                tokio::select! {
+                    () = source.poller.revisit(budget, &token) => {}
+                    () = tenure.revoked.cancelled() => {}
                 }
             }
             drop(busy);
             if token.is_cancelled() {
                 break;
             }
-            next = later(source.schedule.next_after(Utc::now()), jitter(source.jitter));
         }
         source.poller.set_lease(None);
         token.cancel();
@@ -174,6 +192,18 @@ async fn source_loop(source: Scheduled, shutdown: CancellationToken) {
         if shutdown.is_cancelled() {
             return;
         }
+    }
+}
+
+/// A revisit's budget: until `next` (the next poll, one interval after the
+/// poll that started at `started`), leaving the regular polls their
+/// `requests` per poll.
+fn revisit_budget(started: DateTime<Utc>, next: DateTime<Utc>, requests: u32) -> crate::revisit::Budget {
+    let until = (next - Utc::now()).to_std().unwrap_or_default();
+    crate::revisit::Budget {
+        deadline: tokio::time::Instant::now() + until,
+        poll_interval: (next - started).to_std().unwrap_or_default(),
+        poll_requests: requests,
     }
 }
 

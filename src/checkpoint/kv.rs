@@ -34,6 +34,8 @@ use serde::{Deserialize, Serialize};
 use super::{Backend, CursorRow, Move, Seen, SourceState, StoreError};
 use crate::incremental::format_time;
 
+mod revisions;
+
 /// The key prefix of cursor entries.
 const PREFIX: &str = "cursor.";
 
@@ -100,6 +102,9 @@ pub(super) struct KvStore {
     /// What this daemon last read or wrote per source: the revision its
     /// next commit expects, and the seen ids `seen` answers from.
     cache: Arc<Mutex<HashMap<String, Versioned>>>,
+    /// The revision of each source's `revisit.` key this daemon last read
+    /// or wrote (`kv/revisions.rs`).
+    revisits: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl KvStore {
@@ -127,6 +132,7 @@ impl KvStore {
             bucket: bucket.to_owned(),
             writer: writer.to_owned(),
             cache: Arc::new(Mutex::new(HashMap::new())),
+            revisits: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 

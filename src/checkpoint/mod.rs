@@ -24,6 +24,10 @@
 pub mod conformance;
 mod kv;
 pub(crate) use kv::open_bucket;
+#[doc(hidden)]
+pub mod revision_conformance;
+mod revisions;
+pub use revisions::{Revision, RevisitMove, RevisitState};
 mod sqlite;
 
 use std::collections::HashSet;
@@ -183,6 +187,8 @@ trait Backend: Send + Sync {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+    /// The same backend, for revisits (`revisions.rs`).
+    revisions: Arc<dyn revisions::RevisionBackend>,
 }
 
 impl std::fmt::Debug for Store {
@@ -194,7 +200,8 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Open (creating if needed) the SQLite store at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store { backend: Arc::new(SqliteStore::open(path)?) })
+        let store = Arc::new(SqliteStore::open(path)?);
+        Ok(Store { backend: store.clone(), revisions: store })
     }
 
     /// Open (creating if needed) the JetStream KV bucket `bucket` with
@@ -206,7 +213,8 @@ impl Store {
         replicas: usize,
         writer: &str,
     ) -> Result<Store, StoreError> {
-        Ok(Store { backend: Arc::new(KvStore::open(js, bucket, replicas, writer).await?) })
+        let store = Arc::new(KvStore::open(js, bucket, replicas, writer).await?);
+        Ok(Store { backend: store.clone(), revisions: store })
     }
 
     /// Where the cursors are: the file path or `nats-kv:<bucket>`.
@@ -266,5 +274,45 @@ impl Store {
         since: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
         self.backend.reset(source, vendor, since).await
+    }
+}
+
+/// Revisits (issue 19): the last published revision of each item in the
+/// revisit window, and the revisit walk's state (see `revisions.rs`).
+impl Store {
+    /// `source`'s revisit: an unfinished walk, when it started.
+    pub async fn revisit_state(&self, source: &str) -> Result<RevisitState, StoreError> {
+        self.revisions.revisit_state(source).await
+    }
+
+    /// The event id last published for each of `native_ids` that has one.
+    pub async fn published_revisions(
+        &self,
+        source: &str,
+        native_ids: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        self.revisions.published(source, native_ids).await
+    }
+
+    /// Remember revisions published by the regular walk (after their
+    /// PubAcks, before the page's cursor commit).
+    pub async fn record_revisions(&self, source: &str, revisions: Vec<Revision>) -> Result<(), StoreError> {
+        self.revisions.record(source, revisions).await
+    }
+
+    /// Commit a delivered revisit page: the revisions it published and the
+    /// revisit's move.
+    pub async fn commit_revisit(
+        &self,
+        source: &str,
+        change: RevisitMove,
+        revisions: Vec<Revision>,
+    ) -> Result<(), StoreError> {
+        self.revisions.commit_revisit(source, change, revisions).await
+    }
+
+    /// How many item revisions each source remembers.
+    pub async fn revision_counts(&self) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        self.revisions.revision_counts().await
     }
 }

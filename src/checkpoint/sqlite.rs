@@ -16,6 +16,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Backend, CursorRow, Move, Seen, SourceState, StoreError};
 use crate::incremental::format_time;
 
+mod revisions;
+
 /// The schema version this code writes (`PRAGMA user_version`).
 pub(super) const SCHEMA_VERSION: i64 = 1;
 
@@ -72,6 +74,7 @@ impl SqliteStore {
             )
             .map_err(err)?;
         }
+        revisions::create_tables(&conn).map_err(err)?;
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), path: path.to_owned() })
     }
 

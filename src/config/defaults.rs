@@ -107,6 +107,12 @@ pub(super) fn bounded_duration<'de, D: serde::Deserializer<'de>>(
 pub(super) fn lookback<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     bounded_duration(d, MAX_LOOKBACK, false)
 }
+pub(super) fn opt_lookback<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    bounded_duration(d, MAX_LOOKBACK, false).map(Some)
+}
+pub(super) fn opt_every<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    bounded_duration(d, MAX_LOOKBACK, true).map(Some)
+}
 pub(super) fn lag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     bounded_duration(d, MAX_LAG, false)
 }

@@ -362,6 +362,27 @@ pub struct SourceConfig {
     /// most [`MAX_EXPIRY_WARNING`].
     #[serde(default = "default_expiry_warning", deserialize_with = "expiry_warning")]
     pub credential_expiry_warning: Duration,
+    /// Revisit recent history for in-place changes (`revisit = { window =
+    /// "7d", every = "1h" }`, or `revisit = { enabled = false }`); absent:
+    /// the vendor's default (docs/vendors/*.md). See docs/revisit.md.
+    #[serde(default)]
+    pub revisit: Option<RevisitConfig>,
+}
+
+/// A source's `revisit` table: what it sets of the vendor's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevisitConfig {
+    /// `false` turns the revisit off; default: on if the table is given.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// How far back a revisit walks (`[now − window, now − overlap]`). At
+    /// most [`MAX_LOOKBACK`].
+    #[serde(default, deserialize_with = "defaults::opt_lookback")]
+    pub window: Option<Duration>,
+    /// How often a revisit starts. More than 0, at most [`MAX_LOOKBACK`].
+    #[serde(default, deserialize_with = "defaults::opt_every")]
+    pub every: Option<Duration>,
 }
 
 impl SourceConfig {

@@ -15,12 +15,14 @@ mod delivery;
 mod http;
 mod poll;
 mod reload;
+mod revisit;
 
 pub use cluster::*;
 pub use delivery::*;
 pub use http::*;
 pub use poll::*;
 pub use reload::*;
+pub use revisit::*;
 
 use std::time::Duration;
 

@@ -16,6 +16,7 @@
 //! this file (the poller itself, its requests and the `Poll` trait).
 
 mod report;
+mod revisit;
 #[cfg(test)]
 mod tests;
 mod walk;
@@ -87,6 +88,19 @@ pub trait Poll: Send + Sync {
     /// The lease epoch this instance polls the source under (`[cluster]`),
     /// named in every request's User-Agent; `None` when it holds none.
     fn set_lease(&self, _epoch: Option<u64>) {}
+    /// Whether the source revisits recent history (`crate::revisit`).
+    fn revisits(&self) -> bool {
+        false
+    }
+    /// Run the source's revisit if one is due or unfinished, within
+    /// `budget` (until the next poll); logs its own outcome.
+    fn revisit<'a>(
+        &'a self,
+        _budget: crate::revisit::Budget,
+        _shutdown: &'a CancellationToken,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The state of an unfinished walk, stored as JSON so a restart resumes it.
@@ -115,6 +129,8 @@ pub struct Poller<V: Vendor> {
     expiry_warned_at: std::sync::atomic::AtomicI64,
     /// The lease epoch under which requests are sent (0: none).
     lease: std::sync::atomic::AtomicU64,
+    /// The source's revisit, if it has one.
+    revisit: Option<crate::revisit::Settings>,
     deps: PollerDeps,
 }
 
@@ -126,6 +142,10 @@ pub fn build<V: Vendor>(source: &SourceConfig, deps: PollerDeps) -> Result<Box<d
 impl<V: Vendor> Poller<V> {
     fn new(source: &SourceConfig, deps: PollerDeps) -> Result<Poller<V>, String> {
         let vendor = instantiate::<V>(source)?;
+        // A vendor that cannot revisit (a change feed) ignores the setting.
+        let now = Utc::now();
+        let revisit = crate::revisit::Settings::of::<V>(source)
+            .filter(|_| vendor.revisit_plan(now - chrono::TimeDelta::hours(1), now).is_some());
         Ok(Poller {
             vendor,
             name: source.name().to_owned(),
@@ -139,6 +159,7 @@ impl<V: Vendor> Poller<V> {
             expiry_warning: source.credential_expiry_warning,
             expiry_warned_at: std::sync::atomic::AtomicI64::new(i64::MIN),
             lease: std::sync::atomic::AtomicU64::new(0),
+            revisit,
             deps,
         })
     }
@@ -209,6 +230,18 @@ impl<V: Vendor> Poll for Poller<V> {
 
     fn set_lease(&self, epoch: Option<u64>) {
         self.lease.store(epoch.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn revisits(&self) -> bool {
+        self.revisit.is_some()
+    }
+
+    fn revisit<'a>(
+        &'a self,
+        budget: crate::revisit::Budget,
+        shutdown: &'a CancellationToken,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.revisit_run(budget, shutdown))
     }
 }
 

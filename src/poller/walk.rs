@@ -83,6 +83,8 @@ struct Sent {
     at: Position,
     change: Change,
     seen: Vec<Seen>,
+    /// The revisions published, for revisits (empty without one).
+    revisions: Vec<crate::checkpoint::Revision>,
     items: usize,
     events: u64,
     skipped: u64,
@@ -152,6 +154,8 @@ struct Prepared {
     seen: Vec<Seen>,
     /// Events encoded (each one message per format).
     events: u64,
+    /// The revisions published, for revisits (empty without one).
+    revisions: Vec<crate::checkpoint::Revision>,
     skipped: u64,
     dead_letters: u64,
 }
@@ -196,6 +200,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             at: at.clone(),
             change,
             seen: prepared.seen,
+            revisions: prepared.revisions,
             items,
             events: prepared.events,
             skipped: prepared.skipped,
@@ -252,6 +257,7 @@ impl<V: Vendor> Handler<'_, V> {
         let mut messages = Vec::with_capacity(events.len() + dead.len());
         let mut seen = Vec::with_capacity(events.len() + dead.len());
         let mut skipped = 0;
+        let mut revisions = Vec::new();
         for n in &events {
             let id = n.event.id.to_string();
             if already.contains(&id) || self.pending_ids.contains(&id) || !in_page.insert(id.clone()) {
@@ -259,6 +265,9 @@ impl<V: Vendor> Handler<'_, V> {
                 continue;
             }
             self.encode(at, &n.event, &id, &mut messages)?;
+            if p.revisit.is_some() {
+                revisions.extend(crate::revisit::published_by_walk(&[(&n.event, n.item_time)]));
+            }
             seen.push(Seen { event_id: id, item_time: n.item_time.min(latest) });
         }
         let new_events = seen.len() as u64;
@@ -295,11 +304,11 @@ impl<V: Vendor> Handler<'_, V> {
                 .emit(&p.deps.telemetry);
             dead_letters += oversized as u64;
         }
-        Ok(Prepared { messages, seen, events: new_events, skipped, dead_letters })
+        Ok(Prepared { messages, seen, events: new_events, revisions, skipped, dead_letters })
     }
 
     /// The messages of one event, one per configured format.
-    fn encode(
+    pub(super) fn encode(
         &self,
         at: &Position,
         event: &crate::event::Event,
@@ -377,6 +386,13 @@ impl<V: Vendor> Handler<'_, V> {
         let pages: Vec<Sent> = self.pages.drain(..n).collect();
         let Some(last) = pages.last() else { return Ok(()) };
         let seen: Vec<Seen> = pages.iter().flat_map(|s| s.seen.iter().cloned()).collect();
+        // Revisits compare with what was published (after the PubAcks,
+        // before the cursor moves: a crash in between only re-publishes).
+        let revisions: Vec<crate::checkpoint::Revision> =
+            pages.iter().flat_map(|s| s.revisions.iter().cloned()).collect();
+        if !revisions.is_empty() {
+            p.deps.store.record_revisions(&p.name, revisions).await.map_err(|e| p.store_err(e))?;
+        }
         match &last.change {
             Change::Page(walk) => p
                 .deps

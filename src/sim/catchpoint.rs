@@ -218,6 +218,17 @@ impl VendorApi for Catchpoint {
         Item { at, id, json: Value::Object(alert) }
     }
 
+    /// An operator acknowledges an alert (once): `acknowledgedBy` is the
+    /// only field of an alert that changes after it was reported.
+    fn update(&self, rng: &mut StdRng, item: &mut Item, _at: DateTime<Utc>) -> bool {
+        if !item.json["acknowledgedBy"].is_null() {
+            return false;
+        }
+        let (id, name) = *pick(rng, CONTACTS);
+        item.json["acknowledgedBy"] = json!({ "id": id, "name": name });
+        true
+    }
+
     fn rate_limited(&self, _retry_after_secs: u64) -> Response {
         let mut body = envelope_error("429", "API rate limit exceeded. Try again later.");
         body["usageLimits"] = usage_limits([LIMITS[0], 0, 0], Some("Minute limit exceeded."));

@@ -417,6 +417,13 @@ impl Simulator {
         self.shared.update_items(n, Utc::now())
     }
 
+    /// Changes up to `n` existing alerts dated before `before` (the time the
+    /// vendor's filter compares), newest first: an analyst triaging alerts
+    /// that have left a poller's overlap. Returns them as changed.
+    pub fn update_items_before(&self, n: usize, before: DateTime<Utc>) -> Vec<serde_json::Value> {
+        self.shared.update_items_before(n, before, Utc::now())
+    }
+
     /// Every alert that exists, oldest first and exactly as served, to
     /// compare against what alertd ingested.
     #[must_use]

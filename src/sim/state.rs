@@ -214,6 +214,17 @@ impl Shared {
     /// Changes up to `n` existing alerts, newest first, at `at`; returns
     /// them as changed.
     pub(crate) fn update_items(&self, n: usize, at: DateTime<Utc>) -> Vec<Value> {
+        self.update_items_before(n, DateTime::<Utc>::MAX_UTC, at)
+    }
+
+    /// Changes up to `n` existing alerts dated before `before`, newest
+    /// first, at `at`; returns them as changed.
+    pub(crate) fn update_items_before(
+        &self,
+        n: usize,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Vec<Value> {
         let mut guard = self.lock();
         let data = &mut *guard;
         let mut changed = Vec::new();
@@ -225,6 +236,9 @@ impl Shared {
                 break;
             }
             let item = &mut data.items[index];
+            if item.at >= before {
+                continue;
+            }
             if self.vendor.update(&mut data.rng, item, at) {
                 data.stamps_in_order &= index + 1 == len;
                 data.seq += 1;

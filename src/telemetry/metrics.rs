@@ -70,7 +70,7 @@ pub struct ResultLabels {
 }
 
 /// Register `metric` as `alertd_<name>` and remember its name and type.
-fn reg<M: Metric + TypedMetric>(
+pub(super) fn reg<M: Metric + TypedMetric>(
     registry: &mut Registry,
     families: &mut Vec<(String, MetricType)>,
     name: &str,
@@ -150,6 +150,8 @@ pub struct Metrics {
     pub config_last_reload_successful: Gauge,
     /// When the running configuration was loaded (Unix seconds).
     pub config_last_reload_success_time: Gauge,
+    /// Revisits (issue 19).
+    pub revisit: super::revisit::RevisitMetrics,
     /// The label values other than `source`/`vendor` each source's series
     /// carry, so [`Metrics::remove_source`] finds every series of a source.
     extra_labels: std::sync::Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<Extra>>>,
@@ -206,6 +208,7 @@ impl Default for Metrics {
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_time: Gauge::default(),
             extra_labels: std::sync::Mutex::default(),
+            revisit: super::revisit::RevisitMetrics::default(),
             registry: Registry::default(),
             families: Vec::new(),
         };
@@ -375,6 +378,7 @@ impl Default for Metrics {
         );
         m.config_last_reload_successful.set(1);
         m.config_last_reload_success_time.set(chrono::Utc::now().timestamp());
+        m.revisit.register(&mut registry, &mut families);
         Metrics { registry, families, ..m }
     }
 }
@@ -415,6 +419,7 @@ impl Metrics {
         ] {
             family.remove(&l);
         }
+        self.revisit.remove_source(&l);
         let extras = {
             let mut seen = self.extra_labels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             seen.remove(source).unwrap_or_default()

@@ -6,11 +6,13 @@
 
 mod health;
 mod metrics;
+mod revisit;
 
 pub use health::{Health, SourceHealth};
 pub use metrics::{
     Extra, LeaseLabels, Metrics, QuotaLabels, ReloadLabels, ResultLabels, SourceLabels, StatusLabels,
 };
+pub use revisit::RevisitMetrics;
 
 /// The daemon's metrics and health, shared by pollers and the HTTP listener.
 #[derive(Debug, Default)]

@@ -300,6 +300,37 @@ impl Throttle {
         self.logs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether one more request could go now without waiting and still
+    /// leave, in every limit's window, `reserve(limit)` requests free, with
+    /// the limit's spacing elapsed by `by`: how a revisit (issue 19) spends
+    /// only what the regular polls leave, without delaying the next one
+    /// (due at `by`). Never waits and counts nothing; a request that may go
+    /// still takes [`Throttle::acquire`].
+    pub fn spare(&self, reserve: impl Fn(&RateLimit) -> u32, by: Instant) -> bool {
+        let now = Instant::now();
+        let paused =
+            self.paused_until.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|until| until > now);
+        if paused {
+            return false;
+        }
+        let logs = self.logs();
+        logs.limits.iter().all(|log| {
+            let (period, n) = (log.limit.period, log.limit.requests.get() as usize);
+            // Room now, so this request does not wait…
+            let in_window = log.sent.iter().filter(|e| e.counted_by(now) + period > now).count();
+            // …and at `by` the window still holds `reserve` free requests,
+            // this one counted if it is still inside it then.
+            let alive_then = log.sent.iter().filter(|e| e.counted_by(now) + period > by).count();
+            let this_then = usize::from(now + log.margin + period > by);
+            let reserve = reserve(&log.limit) as usize;
+            // The pacing: this one goes only once the last one's spacing has
+            // passed, and the next poll's finds this one's passed.
+            let spacing = log.limit.spacing();
+            let paced = log.sent.back().is_none_or(|e| e.counted_by(now) + spacing <= now);
+            in_window < n && alive_then + this_then + reserve <= n && paced && now + spacing <= by
+        })
+    }
+
     /// Hold every request for `wait` (a server asked for it).
     pub fn pause(&self, wait: Duration) {
         let until = Instant::now() + wait;

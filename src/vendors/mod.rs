@@ -59,6 +59,11 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// (tests/cli.rs runs it for every registered vendor). Default: none.
     const CONFIG_EXAMPLE: &'static str = "";
 
+    /// The default revisit (issue 19, docs/revisit.md): `(window, every)`
+    /// for a vendor whose items change in place without a change feed;
+    /// `None` (the default): off unless the source asks for one.
+    const REVISIT: Option<(std::time::Duration, std::time::Duration)> = None;
+
     /// Vendor settings from `[source.options]`.
     type Options: DeserializeOwned + Default + Send + Sync;
     /// What a walk must remember to resume after a restart (its window or
@@ -117,6 +122,15 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// for a credential check before the first poll. Default: none.
     fn validate_request(&self, client: &Client, key: &Credential) -> Option<RequestBuilder> {
         let _ = (client, key);
+        None
+    }
+
+    /// The plan of a revisit walk over the items whose filtered time lies in
+    /// `(after, before)`, walked with the same scheme and requests as a
+    /// regular walk; `None` (the default): the vendor cannot revisit (a
+    /// change feed, or no time filter).
+    fn revisit_plan(&self, after: DateTime<Utc>, before: DateTime<Utc>) -> Option<Self::Plan> {
+        let _ = (after, before);
         None
     }
 

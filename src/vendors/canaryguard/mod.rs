@@ -81,6 +81,11 @@ impl Vendor for CanaryGuard {
         TimeWindow::plan(watermark, now, self.window).map_err(|e| PageError::State(e.to_string()))
     }
 
+    /// A revisit walks the same requests over a window of its own.
+    fn revisit_plan(&self, after: DateTime<Utc>, before: DateTime<Utc>) -> Option<TimeWindow> {
+        Some(TimeWindow { after, before, overlap: self.window.overlap })
+    }
+
     fn request(&self, client: &Client, plan: &TimeWindow, at: &Position, key: &Credential) -> RequestBuilder {
         let page = match at {
             Position::Page(n) => *n,

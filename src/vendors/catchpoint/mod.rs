@@ -113,6 +113,9 @@ impl Vendor for Catchpoint {
     ];
 
     type Options = Options;
+    /// Items change in place (docs/vendors/catchpoint.md, "Revisits").
+    const REVISIT: Option<(Duration, Duration)> =
+        Some((Duration::from_secs(86_400), Duration::from_secs(3600)));
     type Plan = TimeWindow;
 
     fn new(source: &SourceConfig, base_url: Url, options: Options) -> Result<Self, String> {
@@ -144,6 +147,15 @@ impl Vendor for Catchpoint {
             after: window.after.trunc_subsecs(0),
             before: window.before.trunc_subsecs(0),
             overlap: window.overlap,
+        })
+    }
+
+    /// A revisit walks the same requests over a window of its own.
+    fn revisit_plan(&self, after: DateTime<Utc>, before: DateTime<Utc>) -> Option<TimeWindow> {
+        Some(TimeWindow {
+            after: after.trunc_subsecs(0),
+            before: before.trunc_subsecs(0),
+            overlap: self.window.overlap,
         })
     }
 

@@ -7,7 +7,10 @@
 //! `warningTrigger`), `Information` is a notice, and `Improved` is the
 //! recovery notification, so it resolves. Every notification is its own
 //! alert with its own random id (a recovery is a new alert, not an update
-//! of the failure), so the revision is always `1`.
+//! of the failure). What changes in place is `acknowledgedBy`: the revision
+//! is `1` until someone acknowledges the alert, then `acknowledged:<contact
+//! id>` (or the name, when the answer gives no id), so an acknowledgement
+//! is a new event (revisits, issue 19).
 
 use serde_json::Value;
 
@@ -57,7 +60,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         });
     }
 
-    let revision = "1".to_owned();
+    let revision = revision(item);
     let event = Event {
         schema_version: SCHEMA_VERSION.to_owned(),
         id: ctx.id::<Catchpoint>(&id, &revision),
@@ -102,6 +105,14 @@ fn severity(level: Option<&str>) -> SeverityLevel {
         Some("warning") => SeverityLevel::Medium,
         Some("information" | "improved") => SeverityLevel::Info,
         _ => SeverityLevel::Unknown,
+    }
+}
+
+/// `1`, or `acknowledged:<who>` once someone acknowledged the alert.
+fn revision(item: &Value) -> String {
+    match id_name(item, "/acknowledgedBy") {
+        Some(by) => format!("acknowledged:{}", by.id.or(by.name).unwrap_or_default()),
+        None => "1".to_owned(),
     }
 }
 
@@ -294,6 +305,16 @@ mod tests {
         let status = normalize(&item, &ctx()).unwrap().event.status;
         assert_eq!(status.state, StatusState::Acknowledged);
         assert_eq!(status.vendor.as_deref(), Some("acknowledged by Dana Ops"));
+    }
+
+    #[test]
+    fn an_acknowledgement_is_a_new_revision() {
+        let mut item = alert();
+        let first = normalize(&item, &ctx()).unwrap().event;
+        item["acknowledgedBy"] = json!({ "id": 52, "name": "Dana Ops" });
+        let acked = normalize(&item, &ctx()).unwrap().event;
+        assert_eq!((first.revision.as_str(), acked.revision.as_str()), ("1", "acknowledged:52"));
+        assert_ne!(first.id, acked.id, "a new event id");
     }
 
     /// 50,000 labels: at most `MAX_VALUES` tags, the first ones, and a mark.

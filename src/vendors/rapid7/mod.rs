@@ -124,6 +124,9 @@ endpoint = "alerts"      # or "investigations" (the triage containers instead of
         crate::ocsf::Product { name: "InsightIDR", vendor_name: "Rapid7", is_first_revision: first_revision };
 
     type Options = Options;
+    /// Items change in place (docs/vendors/rapid7.md, "Revisits").
+    const REVISIT: Option<(std::time::Duration, std::time::Duration)> =
+        Some((std::time::Duration::from_secs(7 * 86_400), std::time::Duration::from_secs(3600)));
     type Plan = TimeWindow;
 
     fn default_base_url(options: &Options) -> Result<Option<String>, String> {
@@ -157,6 +160,11 @@ endpoint = "alerts"      # or "investigations" (the triage containers instead of
 
     fn plan(&self, watermark: Option<&str>, now: DateTime<Utc>) -> Result<TimeWindow, PageError> {
         TimeWindow::plan(watermark, now, self.window).map_err(|e| PageError::State(e.to_string()))
+    }
+
+    /// A revisit walks the same requests over a window of its own.
+    fn revisit_plan(&self, after: DateTime<Utc>, before: DateTime<Utc>) -> Option<TimeWindow> {
+        Some(TimeWindow { after, before, overlap: self.window.overlap })
     }
 
     fn request(&self, client: &Client, plan: &TimeWindow, at: &Position, key: &Credential) -> RequestBuilder {

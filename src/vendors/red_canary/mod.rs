@@ -75,6 +75,9 @@ base_url = "https://acme.my.redcanary.co"
         &[RateLimit::new(10, Duration::from_secs(1)), RateLimit::new(20, Duration::from_secs(60))];
 
     type Options = Options;
+    /// Items change in place (docs/vendors/red_canary.md, "Revisits").
+    const REVISIT: Option<(Duration, Duration)> =
+        Some((Duration::from_secs(7 * 86_400), Duration::from_secs(3600)));
     type Plan = TimeWindow;
 
     fn new(source: &SourceConfig, base_url: Url, _options: Options) -> Result<Self, String> {
@@ -96,6 +99,11 @@ base_url = "https://acme.my.redcanary.co"
 
     fn plan(&self, watermark: Option<&str>, now: DateTime<Utc>) -> Result<TimeWindow, PageError> {
         TimeWindow::plan(watermark, now, self.window).map_err(|e| PageError::State(e.to_string()))
+    }
+
+    /// A revisit walks the same requests over a window of its own.
+    fn revisit_plan(&self, after: DateTime<Utc>, before: DateTime<Utc>) -> Option<TimeWindow> {
+        Some(TimeWindow { after, before, overlap: self.window.overlap })
     }
 
     fn request(&self, client: &Client, plan: &TimeWindow, at: &Position, key: &Credential) -> RequestBuilder {

@@ -1,0 +1,56 @@
+//! One suite for both backends' revisit bookkeeping (`revisions.rs`):
+//! `store` and `reopened` are two handles on the same state (the same
+//! SQLite file, or two daemons on one bucket).
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::{Revision, RevisitMove, RevisitState, Store};
+
+fn at(day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, day, 12, 0, 0).single().unwrap_or_default()
+}
+
+fn revision(native_id: &str, event_id: &str, day: u32) -> Revision {
+    Revision { native_id: native_id.into(), event_id: event_id.into(), item_time: at(day) }
+}
+
+/// Run the suite; panics on the first difference.
+pub async fn run(store: &Store, reopened: &Store) {
+    let ids = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(store.revisit_state("acme").await.unwrap(), RevisitState::default());
+    assert!(store.published_revisions("acme", ids(&["a"])).await.unwrap().is_empty());
+
+    // The regular walk records what it published; the latest wins.
+    store.record_revisions("acme", vec![revision("a", "e1", 20), revision("b", "e2", 2)]).await.unwrap();
+    store.record_revisions("acme", vec![revision("a", "e3", 20)]).await.unwrap();
+    store.record_revisions("other", vec![revision("a", "x1", 1)]).await.unwrap();
+    let published = reopened.published_revisions("acme", ids(&["a", "b", "c"])).await.unwrap();
+    assert_eq!(published.len(), 2, "{published:?}");
+    assert_eq!(published.get("a").map(String::as_str), Some("e3"));
+    assert_eq!(published.get("b").map(String::as_str), Some("e2"));
+
+    // A revisit page: its revisions and the walk's position at once.
+    reopened.revisit_state("acme").await.unwrap();
+    let page = RevisitMove::Page { walk: "w1".into(), started_at: at(21) };
+    reopened.commit_revisit("acme", page, vec![revision("c", "e4", 19)]).await.unwrap();
+    assert_eq!(
+        store.revisit_state("acme").await.unwrap(),
+        RevisitState { walk: Some("w1".into()), started_at: Some(at(21)) }
+    );
+    let published = store.published_revisions("acme", ids(&["c"])).await.unwrap();
+    assert_eq!(published.get("c").map(String::as_str), Some("e4"));
+
+    // The last page ends the walk and forgets what left the window.
+    let last = RevisitMove::Last { started_at: at(21), prune_before: at(10) };
+    store.commit_revisit("acme", last, Vec::new()).await.unwrap();
+    assert_eq!(
+        reopened.revisit_state("acme").await.unwrap(),
+        RevisitState { walk: None, started_at: Some(at(21)) }
+    );
+    let published = reopened.published_revisions("acme", ids(&["a", "b", "c"])).await.unwrap();
+    assert!(!published.contains_key("b"), "b left the window: {published:?}");
+    assert_eq!(published.len(), 2);
+    let counts = reopened.revision_counts().await.unwrap();
+    assert_eq!(counts.get("acme"), Some(&2));
+    assert_eq!(counts.get("other"), Some(&1), "another source is untouched");
+}
