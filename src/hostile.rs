@@ -120,7 +120,7 @@ fn through<V: Vendor>(v: &V, status: StatusCode, headers: &HeaderMap, body: &Byt
     for item in &page.items {
         match v.normalize(item, &ctx) {
             Ok(normalized) => {
-                let _ = crate::ocsf::finding(&normalized.event, &V::OCSF);
+                let _ = crate::ocsf::finding(&normalized.event, &v.ocsf());
                 let _ = serde_json::to_vec(&normalized.event);
             }
             Err(error) => out.push(error.to_string()),

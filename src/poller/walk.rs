@@ -271,7 +271,7 @@ impl<V: Vendor> Handler<'_, V> {
                     messages.push(Message { subject, id: id.to_owned(), payload });
                 }
                 Format::Ocsf => {
-                    messages.push(ocsf::message(prefix, event, &V::OCSF).map_err(unserializable)?)
+                    messages.push(ocsf::message(prefix, event, &p.vendor.ocsf()).map_err(unserializable)?)
                 }
             }
         }

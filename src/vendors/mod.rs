@@ -14,6 +14,7 @@ pub mod bounded;
 pub mod canaryguard;
 pub mod catchpoint;
 pub mod fields;
+pub mod http;
 #[cfg(test)]
 mod proptests;
 pub mod rapid7;
@@ -112,6 +113,13 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     fn validate_request(&self, client: &Client, key: &Credential) -> Option<RequestBuilder> {
         let _ = (client, key);
         None
+    }
+
+    /// The product this source's OCSF findings name. Default
+    /// [`Vendor::OCSF`]; the declarative `http` vendor takes it from the
+    /// source's definition.
+    fn ocsf(&self) -> crate::ocsf::Product {
+        Self::OCSF
     }
 
     /// Map one item to an event.

@@ -1,0 +1,236 @@
+//! The declarative `http` vendor against the built-in vendors' simulators:
+//! each definition in `config/http/` yields the same (native id, revision)
+//! set as the built-in vendor, exactly once across polls, restarts and the
+//! simulator's faults, with a malformed item in the dead letters.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use alertd::config::{Config, CredentialSource};
+use alertd::daemon::{self, Mode};
+use alertd::sim::{Fault, SimConfig, SimVendor, Simulator};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use common::poll::run_once;
+use common::{NatsServer, stream_messages};
+
+/// One definition and the simulator it reproduces.
+struct Case {
+    definition: &'static str,
+    vendor: SimVendor,
+    /// `[[source]]` settings for both sources (page size, vendor options).
+    extra: &'static str,
+    /// Options only the built-in source takes.
+    builtin_extra: &'static str,
+}
+
+fn definition_text(file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/http").join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn header(dir: &Path, nats: &str) -> String {
+    format!(
+        "[nats]\nurl = \"{nats}\"\nstream = \"ALERTD\"\nack_timeout = \"2s\"\n\n[state]\npath = \"{}\"\n\n[service]\nlisten = \"off\"\n\n",
+        dir.join("state.sqlite").display()
+    )
+}
+
+const COMMON: &str =
+    "schedule = \"every 1s\"\njitter = \"0s\"\nlag = \"0s\"\ninitial_lookback = \"72h\"\nretries = 0\n";
+
+fn finish(text: &str, api_key: &str) -> Config {
+    let mut config = alertd::registry::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    config.sources[0].rate_limits = Some(Vec::new());
+    config.sources[0].credential = CredentialSource::Inline(SecretString::from(api_key.to_owned()));
+    config
+}
+
+/// The shipped definition at `sim`, with the test's settings.
+fn http_config(dir: &Path, nats: &str, case: &Case, sim: &Simulator) -> Config {
+    let mut text = header(dir, nats);
+    let mut in_source = false;
+    for line in definition_text(case.definition).lines() {
+        let key = line.split('=').next().unwrap_or("").trim();
+        if line.starts_with('[') {
+            in_source = line.trim() == "[[source]]";
+        }
+        if in_source && key == "base_url" {
+            text.push_str(&format!("base_url = \"{}\"\n", sim.base_url()));
+        } else if in_source && key == "credential" {
+            text.push_str(&format!("credential = {{ env = \"UNUSED\" }}\n{COMMON}{}\n", case.extra));
+        } else if in_source && key == "page_size" && case.extra.contains("page_size") {
+        } else {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    finish(&text, case.vendor.default_api_key())
+}
+
+/// The built-in vendor's source at `sim`.
+fn builtin_config(dir: &Path, nats: &str, case: &Case, sim: &Simulator) -> Config {
+    let text = format!(
+        "{}[[source]]\nvendor = \"{key}\"\nname = \"builtin\"\nbase_url = \"{}\"\ncredential = {{ env = \"UNUSED\" }}\n{COMMON}{}\n{}\n",
+        header(dir, nats),
+        sim.base_url(),
+        case.extra,
+        case.builtin_extra,
+        key = case.vendor.key(),
+    );
+    finish(&text, case.vendor.default_api_key())
+}
+
+/// (native id, revision) → how often, on subjects starting with `prefix`.
+async fn revisions(nats: &str, prefix: &str) -> HashMap<(String, String), usize> {
+    let mut out = HashMap::new();
+    for m in stream_messages(nats, "ALERTD").await {
+        if !m.subject.starts_with(prefix) {
+            continue;
+        }
+        assert_eq!(m.msg_id.as_deref(), m.payload["id"].as_str(), "Nats-Msg-Id is the event id");
+        let key = (
+            m.payload["native_id"].as_str().expect("native_id").to_owned(),
+            m.payload["revision"].as_str().expect("revision").to_owned(),
+        );
+        *out.entry(key).or_insert(0) += 1;
+    }
+    out
+}
+
+fn once(counts: &HashMap<(String, String), usize>) -> HashSet<(String, String)> {
+    let dupes: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dupes.is_empty(), "duplicates: {dupes:?}");
+    counts.keys().cloned().collect()
+}
+
+async fn simulator(vendor: SimVendor, items: usize) -> Simulator {
+    let config = SimConfig { seed: 23, initial_items: items, ..SimConfig::for_vendor(vendor) };
+    Simulator::start(vendor, config).await.expect("simulator starts")
+}
+
+/// Poll until a walk completes (each poll a fresh daemon: a restart).
+async fn until_complete(config: &Config) -> Vec<String> {
+    let mut errors = Vec::new();
+    for _ in 0..12 {
+        let mut results = daemon::run(config, None, Mode::Once, CancellationToken::new()).await.unwrap();
+        match results.remove(0).1 {
+            Ok(report) if report.complete => return errors,
+            Ok(_) => {}
+            Err(e) => errors.push(e.code().to_owned()),
+        }
+    }
+    panic!("the walk never completed: {errors:?}");
+}
+
+/// Built-in and declarative source over one simulator: the same set, each
+/// once, across a second poll after new items and a third with nothing new.
+async fn equivalence(case: Case) {
+    let nats = NatsServer::start();
+    let sim = simulator(case.vendor, 37).await;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let builtin = builtin_config(a.path(), &nats.url(), &case, &sim);
+    let http = http_config(b.path(), &nats.url(), &case, &sim);
+    let builtin_prefix = format!("alertd.{}.builtin.", case.vendor.key());
+    let http_prefix = format!("alertd.http.{}.", http.sources[0].name());
+
+    let first = run_once(&http).await.expect("first declarative poll");
+    assert!(first.complete && first.published > 0, "{first:?}");
+    run_once(&builtin).await.expect("built-in poll");
+    sim.add_items(5);
+    run_once(&http).await.expect("second declarative poll (a restart)");
+    run_once(&builtin).await.expect("second built-in poll");
+    let third = run_once(&http).await.expect("third declarative poll");
+    assert_eq!(third.published, 0, "nothing new: nothing published ({third:?})");
+
+    let builtin_set = once(&revisions(&nats.url(), &builtin_prefix).await);
+    let http_set = once(&revisions(&nats.url(), &http_prefix).await);
+    assert!(builtin_set.len() >= 37, "{} built-in events", builtin_set.len());
+    let only_builtin: Vec<_> = builtin_set.difference(&http_set).collect();
+    let only_http: Vec<_> = http_set.difference(&builtin_set).collect();
+    assert!(
+        only_builtin.is_empty() && only_http.is_empty(),
+        "the sets differ: only built-in {only_builtin:?}, only declarative {only_http:?}"
+    );
+}
+
+/// Faults on the declarative source's backfill: each failed poll resumes
+/// where the last committed page left it; the malformed item is a dead
+/// letter; every other item arrives once.
+async fn faults(case: Case) {
+    let nats = NatsServer::start();
+    let sim = simulator(case.vendor, 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut http = http_config(dir.path(), &nats.url(), &case, &sim);
+    http.sources[0].retries = 1;
+    for (fault, times) in [
+        (Fault::RateLimited { retry_after_secs: 1 }, 1),
+        (Fault::Unavailable, 2),
+        (Fault::HtmlError, 1),
+        (Fault::TruncatedJson, 1),
+        (Fault::MalformedItem, 1),
+    ] {
+        sim.inject(fault, times);
+    }
+    let errors = until_complete(&http).await;
+    assert!(errors.contains(&"invalid_json".to_owned()), "truncated JSON fails a poll: {errors:?}");
+    let prefix = format!("alertd.http.{}.", http.sources[0].name());
+    let got = once(&revisions(&nats.url(), &prefix).await);
+    let dead: Vec<_> = stream_messages(&nats.url(), "ALERTD")
+        .await
+        .into_iter()
+        .filter(|m| m.subject.starts_with("alertd.deadletter."))
+        .collect();
+    assert_eq!(dead.len(), 1, "the malformed item is a dead letter");
+    assert!(dead[0].subject.starts_with("alertd.deadletter.http"), "{}", dead[0].subject);
+    // One item is missing: the one the simulator broke.
+    assert_eq!(got.len(), sim.ground_truth().len() - 1, "every other item once");
+}
+
+fn canaryguard() -> Case {
+    Case {
+        definition: "canaryguard.toml",
+        vendor: SimVendor::CanaryGuard,
+        extra: "page_size = 6",
+        builtin_extra: "",
+    }
+}
+
+#[tokio::test]
+async fn canaryguard_definition_matches_the_builtin_vendor() {
+    equivalence(canaryguard()).await;
+}
+
+#[tokio::test]
+async fn canaryguard_definition_survives_the_simulators_faults() {
+    faults(canaryguard()).await;
+}
+
+/// The events a definition makes of a simulator's seeded items, reviewed
+/// as golden files (`tests/golden/http/<definition>-<n>.json`).
+async fn golden(case: &Case, stem: &str) {
+    use alertd::vendors::http::HttpSource;
+    use alertd::vendors::{NormalizeContext, Vendor, instantiate};
+    use chrono::TimeZone;
+    let text: String = definition_text(case.definition);
+    let config = alertd::registry::parse(&text, case.definition).expect("the shipped definition loads");
+    let vendor = instantiate::<HttpSource>(&config.sources[0]).expect("vendor");
+    let ctx = NormalizeContext {
+        source: "acme",
+        ingested_at: chrono::Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap(),
+    };
+    let items = common::golden::simulated_items(case.vendor, 11, 6).await;
+    let events: Vec<serde_json::Value> = items
+        .iter()
+        .map(|item| serde_json::to_value(vendor.normalize(item, &ctx).expect("normalizes").event).unwrap())
+        .collect();
+    common::golden::check("http", stem, &items, &events);
+}
+
+#[tokio::test]
+async fn canaryguard_definition_golden_events() {
+    golden(&canaryguard(), "canaryguard").await;
+}
