@@ -141,6 +141,7 @@ async fn equivalence(case: Case) {
     assert!(first.complete && first.published > 0, "{first:?}");
     run_once(&builtin).await.expect("built-in poll");
     sim.add_items(5);
+    sim.update_items(4);
     run_once(&http).await.expect("second declarative poll (a restart)");
     run_once(&builtin).await.expect("second built-in poll");
     let third = run_once(&http).await.expect("third declarative poll");
@@ -233,4 +234,95 @@ async fn golden(case: &Case, stem: &str) {
 #[tokio::test]
 async fn canaryguard_definition_golden_events() {
     golden(&canaryguard(), "canaryguard").await;
+}
+
+fn red_canary() -> Case {
+    Case {
+        definition: "red_canary.toml",
+        vendor: SimVendor::RedCanary,
+        extra: "page_size = 7",
+        builtin_extra: "",
+    }
+}
+
+fn thinkst_canary() -> Case {
+    Case {
+        definition: "thinkst_canary.toml",
+        vendor: SimVendor::ThinkstCanary,
+        extra: "page_size = 7",
+        builtin_extra: "",
+    }
+}
+
+fn catchpoint() -> Case {
+    Case {
+        definition: "catchpoint.toml",
+        vendor: SimVendor::Catchpoint,
+        extra: "page_size = 7",
+        builtin_extra: "",
+    }
+}
+
+fn rapid7() -> Case {
+    Case {
+        definition: "rapid7.toml",
+        vendor: SimVendor::Rapid7,
+        extra: "page_size = 7",
+        builtin_extra: "[source.options]\nendpoint = \"investigations\"\n",
+    }
+}
+
+#[tokio::test]
+async fn red_canary_definition_matches_the_builtin_vendor() {
+    equivalence(red_canary()).await;
+}
+
+#[tokio::test]
+async fn red_canary_definition_survives_the_simulators_faults() {
+    faults(red_canary()).await;
+}
+
+#[tokio::test]
+async fn thinkst_canary_definition_matches_the_builtin_vendor() {
+    equivalence(thinkst_canary()).await;
+}
+
+#[tokio::test]
+async fn thinkst_canary_definition_survives_the_simulators_faults() {
+    faults(thinkst_canary()).await;
+}
+
+#[tokio::test]
+async fn catchpoint_definition_matches_the_builtin_vendor() {
+    equivalence(catchpoint()).await;
+}
+
+#[tokio::test]
+async fn catchpoint_definition_survives_the_simulators_faults() {
+    faults(catchpoint()).await;
+}
+
+#[tokio::test]
+async fn rapid7_definition_matches_the_builtin_vendor() {
+    equivalence(rapid7()).await;
+}
+
+#[tokio::test]
+async fn rapid7_definition_survives_the_simulators_faults() {
+    faults(rapid7()).await;
+}
+
+#[tokio::test]
+async fn red_canary_definition_golden_events() {
+    golden(&red_canary(), "red_canary").await;
+}
+
+#[tokio::test]
+async fn thinkst_canary_definition_golden_events() {
+    golden(&thinkst_canary(), "thinkst_canary").await;
+}
+
+#[tokio::test]
+async fn catchpoint_definition_golden_events() {
+    golden(&catchpoint(), "catchpoint").await;
 }
