@@ -323,3 +323,61 @@ async fn thinkst_canary_definition_golden_events() {
 async fn catchpoint_definition_golden_events() {
     golden(&catchpoint(), "catchpoint").await;
 }
+
+/// `alertd preview`: pages fetched and normalized, the malformed item shown
+/// with its reason, nothing published and no state written.
+#[tokio::test]
+async fn preview_prints_events_and_would_be_dead_letters_without_committing() {
+    for case in [canaryguard(), red_canary(), thinkst_canary(), catchpoint(), rapid7()] {
+        let sim = simulator(case.vendor, 30).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = http_config(dir.path(), "nats://127.0.0.1:1", &case, &sim);
+        sim.inject(Fault::MalformedItem, 1);
+        let (mut out, mut summary) = (Vec::new(), Vec::new());
+        let name = config.sources[0].name().to_owned();
+        let complete =
+            alertd::preview::run(&config, &name, 2, &mut out, &mut summary).await.expect("preview");
+        assert!(!complete, "{}: 30 items take more than 2 pages", case.definition);
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let dead: Vec<_> = lines.iter().filter(|l| l.get("dead_letter").is_some()).collect();
+        assert_eq!(dead.len(), 1, "{}: the malformed item, with its reason", case.definition);
+        assert!(dead[0]["dead_letter"]["reason"].as_str().is_some_and(|r| !r.is_empty()));
+        let per_page = config.sources[0].page_size as usize;
+        assert_eq!(lines.len(), 2 * per_page, "{}: two full pages", case.definition);
+        assert!(
+            lines.iter().filter(|l| l.get("dead_letter").is_none()).all(|e| e["source"]["vendor"] == "http")
+        );
+        let summary = String::from_utf8(summary).unwrap();
+        assert!(summary.contains("page 2") && summary.contains("nothing was published"), "{summary}");
+        assert!(!dir.path().join("state.sqlite").exists(), "no state written");
+        let stats = sim.requests().len();
+        assert!(stats >= 2, "two pages asked for");
+    }
+}
+
+/// `alertd check-config` on a broken definition: file, line and field.
+#[test]
+fn check_config_names_file_line_and_field_of_a_broken_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    let text = definition_text("thinkst_canary.toml")
+        .replace("cursor = \"/cursor/next\"", "cursor = \"cursor.next\"");
+    std::fs::write(&path, &text).unwrap();
+    let line = text.lines().position(|l| l.contains("cursor = \"cursor.next\"")).unwrap() + 1;
+    let output = std::process::Command::new(common::alertd_bin())
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("alertd runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("broken.toml:{line}:")), "{stderr}");
+    assert!(stderr.contains("http.pagination.cursor") && stderr.contains("JSON Pointer"), "{stderr}");
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, definition_text("thinkst_canary.toml")).unwrap();
+    let output =
+        std::process::Command::new(common::alertd_bin()).arg("check-config").arg(&good).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

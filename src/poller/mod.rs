@@ -12,11 +12,13 @@
 //! `walk.rs` (one walk's pages: normalize, encode, publish, commit), and
 //! this file (the poller itself, its requests and the `Poll` trait).
 
+mod preview;
 mod report;
 #[cfg(test)]
 mod tests;
 mod walk;
 
+pub use preview::{Preview, PreviewPage};
 pub use report::{PollError, PollReport};
 pub use walk::DEAD_LETTERS_PER_POLL;
 
@@ -79,6 +81,9 @@ pub trait Poll: Send + Sync {
     /// committed), for `alertd check`: how many items its page held, if it
     /// was a page.
     fn probe(&self) -> BoxFuture<'_, Result<Option<usize>, PollError>>;
+    /// Fetch and normalize at most `pages` pages of a new walk without
+    /// publishing or committing (`alertd preview`).
+    fn preview(&self, pages: u64) -> BoxFuture<'_, Result<Preview, PollError>>;
     /// The lease epoch this instance polls the source under (`[cluster]`),
     /// named in every request's User-Agent; `None` when it holds none.
     fn set_lease(&self, _epoch: Option<u64>) {}
@@ -186,6 +191,15 @@ impl<V: Vendor> Poll for Poller<V> {
     fn probe(&self) -> BoxFuture<'_, Result<Option<usize>, PollError>> {
         Box::pin(async move {
             AssertUnwindSafe(self.probe_once())
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(self.panicked(panic.as_ref())))
+        })
+    }
+
+    fn preview(&self, pages: u64) -> BoxFuture<'_, Result<Preview, PollError>> {
+        Box::pin(async move {
+            AssertUnwindSafe(self.preview_pages(pages))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|panic| Err(self.panicked(panic.as_ref())))
