@@ -490,3 +490,26 @@ async fn sigkills_during_declarative_backfills_lose_nothing_and_duplicate_nothin
     eprintln!("seed {seed}: {kills} SIGKILLs, {mid_walk} with a backfill unfinished");
     assert!(mid_walk >= 5, "only {mid_walk} kills landed mid-backfill");
 }
+
+/// `alertd demo` runs one declarative source (the CanaryGuard definition)
+/// beside the built-in ones, over the same simulator: the same alerts.
+#[test]
+fn the_demo_runs_a_declarative_source_beside_the_builtin_ones() {
+    let output = std::process::Command::new(common::alertd_bin())
+        .args(["demo", "--items", "8", "--seed", "4"])
+        .output()
+        .expect("demo runs");
+    assert!(output.status.success(), "demo failed: {}", String::from_utf8_lossy(&output.stderr));
+    let events: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ids = |vendor: &str| -> HashSet<String> {
+        events
+            .iter()
+            .filter(|e| e["source"]["vendor"] == vendor)
+            .map(|e| e["native_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let declarative = ids("http");
+    assert_eq!(declarative.len(), 8, "the declarative source's alerts");
+    assert_eq!(declarative, ids(SimVendor::CanaryGuard.key()), "the same alerts as the built-in source");
+}
