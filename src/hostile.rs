@@ -130,7 +130,7 @@ fn through<V: Vendor>(v: &V, status: StatusCode, headers: &HeaderMap, body: &Byt
     let now = Duration::from_secs(1_800_000_000);
     let scheme = v.scheme();
     let page = match classify(status, headers, &url, body.clone(), signals, now) {
-        Ok(answer) => match v.parse_page(&answer.body) {
+        Ok(answer) => match v.parse_answer(&answer.body, answer.next_link.as_deref()) {
             Ok(page) => page,
             Err(error) => return out.push(error.to_string()),
         },

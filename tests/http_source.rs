@@ -513,3 +513,92 @@ fn the_demo_runs_a_declarative_source_beside_the_builtin_ones() {
     assert_eq!(declarative.len(), 8, "the declarative source's alerts");
     assert_eq!(declarative, ids(SimVendor::CanaryGuard.key()), "the same alerts as the built-in source");
 }
+
+/// A GitHub-style API on loopback: `GET /items?since&per_page` (bearer
+/// key), a bare JSON array per page, the next page in the `Link` header;
+/// `/evil` links to another origin.
+async fn link_header_api(items: usize) -> String {
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    let now = chrono::Utc::now();
+    let data: Vec<serde_json::Value> = (0..items)
+        .map(|i| {
+            let t = now - chrono::Duration::minutes(i as i64 + 1);
+            serde_json::json!({"id": format!("it-{i}"), "created_at": t.to_rfc3339(), "title": format!("item {i}")})
+        })
+        .collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    async fn list(
+        State((data, base)): State<(std::sync::Arc<Vec<serde_json::Value>>, String)>,
+        uri: axum::http::Uri,
+        headers: HeaderMap,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> axum::response::Response {
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer link-key") {
+            return (StatusCode::UNAUTHORIZED, "{\"message\":\"bad key\"}").into_response();
+        }
+        let per_page: usize = q.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(10);
+        let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        let since = q.get("since").and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+        let matching: Vec<_> = data
+            .iter()
+            .filter(|i| {
+                let t = chrono::DateTime::parse_from_rfc3339(i["created_at"].as_str().unwrap()).unwrap();
+                since.is_none_or(|s| t > s)
+            })
+            .cloned()
+            .collect();
+        let slice: Vec<_> = matching.iter().skip((page - 1) * per_page).take(per_page).cloned().collect();
+        let mut response = axum::Json(slice).into_response();
+        let origin = if uri.path() == "/evil" { "https://elsewhere.example".to_owned() } else { base };
+        if page * per_page < matching.len() {
+            let since = q.get("since").map(|s| s.replace('+', "%2B").replace(':', "%3A")).unwrap_or_default();
+            let link = format!(
+                "<{origin}{}?since={since}&per_page={per_page}&page={}>; rel=\"next\", <{origin}/items>; rel=\"first\"",
+                uri.path(),
+                page + 1
+            );
+            response.headers_mut().insert("link", link.parse().unwrap());
+        }
+        response
+    }
+    let app = axum::Router::new()
+        .route("/items", axum::routing::get(list))
+        .route("/evil", axum::routing::get(list))
+        .with_state((std::sync::Arc::new(data), base.clone()));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+fn link_header_config(dir: &Path, base: &str, path: &str) -> Config {
+    let text = format!(
+        "[state]\npath = \"{}\"\n[service]\nlisten = \"off\"\n\n[[source]]\nvendor = \"http\"\nname = \"links\"\n\
+         base_url = \"{base}\"\ncredential = {{ env = \"UNUSED\" }}\n{COMMON}page_size = 10\n\n\
+         [source.http]\n[source.http.request]\npath = \"{path}\"\nquery = {{ since = \"{{window.start}}\", per_page = \"{{page_size}}\" }}\n\
+         [source.http.auth]\ntype = \"bearer\"\n[source.http.pagination]\nscheme = \"link_next\"\nnext = \"link_header\"\n\
+         [source.http.incremental]\nby = \"time\"\nfield = \"/created_at\"\n[source.http.items]\npath = \"\"\n\
+         [source.http.fields]\nid = \"/id\"\ncreated = \"/created_at\"\ntitle = \"{{/title}}\"\n",
+        dir.join("state.sqlite").display()
+    );
+    finish(&text, "link-key")
+}
+
+/// Pages chained by the `Link` header: followed on the configured origin
+/// to the end, re-read pages skipped; a link to another origin refused.
+#[tokio::test]
+async fn link_header_pages_are_followed_on_the_origin_only() {
+    let base = link_header_api(23).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = link_header_config(dir.path(), &base, "/items");
+    let first = run_once(&config).await.expect("first poll");
+    assert_eq!((first.published, first.pages, first.complete), (23, 3, true), "{first:?}");
+    let second = run_once(&config).await.expect("second poll");
+    assert_eq!(second.published, 0, "nothing new: {second:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let evil = link_header_config(dir.path(), &base, "/evil");
+    let err = run_once(&evil).await.expect_err("a foreign next link fails the poll");
+    assert!(err.to_string().contains("another origin"), "{err}");
+}

@@ -250,7 +250,10 @@ impl<V: Vendor> Poller<V> {
         if !is_page {
             return Ok(None);
         }
-        let page = self.vendor.parse_page(&answer.body).map_err(|error| self.page_err(&at, error))?;
+        let page = self
+            .vendor
+            .parse_answer(&answer.body, answer.next_link.as_deref())
+            .map_err(|error| self.page_err(&at, error))?;
         Ok(Some(page.items.len()))
     }
 

@@ -54,8 +54,8 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             throttling: throttling::<V>(),
             max_response_bytes: p.max_response_bytes,
         };
-        let body = match crate::http::fetch(make, &ctx).await {
-            Ok(body) => body,
+        let answer = match crate::http::fetch_answer(make, &ctx).await {
+            Ok(answer) => answer,
             Err(error) => {
                 if let Some(page) = p.vendor.empty_page_for(at, &error) {
                     return Ok(page);
@@ -68,7 +68,9 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                 });
             }
         };
-        p.vendor.parse_page(&body).map_err(|error| p.page_err(at, error))
+        p.vendor
+            .parse_answer(&answer.body, answer.next_link.as_deref())
+            .map_err(|error| p.page_err(at, error))
     }
 
     async fn deliver(

@@ -97,8 +97,8 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             throttling: throttling::<V>(),
             max_response_bytes: p.max_response_bytes,
         };
-        let body = match crate::http::fetch(make, &ctx).await {
-            Ok(body) => body,
+        let answer = match crate::http::fetch_answer(make, &ctx).await {
+            Ok(answer) => answer,
             Err(error) => {
                 if let Some(page) = p.vendor.empty_page_for(at, &error) {
                     ErrorAnsweredAsEmpty { source: &p.name, vendor: V::KEY, at, error: &error }.emit();
@@ -112,7 +112,10 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                 });
             }
         };
-        let page = p.vendor.parse_page(&body).map_err(|error| p.page_err(at, error))?;
+        let page = p
+            .vendor
+            .parse_answer(&answer.body, answer.next_link.as_deref())
+            .map_err(|error| p.page_err(at, error))?;
         let limit = p.max_page_items();
         if page.items.len() > limit {
             let error = PageError::TooManyItems { items: page.items.len(), asked: p.page_size, limit };

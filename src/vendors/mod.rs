@@ -86,6 +86,14 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// Parse a 2xx body into a page.
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError>;
 
+    /// Parse a 2xx answer into a page: its body, and the `rel="next"`
+    /// target of its `Link` header. Default: [`Vendor::parse_page`] of the
+    /// body (only the declarative `http` vendor pages by the header).
+    fn parse_answer(&self, body: &[u8], next_link: Option<&str>) -> Result<Page, PageError> {
+        let _ = next_link;
+        self.parse_page(body)
+    }
+
     /// The page an error answer at `at` stands for, when the vendor answers
     /// an empty result with an error status (Catchpoint: 404 and "No alerts
     /// found" for a time window without alerts). The poller delivers that

@@ -113,9 +113,6 @@ impl Vendor for HttpSource {
             return Err("http: vendor \"http\" needs a [source.http] table describing the API".into());
         };
         let spec = definition::parse(table.get_ref()).map_err(|e| e.to_string())?;
-        if matches!(spec.pagination, PaginationSpec::LinkNext { next: NextFrom::LinkHeader, .. }) {
-            return Err("http.pagination.next: `link_header` is not supported yet (the page reader sees only the body); give the JSON location of the next link".into());
-        }
         let page_size = source.page_size.clamp(1, spec.max_page_size);
         let product = crate::ocsf::Product {
             name: intern(&spec.product),
@@ -212,6 +209,10 @@ impl Vendor for HttpSource {
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
+        self.parse_answer(body, None)
+    }
+
+    fn parse_answer(&self, body: &[u8], next_link: Option<&str>) -> Result<Page, PageError> {
         let envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
         let items_spec = &self.spec.items;
         if let Some(error) = items_spec.error.as_ref().and_then(|l| l.get(&envelope)).filter(|v| truthy(v)) {
@@ -253,7 +254,7 @@ impl Vendor for HttpSource {
             PaginationSpec::LinkNext { next, total_items } => {
                 let next = match next {
                     NextFrom::Body(l) => l.get(&envelope).and_then(href),
-                    NextFrom::LinkHeader => None,
+                    NextFrom::LinkHeader => next_link.map(str::to_owned),
                 };
                 Continuation::Link {
                     next,
