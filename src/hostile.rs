@@ -126,7 +126,7 @@ pub fn check_message(message: &str) -> Result<(), String> {
 
 fn through<V: Vendor>(v: &V, status: StatusCode, headers: &HeaderMap, body: &Bytes, out: &mut Vec<String>) {
     let url = Url::parse(ANSWERED_URL).unwrap_or_else(|_| unreachable!("a valid constant URL"));
-    let signals = ThrottleSignals { statuses: V::THROTTLE_STATUSES, body: V::throttled_answer };
+    let signals = ThrottleSignals { statuses: v.throttle_statuses(), body: V::throttled_answer };
     let now = Duration::from_secs(1_800_000_000);
     let scheme = v.scheme();
     let page = match classify(status, headers, &url, body.clone(), signals, now) {

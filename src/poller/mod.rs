@@ -230,7 +230,7 @@ impl<V: Vendor> Poller<V> {
         };
         let answer = match crate::http::fetch_once(
             request.timeout(self.timeout),
-            throttling::<V>(),
+            throttling(&self.vendor),
             self.max_response_bytes,
         )
         .await
@@ -371,6 +371,6 @@ impl<V: Vendor> FetchObserver for Poller<V> {
 }
 
 /// How `V` says "slow down" besides 429.
-fn throttling<V: Vendor>() -> ThrottleSignals {
-    ThrottleSignals { statuses: V::THROTTLE_STATUSES, body: V::throttled_answer }
+fn throttling<V: Vendor>(vendor: &V) -> ThrottleSignals {
+    ThrottleSignals { statuses: vendor.throttle_statuses(), body: V::throttled_answer }
 }

@@ -94,7 +94,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
             policy: p.retry,
             throttle: &p.throttle,
             observer: p,
-            throttling: throttling::<V>(),
+            throttling: throttling(&p.vendor),
             max_response_bytes: p.max_response_bytes,
         };
         let answer = match crate::http::fetch_answer(make, &ctx).await {

@@ -123,6 +123,13 @@ pub trait Vendor: Sized + Send + Sync + 'static {
         None
     }
 
+    /// The statuses this source's vendor throttles with besides 429.
+    /// Default [`Vendor::THROTTLE_STATUSES`]; the declarative `http`
+    /// vendor takes them from the source's definition.
+    fn throttle_statuses(&self) -> &'static [u16] {
+        Self::THROTTLE_STATUSES
+    }
+
     /// The product this source's OCSF findings name. Default
     /// [`Vendor::OCSF`]; the declarative `http` vendor takes it from the
     /// source's definition.

@@ -41,6 +41,7 @@ pub struct Spec {
     pub product: String,
     pub vendor_name: String,
     pub max_page_size: u32,
+    pub throttle_statuses: Vec<u16>,
     pub request: RequestSpec,
     pub auth: AuthSpec,
     pub pagination: PaginationSpec,
@@ -161,6 +162,8 @@ struct Top {
     vendor_name: Option<String>,
     #[serde(default)]
     max_page_size: Option<u32>,
+    #[serde(default)]
+    throttle_statuses: Vec<u16>,
 }
 
 #[derive(Deserialize)]
@@ -691,6 +694,7 @@ pub fn parse(table: &toml::Table) -> Result<Spec, DefError> {
         product: top.product.unwrap_or_else(|| "HTTP source".to_owned()),
         vendor_name: top.vendor_name.unwrap_or_else(|| "Unknown".to_owned()),
         max_page_size: top.max_page_size.unwrap_or(1000).max(1),
+        throttle_statuses: top.throttle_statuses,
         request,
         auth,
         pagination,

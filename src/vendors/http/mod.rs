@@ -48,6 +48,7 @@ pub struct HttpSource {
     window: WindowSettings,
     initial_lookback: Duration,
     product: crate::ocsf::Product,
+    throttle_statuses: &'static [u16],
 }
 
 /// `[source.options]` of an `http` source: none (the definition is
@@ -73,6 +74,23 @@ pub enum HttpPlan {
         /// When the walk was planned, to prune seen ids.
         planned_at: DateTime<Utc>,
     },
+}
+
+/// [`intern`] for a definition's throttle statuses, which the HTTP layer
+/// takes as `&'static [u16]`: each distinct list is kept once.
+fn intern_statuses(statuses: &[u16]) -> &'static [u16] {
+    static LISTS: OnceLock<Mutex<std::collections::HashSet<&'static [u16]>>> = OnceLock::new();
+    if statuses.is_empty() {
+        return &[];
+    }
+    let lists = LISTS.get_or_init(Default::default);
+    let mut lists = lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = lists.get(statuses) {
+        return known;
+    }
+    let leaked: &'static [u16] = Box::leak(statuses.to_vec().into_boxed_slice());
+    lists.insert(leaked);
+    leaked
 }
 
 /// OCSF product and vendor names come from configuration but a
@@ -114,6 +132,7 @@ impl Vendor for HttpSource {
         };
         let spec = definition::parse(table.get_ref()).map_err(|e| e.to_string())?;
         let page_size = source.page_size.clamp(1, spec.max_page_size);
+        let spec_statuses = spec.throttle_statuses.clone();
         let product = crate::ocsf::Product {
             name: intern(&spec.product),
             vendor_name: intern(&spec.vendor_name),
@@ -126,6 +145,7 @@ impl Vendor for HttpSource {
             page_size,
             window: WindowSettings::of(source),
             initial_lookback: source.initial_lookback,
+            throttle_statuses: intern_statuses(&spec_statuses),
             product,
         })
     }
@@ -136,6 +156,10 @@ impl Vendor for HttpSource {
 
     fn ocsf(&self) -> crate::ocsf::Product {
         self.product
+    }
+
+    fn throttle_statuses(&self) -> &'static [u16] {
+        self.throttle_statuses
     }
 
     fn scheme(&self) -> Scheme {
