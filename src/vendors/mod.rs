@@ -261,6 +261,13 @@ pub struct NormalizeError(pub String);
 
 /// Build `V` for `source`: options parsed, base URL defaulted and checked.
 pub fn instantiate<V: Vendor>(source: &SourceConfig) -> Result<V, String> {
+    if source.http.is_some() && V::KEY != http::HttpSource::KEY {
+        return Err(format!(
+            "http: a [source.http] definition is only read by vendor = \"{}\", not by {}",
+            http::HttpSource::KEY,
+            V::NAME
+        ));
+    }
     let options: V::Options = match &source.options {
         Some(table) => table
             .get_ref()

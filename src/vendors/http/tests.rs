@@ -260,3 +260,10 @@ fn items_without_id_time_or_object_shape_are_dead_letters_with_a_reason() {
 fn reason_of(v: &HttpSource, item: Value) -> String {
     v.normalize(&item, &ctx()).unwrap_err().0
 }
+
+#[test]
+fn a_definition_on_another_vendor_is_refused() {
+    let text = CANARYGUARD.replacen("vendor = \"http\"", "vendor = \"canaryguard\"", 1);
+    let err = crate::registry::parse(&text, "defs.toml").unwrap_err().to_string();
+    assert!(err.contains("only read by vendor = \"http\""), "{err}");
+}
