@@ -51,7 +51,10 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<Po
         let sim = Simulator::start(*vendor, config)
             .await
             .map_err(|e| DaemonError::Source(format!("starting the {key} simulator: {e}")))?;
-        sources.push(demo_source(key, &sim.base_url(), api_key)?);
+        sources.push(demo_source(key, &sim.base_url(), api_key.clone())?);
+        if *vendor == crate::sim::SimVendor::CanaryGuard {
+            sources.push(declarative_source(&sim.base_url(), api_key)?);
+        }
         sims.push(sim);
     }
     let config = Config {
@@ -83,6 +86,38 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<Po
         sim.shutdown().await;
     }
     results
+}
+
+/// The declarative definition of `config/http/canaryguard.toml`, polling
+/// the CanaryGuard simulator beside the built-in vendor's source: the demo
+/// shows a `vendor = "http"` source at work (`demo-http`).
+const DECLARATIVE: &str = include_str!("../config/http/canaryguard.toml");
+
+fn declarative_source(base_url: &str, api_key: String) -> Result<SourceConfig, DaemonError> {
+    let mut text = String::new();
+    let mut in_source = false;
+    for line in DECLARATIVE.lines() {
+        if line.starts_with('[') {
+            in_source = line.trim() == "[[source]]";
+        }
+        match line.split('=').next().map(str::trim).filter(|_| in_source) {
+            Some("name") => text.push_str("name = \"demo-http\"\n"),
+            Some("base_url") => text.push_str(&format!("base_url = \"{base_url}\"\n")),
+            Some("credential") => text.push_str(
+                "credential = { env = \"UNUSED\" }\ninitial_lookback = \"72h\"\nlag = \"1s\"\njitter = \"0s\"\n",
+            ),
+            _ => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    let mut config = crate::registry::parse(&text, "config/http/canaryguard.toml")
+        .map_err(|e| DaemonError::Source(e.to_string()))?;
+    let mut source = config.sources.remove(0);
+    source.credential = CredentialSource::Inline(SecretString::from(api_key));
+    source.schedule = Schedule::Every(Duration::from_secs(5));
+    Ok(source)
 }
 
 fn demo_source(vendor: &str, base_url: &str, api_key: String) -> Result<SourceConfig, DaemonError> {

@@ -1,6 +1,7 @@
 //! One answer through everything that reads vendor bytes, for the property
 //! tests and the cargo-fuzz targets (`fuzz/`): [`classify`], then for each
-//! of the five vendors `empty_page_for` or `parse_page`, the pagination
+//! of the five vendors (and the declarative `http` vendor with each
+//! definition of `config/http/`) `empty_page_for` or `parse_page`, the pagination
 //! scheme's next position, `normalize` of every item and the OCSF finding
 //! of every event. Not part of alertd's operation; public only so the fuzz
 //! crate can call the very code the daemon runs.
@@ -20,6 +21,7 @@ use url::Url;
 use crate::http::{ThrottleSignals, classify};
 use crate::vendors::canaryguard::CanaryGuard;
 use crate::vendors::catchpoint::Catchpoint;
+use crate::vendors::http::HttpSource;
 use crate::vendors::rapid7::Rapid7;
 use crate::vendors::red_canary::RedCanary;
 use crate::vendors::thinkst_canary::ThinkstCanary;
@@ -39,7 +41,18 @@ struct Vendors {
     rapid7_investigations: Rapid7,
     red_canary: RedCanary,
     thinkst_canary: ThinkstCanary,
+    /// One declarative source per definition of `config/http/`.
+    definitions: Vec<HttpSource>,
 }
+
+/// The shipped definitions of `config/http/`.
+const DEFINITIONS: [&str; 5] = [
+    include_str!("../config/http/canaryguard.toml"),
+    include_str!("../config/http/catchpoint.toml"),
+    include_str!("../config/http/rapid7.toml"),
+    include_str!("../config/http/red_canary.toml"),
+    include_str!("../config/http/thinkst_canary.toml"),
+];
 
 fn vendors() -> &'static Vendors {
     static VENDORS: OnceLock<Vendors> = OnceLock::new();
@@ -50,6 +63,7 @@ fn vendors() -> &'static Vendors {
         rapid7_investigations: build("endpoint = \"investigations\""),
         red_canary: build(""),
         thinkst_canary: build("auth = \"query\""),
+        definitions: DEFINITIONS.iter().map(|text| definition(text)).collect(),
     })
 }
 
@@ -67,6 +81,18 @@ fn build<V: Vendor>(options: &str) -> V {
     crate::vendors::instantiate::<V>(&config.sources[0]).expect("the harness source builds")
 }
 
+/// A shipped definition at [`ANSWERED_URL`]'s origin.
+fn definition(text: &str) -> HttpSource {
+    let text: String = text
+        .lines()
+        .map(|line| if line.starts_with("base_url") { "base_url = \"https://tenant.example\"" } else { line })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = crate::config::Config::from_toml(&text, "definition.toml", &|_| Ok(()))
+        .expect("a shipped definition is valid");
+    crate::vendors::instantiate::<HttpSource>(&config.sources[0]).expect("a shipped definition builds")
+}
+
 /// Run one answer (`status`, `headers`, `body`) through classification and
 /// every vendor's readers; the messages produced on the way, in order.
 pub fn exercise(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Vec<String> {
@@ -78,6 +104,9 @@ pub fn exercise(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Vec<St
     through(&v.rapid7_investigations, status, headers, body, &mut messages);
     through(&v.red_canary, status, headers, body, &mut messages);
     through(&v.thinkst_canary, status, headers, body, &mut messages);
+    for definition in &v.definitions {
+        through(definition, status, headers, body, &mut messages);
+    }
     messages.push(crate::http::vendor_message(body));
     messages
 }
@@ -97,11 +126,11 @@ pub fn check_message(message: &str) -> Result<(), String> {
 
 fn through<V: Vendor>(v: &V, status: StatusCode, headers: &HeaderMap, body: &Bytes, out: &mut Vec<String>) {
     let url = Url::parse(ANSWERED_URL).unwrap_or_else(|_| unreachable!("a valid constant URL"));
-    let signals = ThrottleSignals { statuses: V::THROTTLE_STATUSES, body: V::throttled_answer };
+    let signals = ThrottleSignals { statuses: v.throttle_statuses(), body: V::throttled_answer };
     let now = Duration::from_secs(1_800_000_000);
     let scheme = v.scheme();
     let page = match classify(status, headers, &url, body.clone(), signals, now) {
-        Ok(answer) => match v.parse_page(&answer.body) {
+        Ok(answer) => match v.parse_answer(&answer.body, answer.next_link.as_deref()) {
             Ok(page) => page,
             Err(error) => return out.push(error.to_string()),
         },
@@ -120,7 +149,7 @@ fn through<V: Vendor>(v: &V, status: StatusCode, headers: &HeaderMap, body: &Byt
     for item in &page.items {
         match v.normalize(item, &ctx) {
             Ok(normalized) => {
-                let _ = crate::ocsf::finding(&normalized.event, &V::OCSF);
+                let _ = crate::ocsf::finding(&normalized.event, &v.ocsf());
                 let _ = serde_json::to_vec(&normalized.event);
             }
             Err(error) => out.push(error.to_string()),

@@ -50,6 +50,7 @@ pub mod internal_events;
 pub mod ocsf;
 pub mod paginate;
 pub mod poller;
+pub mod preview;
 pub mod publish;
 pub mod registry;
 pub mod reload;

@@ -119,6 +119,15 @@ enum Command {
         /// The configuration file.
         file: PathBuf,
     },
+    /// Fetch a source's first pages and print the events (JSON lines) and
+    /// the items that would be dead letters, without publishing or committing.
+    Preview {
+        /// The source's name.
+        source: String,
+        /// Pages to fetch at most.
+        #[arg(long, default_value_t = 1)]
+        pages: u64,
+    },
     /// Show or reset the stored cursors.
     Cursors {
         #[command(subcommand)]
@@ -308,6 +317,12 @@ async fn dispatch(command: Command, config: &Path, overrides: Overrides) -> Resu
                     .as_ref()
                     .map_or("stdout".to_owned(), |n| format!("NATS {} stream {}", n.url, n.stream))
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Preview { source, pages } => {
+            let config = load(config)?;
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+            alertd::preview::run(&config, &source, pages, &mut out, &mut err).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Cursors { action } => cursors(&load(config)?, action).await,

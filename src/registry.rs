@@ -11,12 +11,15 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, SourceConfig, VendorProblem};
 use crate::poller::{Poll, PollerDeps};
-use crate::vendors::{Vendor, canaryguard, catchpoint, instantiate, rapid7, red_canary, thinkst_canary};
+use crate::vendors::{
+    Vendor, canaryguard, catchpoint, http, instantiate, rapid7, red_canary, thinkst_canary,
+};
 
 /// Every vendor alertd can poll. One line per vendor.
 pub static VENDORS: &[VendorEntry] = &[
     entry::<canaryguard::CanaryGuard>(),
     entry::<catchpoint::Catchpoint>(),
+    entry::<http::HttpSource>(),
     entry::<rapid7::Rapid7>(),
     entry::<red_canary::RedCanary>(),
     entry::<thinkst_canary::ThinkstCanary>(),

@@ -135,6 +135,36 @@ impl Credential {
         req.query(&[(name, self.0.expose_secret())])
     }
 
+    /// Send the key in a header named in configuration (the declarative
+    /// `http` source), after `prefix` (e.g. `Token `), marked sensitive.
+    pub fn header_named(
+        &self,
+        req: RequestBuilder,
+        name: reqwest::header::HeaderName,
+        prefix: &str,
+    ) -> RequestBuilder {
+        match HeaderValue::from_str(&format!("{prefix}{}", self.0.expose_secret())) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                req.header(name, value)
+            }
+            // A prefix or key no header can carry: no key, the vendor's 401.
+            Err(_) => req,
+        }
+    }
+
+    /// Send the key as the query parameter `name` named in configuration
+    /// (see [`Credential::query`] on why URLs are never printed).
+    pub fn query_named(&self, req: RequestBuilder, name: &str) -> RequestBuilder {
+        req.query(&[(name, self.0.expose_secret())])
+    }
+
+    /// Send HTTP basic authentication: `username` and the key as password
+    /// (reqwest marks the header sensitive).
+    pub fn basic(&self, req: RequestBuilder, username: &str) -> RequestBuilder {
+        req.basic_auth(username, Some(self.0.expose_secret()))
+    }
+
     /// Authenticate a NATS connection with this token.
     pub fn nats_token(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
         options.token(self.0.expose_secret().to_owned())

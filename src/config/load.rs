@@ -106,7 +106,7 @@ impl Config {
             }
         }
         let mut names: HashMap<&str, Range<usize>> = HashMap::new();
-        for source in &self.sources {
+        for (index, source) in self.sources.iter().enumerate() {
             let name = source.name();
             if let Err(why) = check_source_name(name) {
                 return Err(invalid(text, file, source.name.span(), format!("source.name: {why}")));
@@ -146,7 +146,16 @@ impl Config {
                     ));
                 }
                 Err(VendorProblem::Settings(why)) => {
-                    let span = source.options.as_ref().map(Spanned::span).unwrap_or(source.name.span());
+                    // A message that starts with a dotted key of the source
+                    // (`http.pagination.scheme: …`) points at that key's line.
+                    let keyed = why
+                        .split_once(": ")
+                        .map(|(key, _)| key)
+                        .filter(|k| k.starts_with("http") || k.starts_with("options"))
+                        .and_then(|key| key_span(text, index, key));
+                    let span = keyed
+                        .or_else(|| source.options.as_ref().map(Spanned::span))
+                        .unwrap_or(source.name.span());
                     return Err(invalid(text, file, span, format!("source `{name}`: {why}")));
                 }
             }
@@ -282,6 +291,29 @@ pub(super) fn secret_words(value: &str) -> Vec<&str> {
         rest = &tail[end..];
     }
     words
+}
+
+/// The span of the dotted `key` (`http.pagination.scheme`) of the
+/// `index`-th `[[source]]` in `text`, or of the deepest part of it that
+/// exists (a missing key is reported where its table is).
+fn key_span(text: &str, index: usize, key: &str) -> Option<Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let sources = root.get_ref().get("source")?;
+    let DeValue::Array(list) = sources.get_ref() else { return None };
+    let mut at = list.get(index)?;
+    let mut span = at.span();
+    for part in key.split('.') {
+        let DeValue::Table(table) = at.get_ref() else { break };
+        match table.get(part) {
+            Some(next) => {
+                at = next;
+                span = next.span();
+            }
+            None => break,
+        }
+    }
+    Some(span)
 }
 
 /// 1-based line and column of byte `offset` in `text`.

@@ -357,6 +357,10 @@ pub struct SourceConfig {
     /// Vendor-specific settings (`[source.options]`).
     #[serde(default)]
     pub options: Option<Spanned<toml::Table>>,
+    /// The API description of a `vendor = "http"` source
+    /// (`[source.http]`, docs/vendors/http.md); checked by that vendor.
+    #[serde(default)]
+    pub http: Option<Spanned<toml::Table>>,
     /// How long before its API key expires to start warning (keys that are
     /// JWTs with an `exp` claim, e.g. Catchpoint's). Default 14 days, at
     /// most [`MAX_EXPIRY_WARNING`].

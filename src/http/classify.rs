@@ -46,7 +46,7 @@ pub fn classify(
         return Err(FetchError::Throttled { status: code, retry_after: retry_after.or(pace) });
     }
     if status.is_success() {
-        return Ok(Answer { status, body, pace });
+        return Ok(Answer { status, body, pace, next_link: super::next_link(headers) });
     }
     let detail = vendor_message(&body);
     Err(match status {

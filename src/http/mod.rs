@@ -24,6 +24,7 @@
 
 mod body;
 mod classify;
+mod link;
 pub mod redirect;
 
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub fn client_name() -> String {
 }
 pub use body::{DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES_LIMIT};
 pub use classify::{MAX_DETAIL_CHARS, classify, vendor_message};
+pub use link::next_link;
 pub use redirect::{MAX_REDIRECTS, RedirectStop};
 
 /// How a source retries transient failures.
@@ -232,6 +234,8 @@ pub struct Answer {
     pub body: Bytes,
     /// How long to hold the next request, from `RateLimit-*` headers.
     pub pace: Option<Duration>,
+    /// The `rel="next"` target of its `Link` header, if any.
+    pub next_link: Option<String>,
 }
 
 /// Send the request built by `make` (called again for each attempt) and
@@ -247,6 +251,15 @@ pub async fn fetch<F>(make: F, ctx: &FetchContext<'_>) -> Result<Option<Bytes>, 
 where
     F: Fn() -> RequestBuilder,
 {
+    fetch_answer(make, ctx).await.map(|answer| answer.map(|answer| answer.body))
+}
+
+/// [`fetch`], returning the whole 2xx [`Answer`] (its `Link` header's next
+/// target besides the body).
+pub async fn fetch_answer<F>(make: F, ctx: &FetchContext<'_>) -> Result<Option<Answer>, FetchError>
+where
+    F: Fn() -> RequestBuilder,
+{
     if ctx.stop.is_cancelled() {
         return Ok(None);
     }
@@ -257,8 +270,8 @@ where
     }
 }
 
-/// [`fetch`] without the stop.
-async fn with_retries<F>(make: F, ctx: &FetchContext<'_>) -> Result<Bytes, FetchError>
+/// [`fetch_answer`] without the stop.
+async fn with_retries<F>(make: F, ctx: &FetchContext<'_>) -> Result<Answer, FetchError>
 where
     F: Fn() -> RequestBuilder,
 {
@@ -285,7 +298,7 @@ where
             ctx.throttle.pause(pace);
             observer.paced(pace);
         }
-        Ok(answer.body)
+        Ok(answer)
     })
     .retry(backoff)
     .when(FetchError::is_transient)

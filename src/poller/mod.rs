@@ -15,12 +15,14 @@
 //! `walk.rs` (one walk's pages: normalize, encode, publish, commit), and
 //! this file (the poller itself, its requests and the `Poll` trait).
 
+mod preview;
 mod report;
 mod revisit;
 #[cfg(test)]
 mod tests;
 mod walk;
 
+pub use preview::{Preview, PreviewPage};
 pub use report::{PollError, PollReport};
 pub use walk::DEAD_LETTERS_PER_POLL;
 
@@ -85,6 +87,9 @@ pub trait Poll: Send + Sync {
     /// committed), for `alertd check`: how many items its page held, if it
     /// was a page.
     fn probe(&self) -> BoxFuture<'_, Result<Option<usize>, PollError>>;
+    /// Fetch and normalize at most `pages` pages of a new walk without
+    /// publishing or committing (`alertd preview`).
+    fn preview(&self, pages: u64) -> BoxFuture<'_, Result<Preview, PollError>>;
     /// The lease epoch this instance polls the source under (`[cluster]`),
     /// named in every request's User-Agent; `None` when it holds none.
     fn set_lease(&self, _epoch: Option<u64>) {}
@@ -228,6 +233,15 @@ impl<V: Vendor> Poll for Poller<V> {
         })
     }
 
+    fn preview(&self, pages: u64) -> BoxFuture<'_, Result<Preview, PollError>> {
+        Box::pin(async move {
+            AssertUnwindSafe(self.preview_pages(pages))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(self.panicked(panic.as_ref())))
+        })
+    }
+
     fn set_lease(&self, epoch: Option<u64>) {
         self.lease.store(epoch.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
     }
@@ -266,7 +280,7 @@ impl<V: Vendor> Poller<V> {
         };
         let answer = match crate::http::fetch_once(
             request.timeout(self.timeout),
-            throttling::<V>(),
+            throttling(&self.vendor),
             self.max_response_bytes,
         )
         .await
@@ -286,7 +300,10 @@ impl<V: Vendor> Poller<V> {
         if !is_page {
             return Ok(None);
         }
-        let page = self.vendor.parse_page(&answer.body).map_err(|error| self.page_err(&at, error))?;
+        let page = self
+            .vendor
+            .parse_answer(&answer.body, answer.next_link.as_deref())
+            .map_err(|error| self.page_err(&at, error))?;
         Ok(Some(page.items.len()))
     }
 
@@ -409,6 +426,6 @@ impl<V: Vendor> FetchObserver for Poller<V> {
 }
 
 /// How `V` says "slow down" besides 429.
-fn throttling<V: Vendor>() -> ThrottleSignals {
-    ThrottleSignals { statuses: V::THROTTLE_STATUSES, body: V::throttled_answer }
+fn throttling<V: Vendor>(vendor: &V) -> ThrottleSignals {
+    ThrottleSignals { statuses: vendor.throttle_statuses(), body: V::throttled_answer }
 }

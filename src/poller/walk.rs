@@ -328,7 +328,7 @@ impl<V: Vendor> Handler<'_, V> {
                     messages.push(Message { subject, id: id.to_owned(), payload });
                 }
                 Format::Ocsf => {
-                    messages.push(ocsf::message(prefix, event, &V::OCSF).map_err(unserializable)?)
+                    messages.push(ocsf::message(prefix, event, &p.vendor.ocsf()).map_err(unserializable)?)
                 }
             }
         }
@@ -460,12 +460,12 @@ async fn fetch_page<V: Vendor>(
         policy: p.retry,
         throttle: &p.throttle,
         observer: p,
-        throttling: throttling::<V>(),
+        throttling: throttling(&p.vendor),
         max_response_bytes: p.max_response_bytes,
         stop,
     };
-    let body = match crate::http::fetch(make, &ctx).await {
-        Ok(Some(body)) => body,
+    let answer = match crate::http::fetch_answer(make, &ctx).await {
+        Ok(Some(answer)) => answer,
         // The source is stopping and no answer came: nothing to deliver.
         Ok(None) => return Ok(None),
         Err(error) => {
@@ -481,7 +481,10 @@ async fn fetch_page<V: Vendor>(
             });
         }
     };
-    let page = p.vendor.parse_page(&body).map_err(|error| p.page_err(at, error))?;
+    let page = p
+        .vendor
+        .parse_answer(&answer.body, answer.next_link.as_deref())
+        .map_err(|error| p.page_err(at, error))?;
     let limit = p.max_page_items();
     if page.items.len() > limit {
         let error = PageError::TooManyItems { items: page.items.len(), asked: p.page_size, limit };

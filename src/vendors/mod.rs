@@ -14,6 +14,7 @@ pub mod bounded;
 pub mod canaryguard;
 pub mod catchpoint;
 pub mod fields;
+pub mod http;
 #[cfg(test)]
 mod proptests;
 pub mod rapid7;
@@ -96,6 +97,14 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// Parse a 2xx body into a page.
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError>;
 
+    /// Parse a 2xx answer into a page: its body, and the `rel="next"`
+    /// target of its `Link` header. Default: [`Vendor::parse_page`] of the
+    /// body (only the declarative `http` vendor pages by the header).
+    fn parse_answer(&self, body: &[u8], next_link: Option<&str>) -> Result<Page, PageError> {
+        let _ = next_link;
+        self.parse_page(body)
+    }
+
     /// The page an error answer at `at` stands for, when the vendor answers
     /// an empty result with an error status (Catchpoint: 404 and "No alerts
     /// found" for a time window without alerts). The poller delivers that
@@ -132,6 +141,20 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     fn revisit_plan(&self, after: DateTime<Utc>, before: DateTime<Utc>) -> Option<Self::Plan> {
         let _ = (after, before);
         None
+    }
+
+    /// The statuses this source's vendor throttles with besides 429.
+    /// Default [`Vendor::THROTTLE_STATUSES`]; the declarative `http`
+    /// vendor takes them from the source's definition.
+    fn throttle_statuses(&self) -> &'static [u16] {
+        Self::THROTTLE_STATUSES
+    }
+
+    /// The product this source's OCSF findings name. Default
+    /// [`Vendor::OCSF`]; the declarative `http` vendor takes it from the
+    /// source's definition.
+    fn ocsf(&self) -> crate::ocsf::Product {
+        Self::OCSF
     }
 
     /// Map one item to an event.
@@ -258,6 +281,13 @@ pub struct NormalizeError(pub String);
 
 /// Build `V` for `source`: options parsed, base URL defaulted and checked.
 pub fn instantiate<V: Vendor>(source: &SourceConfig) -> Result<V, String> {
+    if source.http.is_some() && V::KEY != http::HttpSource::KEY {
+        return Err(format!(
+            "http: a [source.http] definition is only read by vendor = \"{}\", not by {}",
+            http::HttpSource::KEY,
+            V::NAME
+        ));
+    }
     let options: V::Options = match &source.options {
         Some(table) => table
             .get_ref()
