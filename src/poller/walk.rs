@@ -164,11 +164,19 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
     type Error = PollError;
 
     async fn fetch(&mut self, at: &Position) -> Result<Option<Page>, PollError> {
-        let fetch = fetch_page(self.poller, &self.key, &self.walk.plan, at, self.shutdown);
+        let (poller, key, plan, stop) =
+            (self.poller, self.key.clone(), self.walk.plan.clone(), self.shutdown);
+        let fetch = fetch_page(poller, &key, &plan, at, stop);
         tokio::pin!(fetch);
         // Acks of the pages sent keep arriving meanwhile: settle them, so
-        // the walk's window slots free up while it waits on the vendor.
+        // the walk's window slots free up while it waits on the vendor, and
+        // commit acknowledged pages once they are due, so a long wait (the
+        // throttle, a `Retry-After`, a backoff) does not hold the cursor back.
         loop {
+            let commit_at = match self.pages.front() {
+                Some(front) if front.acked.is_some() => Some(front.sent + COMMIT_WITHIN),
+                _ => None,
+            };
             tokio::select! {
                 biased;
                 page = &mut fetch => return page,
@@ -176,6 +184,10 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
                     if let Err(error) = settled {
                         return Err(self.publish_err(error));
                     }
+                    self.advance(false).await?;
+                }
+                () = sleep_until_instant(commit_at), if commit_at.is_some() => {
+                    self.advance(false).await?;
                 }
             }
         }
@@ -494,4 +506,12 @@ async fn fetch_page<V: Vendor>(
         ApiUsageReported { source: &p.name, vendor: V::KEY, usage: &page.usage }.emit(&p.deps.telemetry);
     }
     Ok(Some(page))
+}
+
+/// Sleep until `at` (`None`: never; the caller's branch is disabled then).
+async fn sleep_until_instant(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }

@@ -119,6 +119,8 @@ pub struct EmptyAnswer {
 pub enum TextExpr {
     At(Location),
     Template(ItemTemplate),
+    /// A template, or this text when one of its placeholders has no value.
+    TemplateOr(ItemTemplate, String),
     LatestOf(Vec<Location>),
 }
 
@@ -304,6 +306,9 @@ struct ExprTable {
     latest_of: Option<Vec<String>>,
     #[serde(default)]
     template: Option<String>,
+    /// With `template`: the text when a placeholder has no value.
+    #[serde(default)]
+    default: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -412,6 +417,15 @@ fn expr(path: &str, e: ExprToml) -> Result<TextExpr, DefError> {
     match e {
         ExprToml::Text(t) if t.starts_with('/') || t.starts_with('$') => Ok(TextExpr::At(loc(path, &t)?)),
         ExprToml::Text(t) => ItemTemplate::parse(&t).map(TextExpr::Template).map_err(|m| err(path, m)),
+        ExprToml::Table(ExprTable {
+            template: Some(t),
+            default: Some(d),
+            constant: None,
+            latest_of: None,
+        }) => ItemTemplate::parse(&t).map(|t| TextExpr::TemplateOr(t, d)).map_err(|m| err(path, m)),
+        ExprToml::Table(ExprTable { default: Some(_), .. }) => {
+            Err(err(path, "`default` goes with `template` only (the text when a placeholder has no value)"))
+        }
         ExprToml::Table(table) => match (table.constant, table.latest_of, table.template) {
             (Some(c), None, None) => {
                 Ok(TextExpr::Template(ItemTemplate(vec![super::template::ItemPart::Text(c)])))

@@ -111,6 +111,42 @@ fn intern(name: &str) -> &'static str {
 
 impl Vendor for HttpSource {
     const KEY: &'static str = "http";
+    /// A small page/limit definition to start from; docs/vendors/http.md has
+    /// every key and `config/http/` five complete definitions.
+    const CONFIG_EXAMPLE: &'static str = r#"
+base_url = "https://api.example.com"   # the API's origin (https; a next link must stay on it)
+# rate_limits = ["10/s"]                # the API's documented limits: an http source has none by default
+
+[source.http]
+kind = "alert"
+product = "Example API"                # the product OCSF findings name
+vendor_name = "Example"
+
+[source.http.request]
+method = "GET"
+path = "/api/v1/alerts"
+query = { page = "{page}", limit = "{page_size}", since = "{window.start}" }
+
+[source.http.auth]
+type = "bearer"                        # or "header", "query", "basic"
+
+[source.http.pagination]
+scheme = "page_total"                  # or link_next, cursor, index_pages, has_more
+total = "/meta/total"
+
+[source.http.incremental]
+by = "time"
+field = "/created_at"
+
+[source.http.items]
+path = "/data"
+
+[source.http.fields]
+id = "/id"
+revision = { constant = "1" }
+created = "/created_at"
+title = "{/title|Untitled alert}"
+"#;
     const NAME: &'static str = "HTTP (declarative)";
     const DEFAULT_BASE_URL: Option<&'static str> = None;
     /// The definition's `max_page_size` caps the page size; this bound

@@ -24,6 +24,9 @@ fn eval(expr: &TextExpr, item: &Value) -> Vec<String> {
     match expr {
         TextExpr::At(l) => l.get(item).map(each_text).unwrap_or_default(),
         TextExpr::Template(t) => t.render(item).filter(|s| !s.trim().is_empty()).into_iter().collect(),
+        TextExpr::TemplateOr(t, default) => {
+            vec![t.render(item).filter(|s| !s.trim().is_empty()).unwrap_or_else(|| default.clone())]
+        }
         TextExpr::LatestOf(list) => list
             .iter()
             .filter_map(|l| time_at(l, item, None))
