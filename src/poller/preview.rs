@@ -8,11 +8,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Credential;
 use crate::event::Event;
-use crate::http::FetchContext;
 use crate::paginate::{self, Page, PageHandler, Position};
 use crate::vendors::{NormalizeContext, Vendor};
 
-use super::{PollError, Poller, throttling};
+use super::{PollError, Poller};
 
 /// What a preview saw.
 #[derive(Debug, Default)]
@@ -46,36 +45,9 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
     type Error = PollError;
 
     async fn fetch(&mut self, at: &Position) -> Result<Option<Page>, PollError> {
-        let p = self.poller;
-        let make = || p.vendor.request(&p.deps.client, &self.plan, at, &self.key).timeout(p.timeout);
-        let ctx = FetchContext {
-            policy: p.retry,
-            throttle: &p.throttle,
-            observer: p,
-            throttling: throttling(&p.vendor),
-            max_response_bytes: p.max_response_bytes,
-            // A preview runs until its pages are fetched (Ctrl-C ends the process).
-            stop: &CancellationToken::new(),
-        };
-        let answer = match crate::http::fetch_answer(make, &ctx).await {
-            Ok(Some(answer)) => answer,
-            Ok(None) => return Ok(None),
-            Err(error) => {
-                if let Some(page) = p.vendor.empty_page_for(at, &error) {
-                    return Ok(Some(page));
-                }
-                return Err(PollError::Fetch {
-                    vendor: V::KEY,
-                    source_name: p.name.clone(),
-                    at: at.to_string(),
-                    error,
-                });
-            }
-        };
-        p.vendor
-            .parse_answer(&answer.body, answer.next_link.as_deref())
-            .map(Some)
-            .map_err(|error| p.page_err(at, error))
+        // The poll's own request and checks, so a preview fetches what `run`
+        // would. It runs until its pages are fetched (Ctrl-C ends the process).
+        super::walk::fetch_page(self.poller, &self.key, &self.plan, at, &CancellationToken::new()).await
     }
 
     async fn deliver(

@@ -453,7 +453,7 @@ impl<V: Vendor> Handler<'_, V> {
 }
 
 /// Fetch and parse the page at `at` of `poller`'s walk under `plan`.
-async fn fetch_page<V: Vendor>(
+pub(super) async fn fetch_page<V: Vendor>(
     p: &Poller<V>,
     key: &Credential,
     plan: &V::Plan,
