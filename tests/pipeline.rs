@@ -105,7 +105,11 @@ async fn a_cursor_never_leads_the_acknowledged_pages_while_pages_are_in_flight()
     let nats = NatsServer::start();
     let sim = common::canaryguard(3_000).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = common::canaryguard_config(dir.path(), Some(&nats.url()), &sim, "page_size = 10");
+    // An overlap over the simulator's whole history, so that the store
+    // keeps every id it commits (by default a backfill stores only the ids
+    // its window's last `overlap` holds).
+    let cfg =
+        common::canaryguard_config(dir.path(), Some(&nats.url()), &sim, "page_size = 10\noverlap = \"72h\"");
     let poll = tokio::spawn({
         let cfg = cfg.clone();
         async move { run_once(&cfg).await }

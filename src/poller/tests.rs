@@ -43,10 +43,18 @@ impl Lines {
     }
 }
 
+/// A poller whose overlap (72 h) covers the simulator's 48 h of items, so
+/// every id a walk publishes is one it stores.
 fn poller(lines: &Lines, store: &Store) -> Poller<CanaryGuard> {
+    poller_with(lines, store, "overlap = \"72h\"\n")
+}
+
+fn poller_with(lines: &Lines, store: &Store, settings: &str) -> Poller<CanaryGuard> {
     let config = crate::registry::parse(
-        "[[source]]\nvendor = \"canaryguard\"\nname = \"acme\"\nbase_url = \"https://cg.example\"\n\
-         credential = { env = \"UNUSED\" }\n",
+        &format!(
+            "[[source]]\nvendor = \"canaryguard\"\nname = \"acme\"\nbase_url = \"https://cg.example\"\n\
+             credential = {{ env = \"UNUSED\" }}\n{settings}"
+        ),
         "t.toml",
     )
     .unwrap();
@@ -206,4 +214,38 @@ async fn pages_in_flight_commit_in_order_and_skip_what_an_earlier_page_in_flight
     assert_eq!(store.seen("acme", ids).await.unwrap().len(), 10, "every page's ids are committed");
     let report = h.into_report();
     assert_eq!((report.pages, report.items, report.published, report.skipped_seen), (3, 11, 20, 1));
+}
+
+#[tokio::test]
+async fn a_walk_stores_only_the_ids_its_end_would_not_prune() {
+    let (lines, store) = (Lines::default(), Store::open(Path::new(":memory:")).unwrap());
+    // The default overlap (10 minutes): of the simulator's 48 h of items,
+    // only those in the window's last 10 minutes can come back in a later
+    // walk; the older ones are published but never stored.
+    let p = poller_with(&lines, &store, "");
+    let shutdown = CancellationToken::new();
+    let walk = walk(&p);
+    let forget_before = p.vendor.forget_before(&walk.plan).unwrap();
+    assert_eq!(Some(forget_before), p.vendor.finish(&walk.plan, None).prune_before);
+    let mut items = items().await;
+    // Two of the ten are recent: inside the last 10 minutes of the window.
+    for item in &mut items[..2] {
+        item["triggered_at"] =
+            json!(crate::incremental::format_time(forget_before + chrono::TimeDelta::seconds(30)));
+    }
+    let mut h = Handler::new(&p, key(), walk, &shutdown);
+    h.deliver(&Position::Page(1), page(&items[..5]), Some(&Position::Page(2))).await.unwrap();
+    h.deliver(&Position::Page(2), page(&items[5..]), Some(&Position::Page(3))).await.unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(lines.take().len(), 20, "every item is published, in both formats");
+
+    let ids: Vec<String> = items
+        .iter()
+        .map(|i| crate::event::event_id("canaryguard", "acme", i["id"].as_str().unwrap(), "1").to_string())
+        .collect();
+    let stored = store.seen("acme", ids.clone()).await.unwrap();
+    assert_eq!(stored, ids[..2].iter().cloned().collect(), "only the two recent ids are stored");
+    let rows = store.list().await.unwrap();
+    assert_eq!(rows[0].seen, 2);
+    assert!(rows[0].walk_in_progress, "the cursor moved all the same");
 }

@@ -59,11 +59,24 @@ pub(super) struct Handler<'a, V: Vendor> {
     pipeline: Pipeline,
     /// Pages sent and not yet committed, oldest first.
     pages: VecDeque<Sent>,
-    /// The ids of those pages' events and dead letters: a later page
+    /// The ids of those pages' events and dead letters, and of the ids the
+    /// last [`RECENT_PAGES`] committed pages did not store: a later page
     /// repeating one (a page boundary shifted by new items) skips it as
-    /// the store would once they are committed.
+    /// the store would.
     pending_ids: HashSet<String>,
+    /// Seen ids of items older than this are not stored (the walk's end
+    /// would prune them; see [`Vendor::forget_before`]).
+    forget_before: Option<chrono::DateTime<Utc>>,
+    /// The ids the last committed pages did not store, oldest first.
+    recent: VecDeque<Vec<String>>,
 }
+
+/// Committed pages whose unstored ids the walk still remembers. A vendor
+/// whose list has no upper bound (Red Canary's `since`) pushes items onto
+/// the next page as new ones arrive during a walk; a shift of up to this
+/// many pages is skipped here, a larger one is dropped by JetStream's
+/// duplicate window instead (the message id is the same).
+pub const RECENT_PAGES: usize = 16;
 
 /// Pages one walk may have sent whose acks are not all in.
 pub const PAGES_IN_FLIGHT: usize = 16;
@@ -123,9 +136,12 @@ impl<'a, V: Vendor> Handler<'a, V> {
         walk: WalkState<V::Plan>,
         shutdown: &'a CancellationToken,
     ) -> Self {
+        let forget_before = poller.vendor.forget_before(&walk.plan);
         Handler {
             poller,
             key,
+            forget_before,
+            recent: VecDeque::new(),
             walk,
             shutdown,
             report: PollReport::default(),
@@ -397,7 +413,13 @@ impl<V: Vendor> Handler<'_, V> {
         let p = self.poller;
         let pages: Vec<Sent> = self.pages.drain(..n).collect();
         let Some(last) = pages.last() else { return Ok(()) };
-        let seen: Vec<Seen> = pages.iter().flat_map(|s| s.seen.iter().cloned()).collect();
+        let forget_before = self.forget_before;
+        let seen: Vec<Seen> = pages
+            .iter()
+            .flat_map(|s| s.seen.iter())
+            .filter(|s| forget_before.is_none_or(|before| s.item_time >= before))
+            .cloned()
+            .collect();
         // Revisits compare with what was published (after the PubAcks,
         // before the cursor moves: a crash in between only re-publishes).
         let revisions: Vec<crate::checkpoint::Revision> =
@@ -422,8 +444,21 @@ impl<V: Vendor> Handler<'_, V> {
             }
         }
         for page in &pages {
+            // Stored ids leave the pending set (the store answers for them
+            // now); unstored ones stay for RECENT_PAGES more pages.
+            let mut unstored = Vec::new();
             for s in &page.seen {
-                self.pending_ids.remove(&s.event_id);
+                if forget_before.is_none_or(|before| s.item_time >= before) {
+                    self.pending_ids.remove(&s.event_id);
+                } else {
+                    unstored.push(s.event_id.clone());
+                }
+            }
+            self.recent.push_back(unstored);
+            while self.recent.len() > RECENT_PAGES {
+                for id in self.recent.pop_front().unwrap_or_default() {
+                    self.pending_ids.remove(&id);
+                }
             }
             let (published, ack_latency) = page.acked.unwrap_or_default();
             self.report.pages += 1;

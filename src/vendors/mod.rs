@@ -167,7 +167,21 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// What a fully delivered walk leaves behind: the next watermark, and
     /// the time before which seen ids can be forgotten. `max_mark` is the
     /// largest [`Normalized::mark`] of the walk.
+    ///
+    /// `prune_before` must follow from the plan alone (not from
+    /// `max_mark`): the walk asks for it before its first page (see
+    /// [`Vendor::forget_before`]).
     fn finish(&self, plan: &Self::Plan, max_mark: Option<i64>) -> Finish;
+
+    /// The time before which the seen ids of this walk would be pruned at
+    /// its end. The walk does not store them at all: a walk's window is
+    /// fixed, so its pages do not shift under it, and no later walk asks
+    /// for an item that old (JetStream's duplicate window still drops a
+    /// vendor's repeat of one within the walk). In a backfill that is
+    /// almost every item, and the store's writes shrink to the overlap.
+    fn forget_before(&self, plan: &Self::Plan) -> Option<DateTime<Utc>> {
+        self.finish(plan, None).prune_before
+    }
 
     /// A cheap authenticated request for `alertd check`, whose 2xx body
     /// [`Vendor::parse_page`] accepts. The default asks for the first page
