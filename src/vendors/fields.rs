@@ -11,7 +11,38 @@ use super::NormalizeError;
 
 /// The value at `pointer` (`/a/b`), if present and not null.
 pub fn get<'a>(item: &'a Value, pointer: &str) -> Option<&'a Value> {
-    item.pointer(pointer).filter(|v| !v.is_null())
+    lookup(item, pointer).filter(|v| !v.is_null())
+}
+
+/// [`Value::pointer`] without its allocations: serde_json unescapes every
+/// token into a new `String` (two `replace` calls), which, at a dozen
+/// fields per item, was about 8 % of a backfill's CPU. Tokens with an
+/// escape (`~0`, `~1`) take serde_json's path.
+pub fn lookup<'a>(item: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.contains('~') {
+        return item.pointer(pointer);
+    }
+    if pointer.is_empty() {
+        return Some(item);
+    }
+    let rest = pointer.strip_prefix('/')?;
+    rest.split('/').try_fold(item, |value, token| match value {
+        Value::Object(map) => map.get(token),
+        Value::Array(list) => array_index(token).and_then(|i| list.get(i)),
+        _ => None,
+    })
+}
+
+/// An array index token as RFC 6901 spells it: digits, no leading zero
+/// (`0` itself excepted), no sign.
+fn array_index(token: &str) -> Option<usize> {
+    if token.is_empty()
+        || (token.len() > 1 && token.starts_with('0'))
+        || !token.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    token.parse().ok()
 }
 
 /// A non-empty string (numbers and booleans are rendered as text).
@@ -188,6 +219,40 @@ fn display(pointer: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn lookup_agrees_with_serde_json_pointer() {
+        let item = json!({
+            "a": {"b": [10, {"c": "deep"}], "": "empty key", "a/b": "slash", "m~n": "tilde"},
+            "0": "zero key", "n": null, "list": [1, 2, 3]
+        });
+        for pointer in [
+            "",
+            "/",
+            "/a",
+            "/a/b",
+            "/a/b/0",
+            "/a/b/1/c",
+            "/a/b/2",
+            "/a/b/01",
+            "/a/b/-",
+            "/a/b/+1",
+            "/a/",
+            "/a/a~1b",
+            "/a/m~0n",
+            "/0",
+            "/n",
+            "/list/2",
+            "/list/3",
+            "/list/x",
+            "/missing/deeper",
+            "a",
+            "/a/b/1/c/d",
+            "/list/18446744073709551616",
+        ] {
+            assert_eq!(lookup(&item, pointer), item.pointer(pointer), "{pointer:?}");
+        }
+    }
 
     #[test]
     fn times_in_every_vendor_form_parse_to_the_same_instant() {

@@ -46,7 +46,7 @@ impl Location {
     /// The value at this location in `doc`, if present and not null.
     pub fn get<'a>(&self, doc: &'a Value) -> Option<&'a Value> {
         let found = match self {
-            Location::Pointer(p) => doc.pointer(p),
+            Location::Pointer(p) => crate::vendors::fields::lookup(doc, p),
             Location::Path(path, _) => path.query(doc).first(),
         };
         found.filter(|v| !v.is_null())
