@@ -14,24 +14,56 @@ use super::{FetchError, classify_transport};
 
 pub use crate::config::{DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES_LIMIT};
 
-/// The first allocation, whatever `Content-Length` claims: a header costs
-/// the server nothing to lie in.
-const FIRST_CAPACITY: usize = 64 * 1024;
+/// Chunks smaller than this are gathered before they are kept.
+const SEGMENT: usize = 64 * 1024;
 
 /// The whole body of `response`, or [`FetchError::TooLarge`] once it
 /// passes `limit` bytes.
+///
+/// The chunks are kept as they arrive and copied once, into a buffer of the
+/// body's exact size, at its end (a single chunk is returned as it is): a
+/// buffer grown by doubling copies the body again at every step and, with
+/// an allocator that keeps freed memory a while, holds every size it went
+/// through at once (a 32 MiB body peaked at 130 MiB of RSS that way). At
+/// most twice the body is held, and only for the final copy.
 pub(super) async fn read_limited(mut response: Response, limit: u64) -> Result<Bytes, FetchError> {
-    let declared = response.content_length();
-    if declared.is_some_and(|len| len > limit) {
+    if response.content_length().is_some_and(|len| len > limit) {
         return Err(FetchError::TooLarge { limit });
     }
-    let first = declared.and_then(|len| usize::try_from(len).ok()).unwrap_or(0).min(FIRST_CAPACITY);
-    let mut body = BytesMut::with_capacity(first);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    // Small chunks (a server may send its body a byte at a time) are
+    // gathered into segments, so the list holds at most about two entries
+    // per SEGMENT of body.
+    let mut small = BytesMut::new();
+    let mut total: usize = 0;
     while let Some(chunk) = response.chunk().await.map_err(classify_transport)? {
-        let total = u64::try_from(body.len().saturating_add(chunk.len())).unwrap_or(u64::MAX);
-        if total > limit {
+        total = total.saturating_add(chunk.len());
+        if u64::try_from(total).unwrap_or(u64::MAX) > limit {
             return Err(FetchError::TooLarge { limit });
         }
+        if chunk.len() >= SEGMENT {
+            if !small.is_empty() {
+                chunks.push(small.split().freeze());
+            }
+            chunks.push(chunk);
+        } else {
+            if small.is_empty() {
+                small.reserve(SEGMENT);
+            }
+            small.extend_from_slice(&chunk);
+            if small.len() >= SEGMENT {
+                chunks.push(small.split().freeze());
+            }
+        }
+    }
+    if !small.is_empty() {
+        chunks.push(small.freeze());
+    }
+    if chunks.len() == 1 {
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    let mut body = BytesMut::with_capacity(total);
+    for chunk in chunks {
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
