@@ -44,9 +44,12 @@ impl SqliteStore {
         // Event ids are random, so a commit of many pages' ids dirties
         // B-tree pages all over the `seen` table; with SQLite's default
         // 2 MB cache a large commit spills dirty pages to the WAL before it
-        // ends and reads them back. 16 MiB (a cap, filled only as used)
-        // holds the overlap window of a 100,000-item backfill.
-        conn.pragma_update(None, "cache_size", -16_384).map_err(err)?;
+        // ends and reads them back. A walk stores only the ids of its
+        // window's last `overlap` (see `Vendor::forget_before`), so a
+        // backfill writes few; 4 MiB (a cap, filled only as used) holds a
+        // 64-page commit of them, and keeps the revisit's bookkeeping of
+        // 100,000 items under 20 MB (docs/performance.md).
+        conn.pragma_update(None, "cache_size", -4_096).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
         if version > SCHEMA_VERSION {
