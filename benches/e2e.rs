@@ -94,9 +94,18 @@ async fn main() {
         "e2e: {items} items per backfill; nats-server -js, file storage; stored overhead per message {overhead} B"
     );
 
+    // For profiling one case: ALERTD_BENCH_E2E_VENDORS=canaryguard,
+    // ALERTD_BENCH_E2E_FORMATS=alertd, ALERTD_BENCH_E2E_CEILINGS=0,
+    // ALERTD_BENCH_PEER_ITEMS=0 (the default runs everything).
+    let vendors = std::env::var("ALERTD_BENCH_E2E_VENDORS").unwrap_or_default();
+    let only_formats = std::env::var("ALERTD_BENCH_E2E_FORMATS").unwrap_or_default();
+    let ceilings = std::env::var("ALERTD_BENCH_E2E_CEILINGS").map_or(true, |v| v != "0");
     let mut rows = Vec::new();
     for case in CASES {
         let key = case.vendor.key();
+        if !vendors.is_empty() && !vendors.split(',').any(|v| v.trim() == key) {
+            continue;
+        }
         let seeding = Instant::now();
         let sim = Simulator::start(
             case.vendor,
@@ -105,18 +114,31 @@ async fn main() {
         .await
         .expect("simulator starts");
         println!("e2e: {key}: simulator seeded {items} items in {:.2} s", seeding.elapsed().as_secs_f64());
-        let (fetched, fetch_secs) = ceiling::fetch_and_parse(case.vendor, &sim.base_url(), case.page).await;
-        let fetch_rate = fetched as f64 / fetch_secs;
-        println!(
-            "e2e: {key}: ceiling fetch+parse (simulator, HTTP, JSON): {fetched} items in {fetch_secs:.2} s = {fetch_rate:.0} items/s"
-        );
+        let fetch_rate = if ceilings {
+            let (fetched, fetch_secs) =
+                ceiling::fetch_and_parse(case.vendor, &sim.base_url(), case.page).await;
+            let fetch_rate = fetched as f64 / fetch_secs;
+            println!(
+                "e2e: {key}: ceiling fetch+parse (simulator, HTTP, JSON): {fetched} items in {fetch_secs:.2} s = {fetch_rate:.0} items/s"
+            );
+            fetch_rate
+        } else {
+            f64::NAN
+        };
         for formats in FORMATS {
+            if !only_formats.is_empty() && only_formats != formats.join(",") {
+                continue;
+            }
             let row = run_alertd(&js, &nats, &sim, case, formats, items).await;
             let payload = row.message_bytes.saturating_sub(overhead).max(1);
-            let (window_rate, stored) =
-                ceiling::best_of(&js, items, payload, ceiling::Acks::InFlight(WINDOW)).await;
-            let (page_rate, _) =
-                ceiling::best_of(&js, items, payload, ceiling::Acks::PerPage(case.page)).await;
+            let ((window_rate, stored), (page_rate, _)) = if ceilings {
+                (
+                    ceiling::best_of(&js, items, payload, ceiling::Acks::InFlight(WINDOW)).await,
+                    ceiling::best_of(&js, items, payload, ceiling::Acks::PerPage(case.page)).await,
+                )
+            } else {
+                ((f64::NAN, 0), (f64::NAN, 0))
+            };
             let row = Row { window_rate, page_rate, fetch_rate, ..row };
             println!(
                 "e2e: {key} {}: {} events in {:.2} s = {:.0} events/s, {:.0} messages/s; {:.2} CPU s per 100k events; peak RSS {:.1} MiB; \
@@ -145,12 +167,12 @@ async fn main() {
         sim.shutdown().await;
     }
 
-    if peer_items != items {
+    if peer_items != items && peer_items != 0 {
         println!(
             "e2e: the Python peer backfills {peer_items} items (ALERTD_BENCH_PEER_ITEMS), not {items}: its rates are per second and its CPU per 100k events is scaled linearly"
         );
     }
-    let peer = peer::run(&js, &nats, peer_items).await;
+    let peer = if peer_items == 0 { None } else { peer::run(&js, &nats, peer_items).await };
     print_table(&rows, peer.as_ref());
 }
 
@@ -213,18 +235,21 @@ async fn run_alertd(
     }
 }
 
-/// `alertd --config PATH run --once`, under `ALERTD_BENCH_WRAP` if set (e.g.
+/// `alertd --config PATH run --once` (`ALERTD_BENCH_BIN` if set, else this
+/// build's binary), under `ALERTD_BENCH_WRAP` if set (e.g.
 /// `perf record -g -o /tmp/p.data`; the figures are then the profiler's).
 fn alertd_command(config: &Path) -> Command {
+    // ALERTD_BENCH_BIN: another build of alertd (an A/B run of two commits).
+    let bin = std::env::var_os("ALERTD_BENCH_BIN").map_or_else(common::alertd_bin, std::path::PathBuf::from);
     let wrap = std::env::var("ALERTD_BENCH_WRAP").unwrap_or_default();
     let mut wrap = wrap.split_whitespace();
     let mut command = match wrap.next() {
         Some(program) => {
             let mut c = Command::new(program);
-            c.args(wrap).arg(common::alertd_bin());
+            c.args(wrap).arg(&bin);
             c
         }
-        None => Command::new(common::alertd_bin()),
+        None => Command::new(&bin),
     };
     command.arg("--config").arg(config).args(["run", "--once"]);
     die_with_parent(&mut command);
