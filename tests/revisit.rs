@@ -262,6 +262,18 @@ async fn the_kv_backend_passes_the_revision_suite() {
         "a stale revisit move is refused: {stale:?}"
     );
     assert_eq!(store.revisit_state("cas").await.unwrap().walk.as_deref(), Some("b"));
+
+    // `alertd cursors reset` while a revisit runs: the runner's next page
+    // commit is refused, and its next run starts over.
+    store.commit_revisit("cas", page("c"), Vec::new()).await.unwrap();
+    reopened.reset("cas", "some_vendor", None).await.unwrap();
+    let after_reset = store.commit_revisit("cas", page("d"), Vec::new()).await;
+    assert!(
+        matches!(after_reset, Err(alertd::checkpoint::StoreError::Conflict { .. })),
+        "a revisit move after a reset is refused: {after_reset:?}"
+    );
+    assert_eq!(store.revisit_state("cas").await.unwrap(), alertd::checkpoint::RevisitState::default());
+    store.commit_revisit("cas", page("e"), Vec::new()).await.unwrap();
 }
 
 /// SIGKILLs of the real binary while it revisits (and polls): the stream
