@@ -24,8 +24,12 @@ pub enum CursorsError {
 /// The table of `alertd cursors list`: one line per source's cursor.
 pub async fn list(config: &Config) -> Result<String, CursorsError> {
     let store = daemon::open_store(config).await?;
-    let revisions = store.revision_counts().await?;
-    Ok(table(&store.list().await?, &revisions))
+    let rows = store.list().await?;
+    let mut revisions = std::collections::HashMap::new();
+    for row in &rows {
+        revisions.insert(row.source.clone(), store.revision_count(&row.source).await?);
+    }
+    Ok(table(&rows, &revisions))
 }
 
 /// `revisions`: per source, the items whose last published revision is

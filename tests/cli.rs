@@ -54,7 +54,8 @@ async fn cursors_can_be_listed_and_reset() {
             .await
             .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), None, &sim.base_url(), "");
+    // With a revisit, the walk also remembers what it published.
+    let path = write_config(dir.path(), None, &sim.base_url(), "revisit = {}");
     let run = Command::new(alertd_bin())
         .args(["run", "--once", "-c"])
         .arg(&path)
@@ -68,6 +69,9 @@ async fn cursors_can_be_listed_and_reset() {
     let text = String::from_utf8_lossy(&list.stdout);
     let row = text.lines().find(|l| l.starts_with("acme")).unwrap_or_else(|| panic!("no row: {text}"));
     assert!(row.contains("canaryguard") && row.contains("Z "), "a watermark was stored: {row}");
+    // SOURCE VENDOR WATERMARK WALK SEEN REVISIONS UPDATED
+    let revisions = |row: &str| row.split_whitespace().nth(5).map(str::to_owned);
+    assert_eq!(revisions(row).as_deref(), Some("12"), "12 revisions remembered: {text}");
 
     let reset = Command::new(alertd_bin())
         .args(["cursors", "reset", "acme", "--since", "2020-01-01T00:00:00Z", "-c"])
@@ -76,7 +80,10 @@ async fn cursors_can_be_listed_and_reset() {
         .unwrap();
     assert!(reset.status.success());
     let list = Command::new(alertd_bin()).args(["cursors", "list", "-c"]).arg(&path).output().unwrap();
-    assert!(String::from_utf8_lossy(&list.stdout).contains("2020-01-01T00:00:00.000000Z"));
+    let text = String::from_utf8_lossy(&list.stdout);
+    let row = text.lines().find(|l| l.starts_with("acme")).unwrap_or_else(|| panic!("no row: {text}"));
+    assert!(row.contains("2020-01-01T00:00:00.000000Z"), "{text}");
+    assert_eq!(revisions(row).as_deref(), Some("0"), "the reset forgot the revisions: {text}");
 
     let unknown =
         Command::new(alertd_bin()).args(["cursors", "reset", "nope", "-c"]).arg(&path).output().unwrap();

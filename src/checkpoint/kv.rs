@@ -402,6 +402,8 @@ impl KvStore {
         if since.is_some() || had {
             self.write_cursor(source, revision, &record).await?;
         }
+        // What the source's revisits remembered goes with its cursor.
+        self.forget_revisions(source).await?;
         Ok(had)
     }
 }

@@ -266,7 +266,9 @@ impl Store {
     }
 
     /// Forget `source`'s cursor, so its next poll starts from its initial
-    /// lookback, or from `since` if given. Returns whether it had one.
+    /// lookback, or from `since` if given, and what its revisits remembered
+    /// (the revisions it published, an unfinished revisit). Returns whether
+    /// it had a cursor.
     pub async fn reset(
         &self,
         source: &str,
@@ -311,8 +313,8 @@ impl Store {
         self.revisions.commit_revisit(source, change, revisions).await
     }
 
-    /// How many item revisions each source remembers.
-    pub async fn revision_counts(&self) -> Result<std::collections::HashMap<String, u64>, StoreError> {
-        self.revisions.revision_counts().await
+    /// How many item revisions `source` remembers.
+    pub async fn revision_count(&self, source: &str) -> Result<u64, StoreError> {
+        self.revisions.revision_count(source).await
     }
 }

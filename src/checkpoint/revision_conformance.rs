@@ -50,7 +50,46 @@ pub async fn run(store: &Store, reopened: &Store) {
     let published = reopened.published_revisions("acme", ids(&["a", "b", "c"])).await.unwrap();
     assert!(!published.contains_key("b"), "b left the window: {published:?}");
     assert_eq!(published.len(), 2);
-    let counts = reopened.revision_counts().await.unwrap();
-    assert_eq!(counts.get("acme"), Some(&2));
-    assert_eq!(counts.get("other"), Some(&1), "another source is untouched");
+    assert_eq!(reopened.revision_count("acme").await.unwrap(), 2);
+    assert_eq!(reopened.revision_count("other").await.unwrap(), 1, "another source is untouched");
+    assert_eq!(reopened.revision_count("nobody").await.unwrap(), 0);
+
+    // Pruning again (nothing old left) and pruning a source with nothing
+    // remembered change nothing and end.
+    store.revisit_state("acme").await.unwrap();
+    store
+        .commit_revisit("acme", RevisitMove::Last { started_at: at(22), prune_before: at(10) }, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(store.revision_count("acme").await.unwrap(), 2);
+    store.revisit_state("empty").await.unwrap();
+    store
+        .commit_revisit("empty", RevisitMove::Last { started_at: at(22), prune_before: at(30) }, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(store.revision_count("empty").await.unwrap(), 0);
+
+    // A revision recorded again after its item left the window is kept by
+    // the next prune only if its time is inside.
+    store.record_revisions("acme", vec![revision("b", "e5", 25)]).await.unwrap();
+    assert_eq!(store.revision_count("acme").await.unwrap(), 3);
+
+    // `alertd cursors reset` forgets the revisions and the revisit of that
+    // source only, with or without `since`.
+    store.revisit_state("acme").await.unwrap();
+    let page = RevisitMove::Page { walk: "w2".into(), started_at: at(23) };
+    store.commit_revisit("acme", page, vec![revision("d", "e6", 22)]).await.unwrap();
+    reopened.reset("acme", "some_vendor", None).await.unwrap();
+    assert_eq!(store.revision_count("acme").await.unwrap(), 0);
+    assert!(store.published_revisions("acme", ids(&["a", "b", "c", "d"])).await.unwrap().is_empty());
+    assert_eq!(store.revisit_state("acme").await.unwrap(), RevisitState::default());
+    assert_eq!(store.revision_count("other").await.unwrap(), 1, "another source is untouched");
+    // A revisit starts over after the reset (each run reads its state
+    // first, as `store` did just above).
+    let page = RevisitMove::Page { walk: "w3".into(), started_at: at(24) };
+    store.commit_revisit("acme", page, vec![revision("a", "e7", 24)]).await.unwrap();
+    assert_eq!(reopened.revisit_state("acme").await.unwrap().walk.as_deref(), Some("w3"));
+    reopened.reset("acme", "some_vendor", Some(at(1))).await.unwrap();
+    assert_eq!(store.revision_count("acme").await.unwrap(), 0);
+    assert_eq!(store.revisit_state("acme").await.unwrap(), RevisitState::default());
 }

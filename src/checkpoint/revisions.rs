@@ -84,5 +84,6 @@ pub(super) trait RevisionBackend: Send + Sync {
         change: RevisitMove,
         revisions: Vec<Revision>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn revision_counts(&self) -> BoxFuture<'_, Result<HashMap<String, u64>, StoreError>>;
+    /// How many items `source` remembers.
+    fn revision_count<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
 }

@@ -209,6 +209,7 @@ impl SqliteStore {
             let tx = c.transaction()?;
             let had = tx.execute("DELETE FROM cursors WHERE source = ?1", [&source])? > 0;
             tx.execute("DELETE FROM seen WHERE source = ?1", [&source])?;
+            revisions::forget(&tx, &source)?;
             if let Some(since) = since {
                 tx.execute(
                     "INSERT INTO cursors (source, vendor, watermark, walk, updated_at) VALUES (?1, ?2, ?3, NULL, ?4)",

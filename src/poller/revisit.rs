@@ -112,12 +112,7 @@ impl<V: Vendor> Poller<V> {
             Ok(None) => {}
             Ok(Some(counts)) => {
                 let remembered = if counts.complete {
-                    self.deps
-                        .store
-                        .revision_counts()
-                        .await
-                        .ok()
-                        .map(|c| c.get(&self.name).copied().unwrap_or(0))
+                    self.deps.store.revision_count(&self.name).await.ok()
                 } else {
                     None
                 };

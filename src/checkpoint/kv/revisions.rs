@@ -10,7 +10,9 @@
 //! id was published"), true whether or not the walk's move lands.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, ReplayPolicy, pull};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -23,8 +25,11 @@ use crate::checkpoint::StoreError;
 use crate::checkpoint::revisions::{Revision, RevisionBackend, RevisitMove, RevisitState};
 use crate::incremental::{format_time, parse_time};
 
-/// Item keys read or written at once.
+/// Item keys read, written or purged at once.
 const CONCURRENCY: usize = 32;
+
+/// Item keys a prune reads at once.
+const SCAN_BATCH: usize = 500;
 
 /// Namespace of the native-id hashes in item keys (KV keys allow only a
 /// few characters, and native ids are the vendor's choice).
@@ -164,57 +169,131 @@ impl KvStore {
         Ok(())
     }
 
-    /// Forget the items of `source` older than `before`: one read per
-    /// remembered item, once per revisit.
+    /// Forget the items of `source` older than `before`, once per revisit.
+    ///
+    /// The source's item keys are read in batches of `SCAN_BATCH` from a
+    /// consumer the server filters on `revision.<source>.>` (the latest
+    /// value of each key), never listed or collected: memory holds one
+    /// batch, whatever the window holds. An old item is removed from the
+    /// stream up to the revision read (no purge marker is left behind, and
+    /// a newer value written meanwhile stays); so are the markers an older
+    /// alertd's prune left.
     async fn prune(&self, source: &str, before: DateTime<Utc>) -> Result<(), StoreError> {
-        let prefix = item_prefix(source);
-        let keys = self.source_item_keys(&prefix).await?;
-        let before = format_time(before);
-        let before = Arc::new(before);
-        futures::stream::iter(keys)
-            .map(|key| {
-                let before = Arc::clone(&before);
-                async move {
-                    let value =
-                        self.kv.get(&key).await.map_err(|e| self.err(format!("reading {key}: {e}")))?;
-                    let old = value
-                        .and_then(|v| serde_json::from_slice::<ItemRecord>(&v).ok())
-                        .is_some_and(|r| r.t.as_str() < before.as_str());
-                    if old {
-                        self.kv.purge(&key).await.map_err(|e| self.err(format!("purging {key}: {e}")))?;
-                    }
-                    Ok::<_, StoreError>(())
+        let (pending, consumer) = self.item_consumer(source, false).await?;
+        let pruned = if pending == 0 {
+            Ok(())
+        } else {
+            self.prune_with(&consumer, source, &format_time(before)).await
+        };
+        self.drop_consumer(&consumer).await;
+        pruned
+    }
+
+    async fn prune_with(
+        &self,
+        consumer: &PullConsumer,
+        source: &str,
+        before: &str,
+    ) -> Result<(), StoreError> {
+        let reading = |e: &dyn std::fmt::Display| self.err(format!("reading the revisions of {source}: {e}"));
+        loop {
+            let mut batch =
+                consumer.fetch().max_messages(SCAN_BATCH).messages().await.map_err(|e| reading(&e))?;
+            let (mut got, mut last) = (0, false);
+            let mut stale: Vec<(String, u64)> = Vec::new();
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(|e| reading(&e))?;
+                got += 1;
+                let info = message.info().map_err(|e| reading(&e))?;
+                let (revision, pending) = (info.stream_sequence, info.pending);
+                last |= pending == 0;
+                // A put holds an item record; anything else is a marker.
+                let put = message.headers.as_ref().and_then(|h| h.get("KV-Operation")).is_none();
+                let old = !put
+                    || serde_json::from_slice::<ItemRecord>(&message.payload)
+                        .is_ok_and(|r| r.t.as_str() < before);
+                if old {
+                    stale.push((message.subject.to_string(), revision));
                 }
+            }
+            futures::stream::iter(stale)
+                .map(|(subject, revision)| async move {
+                    self.kv
+                        .stream
+                        .purge()
+                        .filter(subject.as_str())
+                        .sequence(revision + 1)
+                        .await
+                        .map_err(|e| self.err(format!("purging {subject}: {e}")))?;
+                    Ok::<_, StoreError>(())
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_for_each(|()| futures::future::ready(Ok(())))
+                .await?;
+            // The last entry there was, or none left (entries removed
+            // meanwhile).
+            if last || got == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// An ephemeral consumer (no acknowledgements) on the latest value of
+    /// each of `source`'s item keys, and how many it has to deliver.
+    async fn item_consumer(
+        &self,
+        source: &str,
+        headers_only: bool,
+    ) -> Result<(u64, PullConsumer), StoreError> {
+        let consumer = self
+            .kv
+            .stream
+            .create_consumer(pull::Config {
+                description: Some(format!("alertd: the revisions of {source}")),
+                filter_subject: format!("{}{}>", self.kv.prefix, item_prefix(source)),
+                headers_only,
+                ack_policy: AckPolicy::None,
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                replay_policy: ReplayPolicy::Instant,
+                inactive_threshold: Duration::from_secs(60),
+                memory_storage: true,
+                ..Default::default()
             })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
+            .await
+            .map_err(|e| self.err(format!("reading the revisions of {source}: {e}")))?;
+        Ok((consumer.cached_info().num_pending, consumer))
+    }
+
+    /// Remove a consumer once read (an ephemeral one goes after its
+    /// inactivity threshold anyway, hence no error).
+    async fn drop_consumer(&self, consumer: &PullConsumer) {
+        let _ = self.kv.stream.delete_consumer(&consumer.cached_info().name).await;
+    }
+
+    /// How many items `source` remembers: the server counts the keys
+    /// (the pending count of a consumer on them); nothing is listed.
+    async fn revision_count_of(&self, source: &str) -> Result<u64, StoreError> {
+        let (pending, consumer) = self.item_consumer(source, true).await?;
+        self.drop_consumer(&consumer).await;
+        Ok(pending)
+    }
+
+    /// Forget `source`'s remembered items and its revisit (`alertd cursors
+    /// reset`): two purges by subject on the server, no marker left.
+    pub(super) async fn forget_revisions(&self, source: &str) -> Result<(), StoreError> {
+        for (what, filter) in [
+            ("revisions", format!("{}{}>", self.kv.prefix, item_prefix(source))),
+            ("revisit", format!("{}{}", self.kv.prefix, revisit_key(source))),
+        ] {
+            self.kv
+                .stream
+                .purge()
+                .filter(filter)
+                .await
+                .map_err(|e| self.err(format!("forgetting the {what} of {source}: {e}")))?;
+        }
+        self.revisit_revisions().remove(source);
         Ok(())
-    }
-
-    async fn source_item_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut keys = self.kv.keys().await.map_err(|e| self.err(format!("listing keys: {e}")))?;
-        let mut out = Vec::new();
-        while let Some(k) = keys.next().await {
-            let k = k.map_err(|e| self.err(format!("listing keys: {e}")))?;
-            if k.starts_with(prefix) {
-                out.push(k);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn revision_counts_of(&self) -> Result<HashMap<String, u64>, StoreError> {
-        let mut keys = self.kv.keys().await.map_err(|e| self.err(format!("listing keys: {e}")))?;
-        let mut counts = HashMap::new();
-        while let Some(k) = keys.next().await {
-            let k = k.map_err(|e| self.err(format!("listing keys: {e}")))?;
-            if let Some((source, _hash)) = k.strip_prefix("revision.").and_then(|rest| rest.rsplit_once('.'))
-            {
-                *counts.entry(source.to_owned()).or_insert(0) += 1;
-            }
-        }
-        Ok(counts)
     }
 }
 
@@ -248,7 +327,7 @@ impl RevisionBackend for KvStore {
         Box::pin(self.commit_revisit_of(source, change, revisions))
     }
 
-    fn revision_counts(&self) -> BoxFuture<'_, Result<HashMap<String, u64>, StoreError>> {
-        Box::pin(self.revision_counts_of())
+    fn revision_count<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.revision_count_of(source))
     }
 }

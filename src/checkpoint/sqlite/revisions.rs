@@ -126,15 +126,22 @@ impl SqliteStore {
         .await
     }
 
-    async fn revision_counts_of(&self) -> Result<HashMap<String, u64>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT source, COUNT(*) FROM revisions GROUP BY source")?;
-            let rows =
-                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
-            rows.collect()
+    async fn revision_count_of(&self, source: &str) -> Result<u64, StoreError> {
+        let source = source.to_owned();
+        self.with(move |c| {
+            c.query_row("SELECT COUNT(*) FROM revisions WHERE source = ?1", [&source], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
         })
         .await
     }
+}
+
+/// Forget `source`'s revisions and revisit, inside `alertd cursors reset`'s
+/// transaction.
+pub(super) fn forget(tx: &rusqlite::Transaction<'_>, source: &str) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM revisions WHERE source = ?1", [source])?;
+    tx.execute("DELETE FROM revisits WHERE source = ?1", [source])?;
+    Ok(())
 }
 
 impl RevisionBackend for SqliteStore {
@@ -167,8 +174,8 @@ impl RevisionBackend for SqliteStore {
         Box::pin(self.commit_revisit_of(source, change, revisions))
     }
 
-    fn revision_counts(&self) -> BoxFuture<'_, Result<HashMap<String, u64>, StoreError>> {
-        Box::pin(self.revision_counts_of())
+    fn revision_count<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.revision_count_of(source))
     }
 }
 
