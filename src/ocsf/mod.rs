@@ -101,7 +101,8 @@ pub fn subject(prefix: &str, vendor: &str, source: &str, kind: &str) -> String {
 
 /// The finding of `event` from `product`, ready to publish under `prefix`.
 pub fn message(prefix: &str, event: &Event, product: &Product) -> Result<Message, serde_json::Error> {
-    let payload = serde_json::to_vec(&finding(event, product))?;
+    let mut payload = Vec::with_capacity(event.raw.get().len() + 2048);
+    serde_json::to_writer(&mut payload, &finding(event, product))?;
     Ok(Message {
         subject: subject(prefix, &event.source.vendor, &event.source.name, event.source.kind.as_str()),
         id: finding_id(event.id).to_string(),

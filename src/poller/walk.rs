@@ -351,7 +351,12 @@ impl<V: Vendor> Handler<'_, V> {
         for format in p.deps.sink.formats() {
             match format {
                 Format::Alertd => {
-                    let payload = serde_json::to_vec(event).map(Bytes::from).map_err(unserializable)?;
+                    // Sized for the event at once (its raw item and about
+                    // 1 KB of fields), not grown from serde_json's 128 bytes
+                    // by doubling and copying.
+                    let mut payload = Vec::with_capacity(event.raw.get().len() + 1024);
+                    serde_json::to_writer(&mut payload, event).map_err(unserializable)?;
+                    let payload = Bytes::from(payload);
                     let subject = event_subject(prefix, V::KEY, &p.name, event.source.kind.as_str());
                     messages.push(Message { subject, id: id.to_owned(), payload });
                 }
