@@ -19,7 +19,9 @@
 //! Memory: the queue holds at most [`PAGES_IN_FLIGHT`] unacknowledged and
 //! [`PAGES_PER_COMMIT`] acknowledged pages, and keeps of each only its seen
 //! ids and its walk state (about 100 bytes per event: 80 pages of 100
-//! events are under 1 MB); the messages are handed to the sink when sent,
+//! events are under 1 MB), plus the ids of the last [`RECENT_PAGES`]
+//! committed pages that the store did not take (about 100 KB at 100 items
+//! a page); the messages are handed to the sink when sent,
 //! and those awaiting an ack are bounded by the sink's window (1,024 per
 //! walk for JetStream, about 1.5 MB of 1.4 KB events per format); the page
 //! being fetched and prepared is one page (at most ten times the page
