@@ -16,6 +16,7 @@ mod entities;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -102,7 +103,7 @@ pub fn subject(prefix: &str, vendor: &str, source: &str, kind: &str) -> String {
 /// The finding of `event` from `product`, ready to publish under `prefix`.
 pub fn message(prefix: &str, event: &Event, product: &Product) -> Result<Message, serde_json::Error> {
     let mut payload = Vec::with_capacity(event.raw.get().len() + 2048);
-    serde_json::to_writer(&mut payload, &finding(event, product))?;
+    serde_json::to_writer(&mut payload, &Finding::of(event, product))?;
     Ok(Message {
         subject: subject(prefix, &event.source.vendor, &event.source.name, event.source.kind.as_str()),
         id: finding_id(event.id).to_string(),
@@ -120,11 +121,17 @@ fn dt(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Set `key` (epoch ms) and `key_dt` in `map`.
-fn put_time(map: &mut Map<String, Value>, key: &str, t: Option<DateTime<Utc>>) {
-    if let Some(t) = t {
-        map.insert(key.to_owned(), json!(ms(t)));
-        map.insert(format!("{key}_dt"), json!(dt(t)));
+/// A time as OCSF gives it: `key` (epoch ms) beside `key_dt`. Flattened
+/// into its object under the field's names (see the `rename`s).
+#[derive(Serialize)]
+struct Time {
+    ms: i64,
+    dt: String,
+}
+
+impl Time {
+    fn of(t: DateTime<Utc>) -> Time {
+        Time { ms: ms(t), dt: dt(t) }
     }
 }
 
@@ -200,89 +207,196 @@ fn analytic(tags: &[String]) -> Option<Value> {
     Some(Value::Object(a))
 }
 
-/// The OCSF Detection Finding of `event`, reported by `product`.
+/// The OCSF Detection Finding of `event`, reported by `product`, as JSON.
 pub fn finding(event: &Event, product: &Product) -> Value {
-    let activity = Activity::of(event, product);
-    let (severity_id, severity_name) = severity(event.severity.level);
-    let (status_id, status_name) = status(event.status.state);
+    // A Finding of strings, numbers and `Value`s always serializes.
+    serde_json::to_value(Finding::of(event, product)).unwrap_or(Value::Null)
+}
 
-    let mut info = Map::new();
-    info.insert("uid".into(), json!(event.native_id));
-    info.insert("title".into(), json!(event.title));
-    if let Some(desc) = &event.description {
-        info.insert("desc".into(), json!(desc));
-    }
-    put_time(&mut info, "created_time", Some(event.created_at));
-    put_time(&mut info, "modified_time", event.updated_at);
-    put_time(&mut info, "first_seen_time", event.observed_at);
-    put_time(&mut info, "last_seen_time", event.observed_at);
-    info.insert("types".into(), json!([event.source.kind.as_str()]));
-    if let Some(url) = &event.console_url {
-        info.insert("src_url".into(), json!(url));
-    }
-    if let Some(a) = analytic(&event.tags) {
-        info.insert("analytic".into(), a);
-    }
-    if !event.attack.is_empty() {
-        info.insert("attacks".into(), Value::Array(event.attack.iter().map(attack).collect()));
-    }
+/// A Detection Finding, serialized as it is published: typed, so that
+/// publishing writes it at once instead of building a `Value` tree of owned
+/// keys first (that took about 2 CPU s per 100,000 findings).
+#[derive(Serialize)]
+struct Finding<'a> {
+    activity_id: u8,
+    activity_name: &'static str,
+    category_uid: u8,
+    category_name: &'static str,
+    class_uid: u32,
+    class_name: &'static str,
+    type_uid: u32,
+    type_name: &'static str,
+    severity_id: u8,
+    severity: &'static str,
+    status_id: u8,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_detail: Option<&'a str>,
+    is_alert: bool,
+    message: &'a str,
+    time: i64,
+    time_dt: String,
+    timezone_offset: i32,
+    finding_info: FindingInfo<'a>,
+    metadata: Metadata<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    evidences: Vec<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    observables: Vec<Value>,
+    raw_data: &'a str,
+    unmapped: Map<String, Value>,
+}
 
-    let mut metadata = Map::new();
-    metadata.insert("product".into(), json!({ "name": product.name, "vendor_name": product.vendor_name }));
-    metadata.insert("version".into(), json!(OCSF_VERSION));
-    metadata.insert("profiles".into(), json!(["datetime"]));
-    metadata.insert("uid".into(), json!(event.id.to_string()));
-    metadata.insert("original_event_uid".into(), json!(event.native_id));
-    metadata.insert("tenant_uid".into(), json!(event.source.name));
-    metadata.insert("log_name".into(), json!(event.source.kind.as_str()));
-    metadata.insert("log_provider".into(), json!(event.source.vendor));
-    put_time(&mut metadata, "logged_time", Some(event.ingested_at));
-    if !event.tags.is_empty() {
-        metadata.insert("labels".into(), json!(event.tags));
-    }
+#[derive(Serialize)]
+struct FindingInfo<'a> {
+    uid: &'a str,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desc: Option<&'a str>,
+    #[serde(flatten, serialize_with = "created_time")]
+    created_time: Time,
+    #[serde(flatten, serialize_with = "modified_time")]
+    modified_time: Option<Time>,
+    #[serde(flatten, serialize_with = "first_seen_time")]
+    first_seen_time: Option<Time>,
+    #[serde(flatten, serialize_with = "last_seen_time")]
+    last_seen_time: Option<Time>,
+    types: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    analytic: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attacks: Vec<Value>,
+}
 
-    let mapped = entities::map(&event.entities);
-    let mut unmapped = mapped.unmapped;
-    unmapped.insert("alertd_schema_version".into(), json!(event.schema_version));
-    unmapped.insert("revision".into(), json!(event.revision));
-    if let Some(v) = &event.severity.vendor {
-        unmapped.insert("vendor_severity".into(), json!(v));
-    }
+#[derive(Serialize)]
+struct Metadata<'a> {
+    product: ProductName,
+    version: &'static str,
+    profiles: [&'static str; 1],
+    uid: String,
+    original_event_uid: &'a str,
+    tenant_uid: &'a str,
+    log_name: &'static str,
+    log_provider: &'a str,
+    #[serde(flatten, serialize_with = "logged_time")]
+    logged_time: Time,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    labels: &'a [String],
+}
 
-    let mut f = Map::new();
-    f.insert("activity_id".into(), json!(activity as u8));
-    f.insert("activity_name".into(), json!(activity.name()));
-    f.insert("category_uid".into(), json!(2));
-    f.insert("category_name".into(), json!("Findings"));
-    f.insert("class_uid".into(), json!(CLASS_UID));
-    f.insert("class_name".into(), json!("Detection Finding"));
-    f.insert("type_uid".into(), json!(CLASS_UID * 100 + activity as u32));
-    f.insert("type_name".into(), json!(format!("Detection Finding: {}", activity.name())));
-    f.insert("severity_id".into(), json!(severity_id));
-    f.insert("severity".into(), json!(severity_name));
-    f.insert("status_id".into(), json!(status_id));
-    f.insert("status".into(), json!(status_name));
-    if let Some(v) = &event.status.vendor {
-        f.insert("status_detail".into(), json!(v));
+#[derive(Serialize)]
+struct ProductName {
+    name: &'static str,
+    vendor_name: &'static str,
+}
+
+/// Serializers for the flattened times: each writes `<name>` and
+/// `<name>_dt`, or nothing for `None`.
+macro_rules! time_fields {
+    ($($name:ident),*) => {$(
+        fn $name<T: TimeFields, S: serde::Serializer>(t: &T, s: S) -> Result<S::Ok, S::Error> {
+            t.write(stringify!($name), s)
+        }
+    )*};
+}
+time_fields!(created_time, modified_time, first_seen_time, last_seen_time, logged_time);
+
+/// A time field or an absent one, written as the two keys OCSF names.
+trait TimeFields {
+    fn write<S: serde::Serializer>(&self, name: &'static str, s: S) -> Result<S::Ok, S::Error>;
+}
+
+impl TimeFields for Time {
+    fn write<S: serde::Serializer>(&self, name: &'static str, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry(name, &self.ms)?;
+        map.serialize_entry(&format!("{name}_dt"), &self.dt)?;
+        map.end()
     }
-    f.insert("is_alert".into(), json!(true));
-    f.insert("message".into(), json!(event.title));
-    put_time(&mut f, "time", Some(event.created_at));
-    f.insert("timezone_offset".into(), json!(0));
-    f.insert("finding_info".into(), Value::Object(info));
-    f.insert("metadata".into(), Value::Object(metadata));
-    if let Some(device) = mapped.device {
-        f.insert("device".into(), device);
+}
+
+impl TimeFields for Option<Time> {
+    fn write<S: serde::Serializer>(&self, name: &'static str, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Some(t) => t.write(name, s),
+            None => s.serialize_map(Some(0))?.end(),
+        }
     }
-    if !mapped.evidences.is_empty() {
-        f.insert("evidences".into(), Value::Array(mapped.evidences));
+}
+
+impl<'a> Finding<'a> {
+    fn of(event: &'a Event, product: &Product) -> Finding<'a> {
+        let activity = Activity::of(event, product);
+        let (severity_id, severity_name) = severity(event.severity.level);
+        let (status_id, status_name) = status(event.status.state);
+        let mapped = entities::map(&event.entities);
+        let mut unmapped = mapped.unmapped;
+        unmapped.insert("alertd_schema_version".into(), json!(event.schema_version));
+        unmapped.insert("revision".into(), json!(event.revision));
+        if let Some(v) = &event.severity.vendor {
+            unmapped.insert("vendor_severity".into(), json!(v));
+        }
+        Finding {
+            activity_id: activity as u8,
+            activity_name: activity.name(),
+            category_uid: 2,
+            category_name: "Findings",
+            class_uid: CLASS_UID,
+            class_name: "Detection Finding",
+            type_uid: CLASS_UID * 100 + activity as u32,
+            type_name: match activity {
+                Activity::Create => "Detection Finding: Create",
+                Activity::Update => "Detection Finding: Update",
+                Activity::Close => "Detection Finding: Close",
+            },
+            severity_id,
+            severity: severity_name,
+            status_id,
+            status: status_name,
+            status_detail: event.status.vendor.as_deref(),
+            is_alert: true,
+            message: &event.title,
+            time: ms(event.created_at),
+            time_dt: dt(event.created_at),
+            timezone_offset: 0,
+            finding_info: FindingInfo {
+                uid: &event.native_id,
+                title: &event.title,
+                desc: event.description.as_deref(),
+                created_time: Time::of(event.created_at),
+                modified_time: event.updated_at.map(Time::of),
+                first_seen_time: event.observed_at.map(Time::of),
+                last_seen_time: event.observed_at.map(Time::of),
+                types: [event.source.kind.as_str()],
+                src_url: event.console_url.as_deref(),
+                analytic: analytic(&event.tags),
+                attacks: event.attack.iter().map(attack).collect(),
+            },
+            metadata: Metadata {
+                product: ProductName { name: product.name, vendor_name: product.vendor_name },
+                version: OCSF_VERSION,
+                profiles: ["datetime"],
+                uid: event.id.to_string(),
+                original_event_uid: &event.native_id,
+                tenant_uid: &event.source.name,
+                log_name: event.source.kind.as_str(),
+                log_provider: &event.source.vendor,
+                logged_time: Time::of(event.ingested_at),
+                labels: &event.tags,
+            },
+            device: mapped.device,
+            evidences: mapped.evidences,
+            observables: mapped.observables,
+            raw_data: event.raw.get(),
+            unmapped,
+        }
     }
-    if !mapped.observables.is_empty() {
-        f.insert("observables".into(), Value::Array(mapped.observables));
-    }
-    f.insert("raw_data".into(), json!(event.raw.get()));
-    f.insert("unmapped".into(), Value::Object(unmapped));
-    Value::Object(f)
 }
 
 #[cfg(test)]
