@@ -164,35 +164,28 @@ async fn updates_after_the_overlap_arrive_once_each_on(case: Case, backend: Stat
     sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn red_canary_acknowledgement_and_remediation_after_the_overlap_arrive_once_each() {
-    updates_after_the_overlap_arrive_once_each(Case {
+/// Red Canary detections acknowledged and remediated, twice each.
+fn red_canary() -> Case {
+    Case {
         vendor: SimVendor::RedCanary,
         key: RED_CANARY_DEMO_KEY,
         extra: "",
         subject: "alertd.red_canary.test-red_canary.detection",
         native_id: |d| native_id(d, "id"),
         rounds: 2,
-    })
-    .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn red_canary_acknowledgement_and_remediation_after_the_overlap_arrive_once_each() {
+    updates_after_the_overlap_arrive_once_each(red_canary()).await;
 }
 
 /// The same with the bookkeeping in the `nats-kv` backend (a key per
 /// item, `revisit.<source>` moved by compare-and-set, the streamed prune).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn red_canary_updates_after_the_overlap_arrive_once_each_on_the_kv_backend() {
-    updates_after_the_overlap_arrive_once_each_on(
-        Case {
-            vendor: SimVendor::RedCanary,
-            key: RED_CANARY_DEMO_KEY,
-            extra: "",
-            subject: "alertd.red_canary.test-red_canary.detection",
-            native_id: |d| native_id(d, "id"),
-            rounds: 2,
-        },
-        StateBackend::NatsKv,
-    )
-    .await;
+    updates_after_the_overlap_arrive_once_each_on(red_canary(), StateBackend::NatsKv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
