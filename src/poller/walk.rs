@@ -420,13 +420,8 @@ impl<V: Vendor> Handler<'_, V> {
         let p = self.poller;
         let pages: Vec<Sent> = self.pages.drain(..n).collect();
         let Some(last) = pages.last() else { return Ok(()) };
-        let forget_before = self.forget_before;
-        let seen: Vec<Seen> = pages
-            .iter()
-            .flat_map(|s| s.seen.iter())
-            .filter(|s| forget_before.is_none_or(|before| s.item_time >= before))
-            .cloned()
-            .collect();
+        let stored = |s: &&Seen| self.forget_before.is_none_or(|before| s.item_time >= before);
+        let seen: Vec<Seen> = pages.iter().flat_map(|s| s.seen.iter()).filter(stored).cloned().collect();
         // Revisits compare with what was published (after the PubAcks,
         // before the cursor moves: a crash in between only re-publishes).
         let revisions: Vec<crate::checkpoint::Revision> =
@@ -455,7 +450,7 @@ impl<V: Vendor> Handler<'_, V> {
             // now); unstored ones stay for RECENT_PAGES more pages.
             let mut unstored = Vec::new();
             for s in &page.seen {
-                if forget_before.is_none_or(|before| s.item_time >= before) {
+                if stored(&s) {
                     self.pending_ids.remove(&s.event_id);
                 } else {
                     unstored.push(s.event_id.clone());
