@@ -14,7 +14,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
 
-use super::state::{Item, Routes, Shared, VendorApi, hex, pick};
+use super::state::{Item, Routes, Shared, VendorApi, hex, page_response, pick};
 
 /// A well-formed key for demos and tests, so nobody needs a real account.
 pub const CANARYGUARD_DEMO_KEY: &str = "cg_live_0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
@@ -138,7 +138,7 @@ impl VendorApi for CanaryGuard {
             alert.insert("metadata".into(), json!({"matched_address": address, "derivation_path": path}));
         }
         alert.insert("reviewed".into(), json!(rng.random_bool(0.2)));
-        Item { at, id, json: Value::Object(alert) }
+        Item::new(at, id, Value::Object(alert))
     }
 
     fn rate_limited(&self, retry_after_secs: u64) -> Response {
@@ -287,18 +287,21 @@ fn list(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, token: Option<&
         let end = query.before.map_or(items.len(), |before| items.partition_point(|i| i.at < before));
         let window = items.get(start..end.max(start)).unwrap_or_default();
         if token.is_none() && query.token_id.is_none() {
-            let page = window.iter().rev().skip(skip).take(take).map(|i| i.json.clone()).collect();
+            let page = window.iter().rev().skip(skip).take(take).map(|i| i.text.clone()).collect();
             return (page, window.len());
         }
         let matching = || window.iter().rev().filter(|i| query.matches(i, token));
-        let page: Vec<Value> = matching().skip(skip).take(take).map(|i| i.json.clone()).collect();
+        let page: Vec<Arc<str>> = matching().skip(skip).take(take).map(|i| i.text.clone()).collect();
         (page, matching().count())
     });
-    Json(json!({
-        "data": data,
-        "meta": {"page": query.page, "limit": query.limit, "total": total},
-    }))
-    .into_response()
+    page_response(
+        json!({
+            "data": [],
+            "meta": {"page": query.page, "limit": query.limit, "total": total},
+        }),
+        "/data",
+        &data,
+    )
 }
 
 fn unauthorized() -> Response {

@@ -215,7 +215,7 @@ impl VendorApi for Catchpoint {
             json!([{ "color": color, "id": id, "name": name, "values": [*pick(rng, values)] }])
         });
         alert.insert("labels".into(), json!(labels));
-        Item { at, id, json: Value::Object(alert) }
+        Item::new(at, id, Value::Object(alert))
     }
 
     /// An operator acknowledges an alert (once): `acknowledgedBy` is the

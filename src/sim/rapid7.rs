@@ -188,7 +188,7 @@ impl VendorApi for Rapid7 {
             "permissions": { "canEdit": false },
             "fields": []
         });
-        Item { at, id: rrn, json: alert }
+        Item::new(at, rrn, alert)
     }
 
     /// Triage moves an alert OPEN → INVESTIGATING → CLOSED; every change

@@ -30,7 +30,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
-use super::state::{Item, Routes, Shared, VendorApi, pick};
+use super::state::{Item, Routes, Shared, VendorApi, page_response, pick};
 
 /// A well-formed key for demos and tests, so nobody needs a real account.
 pub const RED_CANARY_DEMO_KEY: &str = "5c3a1e0f9b8d7c6a5e4f3a2b1c0d9e8f7a6b5c4d";
@@ -246,7 +246,7 @@ impl VendorApi for RedCanary {
                 "contributing_intel": {"href": self.api(&format!("detections/{id}/contributing_intel"))},
             },
         });
-        Item { at, id: id.to_string(), json }
+        Item::new(at, id.to_string(), json)
     }
 
     /// First an analyst acknowledges the detection, later marks its
@@ -422,7 +422,8 @@ async fn detections(
         // through 100,000 detections).
         let start = query.since.map_or(0, |since| items.partition_point(|i| i.at < since));
         let matching = items.get(start..).unwrap_or_default();
-        let page: Vec<Value> = matching.iter().rev().skip(skip).take(take).map(|i| i.json.clone()).collect();
+        let page: Vec<Arc<str>> =
+            matching.iter().rev().skip(skip).take(take).map(|i| i.text.clone()).collect();
         (page, matching.len())
     });
     let base = base_url(&headers);
@@ -437,12 +438,15 @@ async fn detections(
     if !data.is_empty() {
         links["next"] = json!(query.link(&base, query.page + 1));
     }
-    Json(json!({
-        "meta": {"api_version": "v3.0", "total_items": total},
-        "links": links,
-        "data": data,
-    }))
-    .into_response()
+    page_response(
+        json!({
+            "meta": {"api_version": "v3.0", "total_items": total},
+            "links": links,
+            "data": [],
+        }),
+        "/data",
+        &data,
+    )
 }
 
 /// `GET /detections/{id}`: a one-element `data` array, as the real API does.

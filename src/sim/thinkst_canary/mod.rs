@@ -34,7 +34,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
 
-use super::state::{Item, Routes, Shared, VendorApi, hex, pick};
+use super::state::{Item, Routes, Shared, VendorApi, hex, page_response, pick};
 
 pub(crate) use data::ThinkstCanary;
 use data::*;
@@ -120,7 +120,7 @@ impl VendorApi for ThinkstCanary {
             "updated_std": std_time(last),
             "updated_time": last.timestamp().to_string(),
         });
-        Item { at: first, id, json }
+        Item::new(first, id, json)
     }
 
     /// An open incident gets another event bundled in, or is acknowledged;
@@ -297,6 +297,11 @@ fn walk_of(query: &[(String, String)], newest: u64) -> Result<Walk, QueryError> 
     Ok(Walk { after, upper: newest, limit, newer_than, page: 1 })
 }
 
+/// An incident as a page serves it: its `updated_id` and its text.
+fn served(item: &Item) -> (u64, Arc<str>) {
+    (updated_id(item), item.text.clone())
+}
+
 fn updated_id(item: &Item) -> u64 {
     item.json.get("updated_id").and_then(Value::as_u64).unwrap_or(0)
 }
@@ -343,7 +348,7 @@ async fn incidents(
     // (a 100,000-incident backfill in the end-to-end benchmark).
     let wanted =
         walk.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX).saturating_add(1));
-    let mut matching: Vec<Value> = shared.with_stamped_items(|items, _, in_order| {
+    let mut matching: Vec<(u64, Arc<str>)> = shared.with_stamped_items(|items, _, in_order| {
         let keep = |i: &&Item| {
             walk.newer_than.is_none_or(|t| i.at.timestamp() > t)
                 && want_ack.is_none_or(|a| acknowledged(i) == a)
@@ -351,7 +356,7 @@ async fn incidents(
         if in_order {
             let start = items.partition_point(|i| updated_id(i) <= walk.after);
             let end = items.partition_point(|i| updated_id(i) <= walk.upper).max(start);
-            return items[start..end].iter().filter(keep).take(wanted).map(|i| i.json.clone()).collect();
+            return items[start..end].iter().filter(keep).take(wanted).map(served).collect();
         }
         let mut found: Vec<&Item> = items
             .iter()
@@ -359,7 +364,7 @@ async fn incidents(
             .filter(keep)
             .collect();
         found.sort_by_key(|i| updated_id(i));
-        found.into_iter().take(wanted).map(|i| i.json.clone()).collect()
+        found.into_iter().take(wanted).map(served).collect()
     });
     let now = Utc::now();
     let mut body = Map::new();
@@ -368,7 +373,7 @@ async fn incidents(
         let more = matching.len() > take;
         matching.truncate(take);
         let next = more.then(|| Walk {
-            after: matching.last().and_then(|i| i["updated_id"].as_u64()).unwrap_or(walk.after),
+            after: matching.last().map_or(walk.after, |(id, _)| *id),
             page: walk.page + 1,
             ..walk.clone()
         });
@@ -390,15 +395,16 @@ async fn incidents(
     if matching.is_empty() {
         body.insert("incidents".into(), Value::Null);
     } else {
-        let max = matching.iter().filter_map(|i| i["updated_id"].as_u64()).max();
-        body.insert("incidents".into(), Value::Array(matching));
+        let max = matching.iter().map(|(id, _)| *id).max();
+        body.insert("incidents".into(), Value::Array(Vec::new()));
         body.insert("max_updated_id".into(), json!(max));
     }
     body.insert("result".into(), json!("success"));
     body.insert("updated".into(), json!(rfc1123(now)));
     body.insert("updated_std".into(), json!(std_time(now)));
     body.insert("updated_timestamp".into(), json!(now.timestamp()));
-    Json(Value::Object(body)).into_response()
+    let texts: Vec<Arc<str>> = matching.into_iter().map(|(_, text)| text).collect();
+    page_response(Value::Object(body), "/incidents", &texts)
 }
 
 fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
