@@ -132,10 +132,17 @@ async fn main() {
             let row = run_alertd(&js, &nats, &sim, case, formats, items).await;
             let payload = row.message_bytes.saturating_sub(overhead).max(1);
             let ((window_rate, stored), (page_rate, _)) = if ceilings {
-                (
-                    ceiling::best_of(&js, items, payload, ceiling::Acks::InFlight(WINDOW)).await,
-                    ceiling::best_of(&js, items, payload, ceiling::Acks::PerPage(case.page)).await,
-                )
+                let nats_pid = nats.pid().unwrap_or(0);
+                let (nats_before, self_before) =
+                    (support::proc_cpu_secs(nats_pid), support::self_usage().cpu_secs);
+                let window = ceiling::best_of(&js, items, payload, ceiling::Acks::InFlight(WINDOW)).await;
+                let runs = (ceiling::RUNS * items.max(1)) as f64 / 100_000.0;
+                println!(
+                    "e2e:   raw publish InFlight({WINDOW}): CPU s per 100k messages: nats-server {:.2}, publisher (this process) {:.2}",
+                    (support::proc_cpu_secs(nats_pid) - nats_before) / runs,
+                    (support::self_usage().cpu_secs - self_before) / runs,
+                );
+                (window, ceiling::best_of(&js, items, payload, ceiling::Acks::PerPage(case.page)).await)
             } else {
                 ((f64::NAN, 0), (f64::NAN, 0))
             };
@@ -201,6 +208,9 @@ async fn run_alertd(
         page = case.page,
     );
     std::fs::write(&config_path, config).expect("write config");
+    let nats_pid = nats.pid().unwrap_or(0);
+    let (nats_cpu_before, self_cpu_before) =
+        (support::proc_cpu_secs(nats_pid), support::self_usage().cpu_secs);
     let started = Instant::now();
     let child = alertd_command(&config_path)
         .env("BENCH_KEY", case.vendor.default_api_key())
@@ -212,7 +222,18 @@ async fn run_alertd(
         .await
         .expect("the waiting thread does not panic");
     let secs = started.elapsed().as_secs_f64();
+    let nats_cpu = support::proc_cpu_secs(nats_pid) - nats_cpu_before;
+    let sim_cpu = support::self_usage().cpu_secs - self_cpu_before;
     assert_eq!(code, 0, "alertd run --once failed for {key}");
+    let per_100k = |cpu: f64| cpu * 100_000.0 / items.max(1) as f64;
+    println!(
+        "e2e: {key} [{formats_toml}]: CPU s per 100k events: alertd {:.2}, nats-server {:.2}, simulator (this process) {:.2}; \
+         {:.2} of the machine's 2 cores busy over {secs:.2} s",
+        per_100k(usage.cpu_secs),
+        per_100k(nats_cpu),
+        per_100k(sim_cpu),
+        (usage.cpu_secs + nats_cpu + sim_cpu) / secs,
+    );
 
     let mut stream = js.get_stream("ALERTD").await.expect("alertd created its stream");
     let state = stream.info().await.expect("stream info").state.clone();

@@ -38,6 +38,12 @@ impl NatsServer {
         server
     }
 
+    /// The server's process id, while it runs (for CPU accounting).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
