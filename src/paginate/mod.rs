@@ -284,7 +284,7 @@ pub fn redact_query(url: &str) -> String {
 ///
 /// Delivery gets the position the walk will continue at, so the caller can
 /// commit that position together with the page's events in one transaction.
-pub trait PageHandler {
+pub trait PageHandler: Send {
     /// The caller's error type; pagination errors convert into it.
     type Error: From<PaginateError>;
 
@@ -301,6 +301,29 @@ pub trait PageHandler {
         page: Page,
         next: Option<&Position>,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// [`Self::deliver`] the page fetched at `at`, and fetch the page at
+    /// `next`; the fetch's result is `None` when delivery stopped the walk.
+    ///
+    /// The default does one after the other. A handler may overlap them
+    /// (send the next request while this page is normalized and published):
+    /// the walk still delivers pages one at a time and in order, and a
+    /// failed or stopped delivery drops the fetch.
+    #[allow(clippy::type_complexity)]
+    fn deliver_and_fetch(
+        &mut self,
+        at: &Position,
+        page: Page,
+        next: &Position,
+    ) -> impl Future<Output = Result<(bool, Option<Result<Option<Page>, Self::Error>>), Self::Error>> + Send
+    {
+        async move {
+            if !self.deliver(at, page, Some(next)).await? {
+                return Ok((false, None));
+            }
+            Ok((true, Some(self.fetch(next).await)))
+        }
+    }
 }
 
 /// How a walk ended.
@@ -330,6 +353,8 @@ pub async fn walk<H: PageHandler + Send>(
     let mut previous: Option<Vec<String>> = None;
     let mut at = start;
     let mut pages = 0;
+    // The page at `at` when it was fetched while the one before was delivered.
+    let mut fetched = None;
     loop {
         if !visited.insert(at.clone()) {
             return Err(PaginateError::Loop(at.to_string()).into());
@@ -337,7 +362,11 @@ pub async fn walk<H: PageHandler + Send>(
         if pages >= max_pages {
             return Err(PaginateError::TooManyPages(pages).into());
         }
-        let Some(mut page) = handler.fetch(&at).await? else {
+        let page = match fetched.take() {
+            Some(page) => page?,
+            None => handler.fetch(&at).await?,
+        };
+        let Some(mut page) = page else {
             return Ok(WalkOutcome { pages, complete: false, ended_by: None });
         };
         pages += 1;
@@ -352,7 +381,16 @@ pub async fn walk<H: PageHandler + Send>(
             None => scheme.next(&at, &page)?,
         };
         previous = fingerprint;
-        let go_on = handler.deliver(&at, page, next.as_ref()).await?;
+        // The next page is fetched beside this delivery only when the loop's
+        // guards will let the walk go there.
+        let go_on = match &next {
+            Some(next) if pages < max_pages && !visited.contains(next) => {
+                let (go_on, next_page) = handler.deliver_and_fetch(&at, page, next).await?;
+                fetched = next_page;
+                go_on
+            }
+            _ => handler.deliver(&at, page, next.as_ref()).await?,
+        };
         match next {
             Some(next) if go_on => at = next,
             Some(_) => {

@@ -71,6 +71,8 @@ async fn a_cursor_that_comes_back_stops_the_walk_with_a_loop_error() {
     let err = walk(&scheme, Position::Start, 100, &mut script).await.unwrap_err();
     assert!(matches!(err, PaginateError::Loop(_)), "{err}");
     assert_eq!(script.delivered.len(), 2);
+    // The position seen before is not fetched again beside the delivery.
+    assert_eq!(script.fetched, [Position::Start, Position::Cursor("a".into())]);
 }
 
 #[tokio::test]
@@ -80,6 +82,8 @@ async fn the_page_bound_stops_an_endless_walk() {
         Script::new((1..=10).map(|n| (Position::Page(n), page(1, Continuation::HasMore(true)))).collect());
     let err = walk(&scheme, Position::Page(1), 3, &mut script).await.unwrap_err();
     assert_eq!(err, PaginateError::TooManyPages(3));
+    // No page past the bound is fetched beside the last delivery.
+    assert_eq!(script.fetched, [Position::Page(1), Position::Page(2), Position::Page(3)]);
 }
 
 #[tokio::test]
@@ -117,6 +121,89 @@ async fn a_handler_can_stop_a_walk_between_pages() {
     script.stop_after = Some(1);
     let outcome = walk(&scheme, Position::Page(1), 100, &mut script).await.unwrap();
     assert_eq!(outcome, WalkOutcome { pages: 1, complete: false, ended_by: None });
+    assert_eq!(script.fetched, [Position::Page(1)], "a stopped delivery fetches nothing more");
+}
+
+/// A handler that fetches beside its deliveries, as the poller's does:
+/// each fetch is started before the delivery it overlaps and finishes after.
+struct Overlapping {
+    script: Script,
+    /// What happened, in order.
+    log: Vec<String>,
+    fail_delivery_of: Option<Position>,
+}
+
+impl PageHandler for Overlapping {
+    type Error = PaginateError;
+    async fn fetch(&mut self, at: &Position) -> Result<Option<Page>, PaginateError> {
+        self.log.push(format!("fetch {at}"));
+        self.script.fetch(at).await
+    }
+    async fn deliver(
+        &mut self,
+        at: &Position,
+        page: Page,
+        next: Option<&Position>,
+    ) -> Result<bool, PaginateError> {
+        if self.fail_delivery_of.as_ref() == Some(at) {
+            return Err(PaginateError::Loop(format!("delivery of {at} failed")));
+        }
+        self.log.push(format!("deliver {at}"));
+        self.script.deliver(at, page, next).await
+    }
+    async fn deliver_and_fetch(
+        &mut self,
+        at: &Position,
+        page: Page,
+        next: &Position,
+    ) -> Result<(bool, Option<Result<Option<Page>, PaginateError>>), PaginateError> {
+        self.log.push(format!("start fetch {next}"));
+        let fetched = self.script.fetch(next).await;
+        let go_on = self.deliver(at, page, Some(next)).await?;
+        self.log.push(format!("end fetch {next}"));
+        Ok((go_on, go_on.then_some(fetched)))
+    }
+}
+
+#[tokio::test]
+async fn pages_fetched_beside_deliveries_are_delivered_once_each_in_order() {
+    let scheme = Scheme::PageTotal(page_total::PageTotal);
+    let cont = Continuation::PageTotal { total: 6, limit: 2 };
+    let mut handler = Overlapping {
+        script: Script::new((1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect()),
+        log: vec![],
+        fail_delivery_of: None,
+    };
+    let outcome = walk(&scheme, Position::Page(1), 100, &mut handler).await.unwrap();
+    assert_eq!(outcome, WalkOutcome { pages: 3, complete: true, ended_by: None });
+    assert_eq!(
+        handler.log,
+        [
+            "fetch page 1",
+            "start fetch page 2",
+            "deliver page 1",
+            "end fetch page 2",
+            "start fetch page 3",
+            "deliver page 2",
+            "end fetch page 3",
+            "deliver page 3",
+        ]
+    );
+    assert_eq!(handler.script.delivered_items, [2, 2, 2]);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_drops_the_page_fetched_beside_it() {
+    let scheme = Scheme::PageTotal(page_total::PageTotal);
+    let cont = Continuation::PageTotal { total: 6, limit: 2 };
+    let mut handler = Overlapping {
+        script: Script::new((1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect()),
+        log: vec![],
+        fail_delivery_of: Some(Position::Page(2)),
+    };
+    let err = walk(&scheme, Position::Page(1), 100, &mut handler).await.unwrap_err();
+    assert!(err.to_string().contains("delivery of page 2 failed"), "{err}");
+    assert_eq!(handler.script.delivered, [(Position::Page(1), Some(Position::Page(2)))]);
 }
 
 fn link(page: u64) -> Continuation {

@@ -119,7 +119,8 @@ struct WalkState<P> {
 
 /// A source of vendor `V`.
 pub struct Poller<V: Vendor> {
-    vendor: V,
+    /// Shared with the blocking threads that parse its pages.
+    vendor: Arc<V>,
     name: String,
     credential: CredentialSource,
     max_pages: u64,
@@ -152,7 +153,7 @@ impl<V: Vendor> Poller<V> {
         let revisit = crate::revisit::Settings::of::<V>(source)
             .filter(|_| vendor.revisit_plan(now - chrono::TimeDelta::hours(1), now).is_some());
         Ok(Poller {
-            vendor,
+            vendor: Arc::new(vendor),
             name: source.name().to_owned(),
             credential: source.credential.clone(),
             max_pages: source.max_pages,
@@ -280,7 +281,7 @@ impl<V: Vendor> Poller<V> {
         };
         let answer = match crate::http::fetch_once(
             request.timeout(self.timeout),
-            throttling(&self.vendor),
+            throttling(self.vendor.as_ref()),
             self.max_response_bytes,
         )
         .await
@@ -381,6 +382,20 @@ impl<V: Vendor> Poller<V> {
         let instance = self.deps.instance.as_deref()?;
         let lease = self.lease.load(std::sync::atomic::Ordering::Relaxed);
         Some(format!("{} (instance {instance}; lease {lease})", crate::http::client_name()))
+    }
+
+    /// The error of a blocking task of this poll (a parse, a page's
+    /// normalization) that did not return: it panicked, or the runtime is
+    /// shutting down.
+    fn joined_err(&self, error: tokio::task::JoinError) -> PollError {
+        match error.try_into_panic() {
+            Ok(panic) => self.panicked(panic.as_ref()),
+            Err(_) => PollError::Panicked {
+                vendor: V::KEY,
+                source_name: self.name.clone(),
+                message: "its task was cancelled (the runtime is shutting down)".to_owned(),
+            },
+        }
     }
 
     fn panicked(&self, panic: &(dyn std::any::Any + Send)) -> PollError {

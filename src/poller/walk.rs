@@ -3,8 +3,10 @@
 //! configured format, publish, and commit once every message is
 //! acknowledged.
 //!
-//! Pages are pipelined: a page's messages are sent and the walk goes on to
-//! fetch (and prepare) the next page while their acks are outstanding. At
+//! Pages are pipelined: the next page's request goes out (and its answer
+//! is read and, on a blocking thread, parsed) while a page is normalized,
+//! encoded and sent, and a page's messages are sent and the walk goes on to
+//! the next page while their acks are outstanding. At
 //! most [`PAGES_IN_FLIGHT`] pages are sent and not yet acknowledged (and
 //! the sink keeps at most its window of acks outstanding per walk); while a
 //! page is fetched the walk keeps settling the acks that arrive. Pages are
@@ -23,9 +25,10 @@
 //! committed pages that the store did not take (about 100 KB at 100 items
 //! a page); the messages are handed to the sink when sent,
 //! and those awaiting an ack are bounded by the sink's window (1,024 per
-//! walk for JetStream, about 1.5 MB of 1.4 KB events per format); the page
-//! being fetched and prepared is one page (at most ten times the page
-//! size, see `Poller::max_page_items`).
+//! walk for JetStream, about 1.5 MB of 1.4 KB events per format); the pages
+//! being prepared and fetched are two pages (each at most ten times the
+//! page size, see `Poller::max_page_items`, and `max_response_bytes` as
+//! text).
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -185,11 +188,67 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
         let (poller, key, plan, stop) =
             (self.poller, self.key.clone(), self.walk.plan.clone(), self.shutdown);
         let fetch = fetch_page(poller, &key, &plan, at, stop);
+        self.wait_for(fetch).await
+    }
+
+    async fn deliver(
+        &mut self,
+        at: &Position,
+        page: Page,
+        next: Option<&Position>,
+    ) -> Result<bool, PollError> {
+        self.deliver_page(at, page, next).await
+    }
+
+    /// The next request goes out (and its answer is read, then parsed on a
+    /// blocking thread) while this page is normalized, encoded and sent:
+    /// the vendor's latency, the parse and this page's work overlap instead
+    /// of adding up. The fetch is polled first, so the request leaves before
+    /// this page's work starts; the fetched page waits for the walk.
+    async fn deliver_and_fetch(
+        &mut self,
+        at: &Position,
+        page: Page,
+        next: &Position,
+    ) -> Result<(bool, Option<Result<Option<Page>, PollError>>), PollError> {
+        let (poller, key, plan, stop) =
+            (self.poller, self.key.clone(), self.walk.plan.clone(), self.shutdown);
+        let fetch = fetch_page(poller, &key, &plan, next, stop);
         tokio::pin!(fetch);
-        // Acks of the pages sent keep arriving meanwhile: settle them, so
-        // the walk's window slots free up while it waits on the vendor, and
-        // commit acknowledged pages once they are due, so a long wait (the
-        // throttle, a `Retry-After`, a backoff) does not hold the cursor back.
+        let mut fetched = None;
+        let go_on = {
+            let deliver = self.deliver_page(at, page, Some(next));
+            tokio::pin!(deliver);
+            loop {
+                tokio::select! {
+                    biased;
+                    page = &mut fetch, if fetched.is_none() => fetched = Some(page),
+                    delivered = &mut deliver => break delivered?,
+                }
+            }
+        };
+        if !go_on {
+            return Ok((false, None));
+        }
+        let page = match fetched {
+            Some(page) => page,
+            None => self.wait_for(fetch).await,
+        };
+        Ok((true, Some(page)))
+    }
+}
+
+impl<V: Vendor> Handler<'_, V> {
+    /// Wait for `fetch` (a page being fetched). Acks of the pages sent keep
+    /// arriving meanwhile: settle them, so the walk's window slots free up
+    /// while it waits on the vendor, and commit acknowledged pages once they
+    /// are due, so a long wait (the throttle, a `Retry-After`, a backoff)
+    /// does not hold the cursor back.
+    async fn wait_for(
+        &mut self,
+        fetch: impl Future<Output = Result<Option<Page>, PollError>>,
+    ) -> Result<Option<Page>, PollError> {
+        tokio::pin!(fetch);
         loop {
             let commit_at = match self.pages.front() {
                 Some(front) if front.acked.is_some() => Some(front.sent + COMMIT_WITHIN),
@@ -211,7 +270,7 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
         }
     }
 
-    async fn deliver(
+    async fn deliver_page(
         &mut self,
         at: &Position,
         page: Page,
@@ -489,6 +548,11 @@ impl<V: Vendor> Handler<'_, V> {
     }
 }
 
+/// Answers shorter than this are parsed on the walk's task, longer ones
+/// on a blocking thread. (Normalizing stays on the walk's task: measured
+/// on a blocking thread as well, it cost more CPU and gained nothing.)
+const PARSE_INLINE_BELOW: usize = 16 * 1024;
+
 /// Fetch and parse the page at `at` of `poller`'s walk under `plan`.
 pub(super) async fn fetch_page<V: Vendor>(
     p: &Poller<V>,
@@ -509,7 +573,7 @@ pub(super) async fn fetch_page<V: Vendor>(
         policy: p.retry,
         throttle: &p.throttle,
         observer: p,
-        throttling: throttling(&p.vendor),
+        throttling: throttling(p.vendor.as_ref()),
         max_response_bytes: p.max_response_bytes,
         stop,
     };
@@ -530,10 +594,18 @@ pub(super) async fn fetch_page<V: Vendor>(
             });
         }
     };
-    let page = p
-        .vendor
-        .parse_answer(&answer.body, answer.next_link.as_deref())
-        .map_err(|error| p.page_err(at, error))?;
+    // A large page is parsed on a blocking thread, beside the delivery of
+    // the page before (see `deliver_and_fetch`); a small one (an idle
+    // poll's) here, where a thread hop would cost more than its parse.
+    let parsed = if answer.body.len() < PARSE_INLINE_BELOW {
+        p.vendor.parse_answer(&answer.body, answer.next_link.as_deref())
+    } else {
+        let vendor = std::sync::Arc::clone(&p.vendor);
+        tokio::task::spawn_blocking(move || vendor.parse_answer(&answer.body, answer.next_link.as_deref()))
+            .await
+            .map_err(|error| p.joined_err(error))?
+    };
+    let page = parsed.map_err(|error| p.page_err(at, error))?;
     let limit = p.max_page_items();
     if page.items.len() > limit {
         let error = PageError::TooManyItems { items: page.items.len(), asked: p.page_size, limit };
