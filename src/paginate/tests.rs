@@ -165,15 +165,17 @@ impl PageHandler for Overlapping {
     }
 }
 
+/// Three pages of two items, page/limit, fetched beside their deliveries;
+/// the delivery of `fail_delivery_of` fails.
+fn overlapping(fail_delivery_of: Option<Position>) -> (Scheme, Overlapping) {
+    let cont = Continuation::PageTotal { total: 6, limit: 2 };
+    let script = Script::new((1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect());
+    (Scheme::PageTotal(page_total::PageTotal), Overlapping { script, log: vec![], fail_delivery_of })
+}
+
 #[tokio::test]
 async fn pages_fetched_beside_deliveries_are_delivered_once_each_in_order() {
-    let scheme = Scheme::PageTotal(page_total::PageTotal);
-    let cont = Continuation::PageTotal { total: 6, limit: 2 };
-    let mut handler = Overlapping {
-        script: Script::new((1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect()),
-        log: vec![],
-        fail_delivery_of: None,
-    };
+    let (scheme, mut handler) = overlapping(None);
     let outcome = walk(&scheme, Position::Page(1), 100, &mut handler).await.unwrap();
     assert_eq!(outcome, WalkOutcome { pages: 3, complete: true, ended_by: None });
     assert_eq!(
@@ -194,13 +196,7 @@ async fn pages_fetched_beside_deliveries_are_delivered_once_each_in_order() {
 
 #[tokio::test]
 async fn a_failed_delivery_drops_the_page_fetched_beside_it() {
-    let scheme = Scheme::PageTotal(page_total::PageTotal);
-    let cont = Continuation::PageTotal { total: 6, limit: 2 };
-    let mut handler = Overlapping {
-        script: Script::new((1..=3).map(|n| (Position::Page(n), page(2, cont.clone()))).collect()),
-        log: vec![],
-        fail_delivery_of: Some(Position::Page(2)),
-    };
+    let (scheme, mut handler) = overlapping(Some(Position::Page(2)));
     let err = walk(&scheme, Position::Page(1), 100, &mut handler).await.unwrap_err();
     assert!(err.to_string().contains("delivery of page 2 failed"), "{err}");
     assert_eq!(handler.script.delivered, [(Position::Page(1), Some(Position::Page(2)))]);
