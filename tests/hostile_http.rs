@@ -354,3 +354,31 @@ async fn a_long_non_ascii_html_title_is_an_error_message_not_a_panic() {
         assert!(text.chars().count() < 500, "{text}");
     }
 }
+
+/// Answers of 16 KiB or more are parsed on a blocking thread beside the
+/// walk: one nested 200,000 levels deep (and one that is just long) is a
+/// clear JSON error of its source, on that path as on the inline one, and
+/// the poll returns instead of overflowing a thread's stack or panicking.
+#[tokio::test]
+async fn a_large_endlessly_nested_answer_is_a_json_error_on_the_parse_thread() {
+    for (name, body) in [
+        ("nested", "[".repeat(200_000)),
+        ("long", format!("{{\"data\": [{}", "{\"id\": \"x\"},".repeat(20_000))),
+    ] {
+        assert!(body.len() >= 16 * 1024, "{name}: large enough for the blocking-thread parse");
+        let server = Recorder::start(move |_| {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let key = alertd::sim::CANARYGUARD_DEMO_KEY;
+        let cfg = common::config(dir.path(), None, "canaryguard", &server.origin, key, "");
+        let err = run_once(&cfg).await.unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.code(), "invalid_json", "{name}: {text}");
+        assert!(!text.contains("panicked"), "{name}: {text}");
+        if name == "nested" {
+            assert!(text.contains("recursion limit exceeded"), "{name}: {text}");
+        }
+    }
+}
