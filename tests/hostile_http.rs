@@ -336,15 +336,8 @@ async fn an_endless_body_stops_at_the_default_32_mib() {
 async fn a_long_non_ascii_html_title_is_an_error_message_not_a_panic() {
     for status in [502u16, 200] {
         let page = format!("<!DOCTYPE html><html><head><title>x{}</head>", "é".repeat(3000));
-        let server = Recorder::start(move |_| {
-            let status = StatusCode::from_u16(status).unwrap();
-            (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page.clone()).into_response()
-        })
-        .await;
-        let dir = tempfile::tempdir().unwrap();
-        let key = alertd::sim::CANARYGUARD_DEMO_KEY;
-        let cfg = common::config(dir.path(), None, "canaryguard", &server.origin, key, "");
-        let err = run_once(&cfg).await.unwrap_err();
+        let status_code = StatusCode::from_u16(status).unwrap();
+        let err = canaryguard_poll_error(status_code, "text/html; charset=utf-8", page).await;
         let text = err.to_string();
         assert_eq!(err.code(), "html_page", "{text}");
         assert!(
@@ -355,10 +348,23 @@ async fn a_long_non_ascii_html_title_is_an_error_message_not_a_panic() {
     }
 }
 
+/// The error of one CanaryGuard poll (`run_once`) of a server that answers
+/// every request with `status`, `content_type` and `body`.
+async fn canaryguard_poll_error(status: StatusCode, content_type: &'static str, body: String) -> PollError {
+    let server = Recorder::start(move |_| {
+        (status, [(header::CONTENT_TYPE, content_type)], body.clone()).into_response()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = alertd::sim::CANARYGUARD_DEMO_KEY;
+    let cfg = common::config(dir.path(), None, "canaryguard", &server.origin, key, "");
+    run_once(&cfg).await.unwrap_err()
+}
+
 /// Answers of 16 KiB or more are parsed on a blocking thread beside the
-/// walk: one nested 200,000 levels deep (and one that is just long) is a
-/// clear JSON error of its source, on that path as on the inline one, and
-/// the poll returns instead of overflowing a thread's stack or panicking.
+/// walk: one nested 200,000 levels deep (and one that is just long and
+/// unfinished) is a clear JSON error of its source, and the poll returns
+/// instead of overflowing the thread's stack or panicking.
 #[tokio::test]
 async fn a_large_endlessly_nested_answer_is_a_json_error_on_the_parse_thread() {
     for (name, body) in [
@@ -366,14 +372,7 @@ async fn a_large_endlessly_nested_answer_is_a_json_error_on_the_parse_thread() {
         ("long", format!("{{\"data\": [{}", "{\"id\": \"x\"},".repeat(20_000))),
     ] {
         assert!(body.len() >= 16 * 1024, "{name}: large enough for the blocking-thread parse");
-        let server = Recorder::start(move |_| {
-            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
-        })
-        .await;
-        let dir = tempfile::tempdir().unwrap();
-        let key = alertd::sim::CANARYGUARD_DEMO_KEY;
-        let cfg = common::config(dir.path(), None, "canaryguard", &server.origin, key, "");
-        let err = run_once(&cfg).await.unwrap_err();
+        let err = canaryguard_poll_error(StatusCode::OK, "application/json", body).await;
         let text = err.to_string();
         assert_eq!(err.code(), "invalid_json", "{name}: {text}");
         assert!(!text.contains("panicked"), "{name}: {text}");

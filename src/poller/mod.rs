@@ -384,9 +384,8 @@ impl<V: Vendor> Poller<V> {
         Some(format!("{} (instance {instance}; lease {lease})", crate::http::client_name()))
     }
 
-    /// The error of a blocking task of this poll (a parse, a page's
-    /// normalization) that did not return: it panicked, or the runtime is
-    /// shutting down.
+    /// The error of a blocking task of this poll (a page's parse) that did
+    /// not return: it panicked, or the runtime is shutting down.
     fn joined_err(&self, error: tokio::task::JoinError) -> PollError {
         match error.try_into_panic() {
             Ok(panic) => self.panicked(panic.as_ref()),

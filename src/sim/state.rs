@@ -48,8 +48,11 @@ impl Item {
         Item { at, id, json, text: Arc::from("") }
     }
 
-    /// Renders `text` again from `json`.
-    fn render(&mut self) {
+    /// Stamps the item as the `seq`-th change (see `VendorApi::stamp`) and
+    /// renders `text` again from `json`: every change of a stored item ends
+    /// here.
+    fn stamp(&mut self, vendor: &dyn VendorApi, seq: u64) {
+        vendor.stamp(self, seq);
         self.text = Arc::from(self.json.to_string());
     }
 }
@@ -72,19 +75,7 @@ pub(crate) fn page_body(mut envelope: Value, pointer: &str, items: &[Arc<str>]) 
     let Some((before, after)) = head.split_once(&mark) else {
         return head;
     };
-    let len = items.iter().map(|t| t.len() + 1).sum::<usize>();
-    let mut body = String::with_capacity(head.len() + len + 2);
-    body.push_str(before);
-    body.push('[');
-    for (i, text) in items.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(text);
-    }
-    body.push(']');
-    body.push_str(after);
-    body
+    format!("{before}[{}]{after}", items.join(","))
 }
 
 /// A `200 OK` JSON answer of [`page_body`].
@@ -207,8 +198,7 @@ impl Shared {
         let mut seq = 0;
         for item in &mut items {
             seq += 1;
-            vendor.stamp(item, seq);
-            item.render();
+            item.stamp(vendor.as_ref(), seq);
         }
         let data = Data {
             items,
@@ -266,8 +256,7 @@ impl Shared {
         for _ in 0..n {
             let mut item = unique_item(self.vendor.as_ref(), &mut data.rng, &mut data.ids, at);
             data.seq += 1;
-            self.vendor.stamp(&mut item, data.seq);
-            item.render();
+            item.stamp(self.vendor.as_ref(), data.seq);
             let pos = data.items.partition_point(|i| (i.at, &i.id) <= (item.at, &item.id));
             data.stamps_in_order &= pos == data.items.len();
             data.items.insert(pos, item);
@@ -305,8 +294,7 @@ impl Shared {
             if self.vendor.update(&mut data.rng, item, at) {
                 data.stamps_in_order &= index + 1 == len;
                 data.seq += 1;
-                self.vendor.stamp(item, data.seq);
-                item.render();
+                item.stamp(self.vendor.as_ref(), data.seq);
                 changed.push(item.json.clone());
             }
         }
