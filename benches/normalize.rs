@@ -5,6 +5,12 @@
 //! have no real alert payloads). Each iteration normalizes every item of
 //! the set and serializes the event, as the poller does before publishing.
 //!
+//! `page/<vendor>/…` parses a page of 100 simulator items in the vendor's
+//! envelope and normalizes and serializes every item, as a walk does:
+//! `raw from the page` with each item's text kept from the parse (issue
+//! 16's one parse), `raw serialized again` with the texts dropped, as a
+//! caller that has only the parsed item does.
+//!
 //! `normalize/hostile/…` normalizes one hostile item carrying 20,000 or
 //! 50,000 values in each list its vendor reads (`support::hostile`): the
 //! time must grow (near) linearly with the count, whatever the count.
@@ -85,7 +91,7 @@ fn simulated(vendor: SimVendor, n: usize) -> Vec<Value> {
 }
 
 fn context() -> NormalizeContext<'static> {
-    NormalizeContext { source: "bench", ingested_at: chrono::Utc::now() }
+    NormalizeContext::new("bench", chrono::Utc::now())
 }
 
 fn bench_set<V: Vendor>(c: &mut Criterion, label: &str, v: &V, items: &[Value]) {
@@ -143,6 +149,56 @@ fn normalizers(c: &mut Criterion) {
     simulated_set(c, "thinkst_canary", &thinkst, SimVendor::ThinkstCanary);
 }
 
+/// Pages of 100 simulated items in each walk-benchmarked vendor's
+/// envelope: parse, normalize, serialize.
+fn pages(c: &mut Criterion) {
+    fn page<V: Vendor>(c: &mut Criterion, v: &V, vendor: SimVendor, envelope: impl Fn(Vec<Value>) -> Value) {
+        let items: Vec<Value> = simulated(vendor, 100);
+        let body = serde_json::to_vec(&envelope(items)).expect("a page body");
+        let ctx = context();
+        let mut group = c.benchmark_group("page");
+        group.throughput(Throughput::Elements(100));
+        for keep in [true, false] {
+            let label = if keep { "raw from the page" } else { "raw serialized again" };
+            group.bench_function(format!("{}/{label}", V::KEY), |b| {
+                b.iter(|| {
+                    let Ok(mut page) = v.parse_page(&body) else { return 0 };
+                    if !keep {
+                        page.texts.clear();
+                    }
+                    let mut bytes = 0;
+                    for (i, item) in page.items.iter().enumerate() {
+                        if let Ok(n) = v.normalize(item, &ctx.with_text(page.text(i))) {
+                            bytes += serde_json::to_vec(&n.event).map_or(0, |b| b.len());
+                        }
+                    }
+                    bytes
+                });
+            });
+        }
+        group.finish();
+    }
+    use serde_json::json;
+    page(
+        c,
+        &vendor::<CanaryGuard>(Default::default()),
+        SimVendor::CanaryGuard,
+        |items| json!({"data": items, "meta": {"page": 1, "limit": 100, "total": 100}}),
+    );
+    page(
+        c,
+        &vendor::<RedCanary>(Default::default()),
+        SimVendor::RedCanary,
+        |items| json!({"data": items, "links": {"self": format!("{BASE}/openapi/v3/detections?page=1&per_page=100")}, "meta": {"total_items": 100}}),
+    );
+    page(
+        c,
+        &vendor::<ThinkstCanary>(Default::default()),
+        SimVendor::ThinkstCanary,
+        |items| json!({"result": "success", "incidents": items, "cursor": {"next": null}}),
+    );
+}
+
 /// One hostile item per vendor and size, normalized and serialized.
 fn hostile(c: &mut Criterion) {
     use support::hostile;
@@ -185,6 +241,6 @@ fn bench_one<V: Vendor>(c: &mut Criterion, label: &str, v: &V, item: &Value) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = normalizers, hostile
+    targets = normalizers, pages, hostile
 }
 criterion_main!(benches);

@@ -145,7 +145,7 @@ fn through<V: Vendor>(v: &V, status: StatusCode, headers: &HeaderMap, body: &Byt
     if let Err(error) = scheme.next(&scheme.first(), &page) {
         out.push(error.to_string());
     }
-    let ctx = NormalizeContext { source: "hostile", ingested_at: chrono::DateTime::UNIX_EPOCH };
+    let ctx = NormalizeContext::new("hostile", chrono::DateTime::UNIX_EPOCH);
     for item in &page.items {
         match v.normalize(item, &ctx) {
             Ok(normalized) => {

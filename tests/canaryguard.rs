@@ -24,8 +24,7 @@ async fn the_seeded_alert_set_normalizes_to_its_reviewed_golden_events() {
     .expect("config");
     let base = Url::parse("https://canaryguard.app").expect("url");
     let vendor = CanaryGuard::new(&config.sources[0], base, Options::default()).expect("vendor");
-    let ctx =
-        NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() };
+    let ctx = NormalizeContext::new("acme", Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap());
     let items = common::golden::simulated_items(SimVendor::CanaryGuard, 11, 12).await;
     let events: Vec<Value> = items
         .iter()

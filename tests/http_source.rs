@@ -232,10 +232,7 @@ async fn golden(case: &Case, stem: &str) {
     let text: String = definition_text(case.definition);
     let config = alertd::registry::parse(&text, case.definition).expect("the shipped definition loads");
     let vendor = instantiate::<HttpSource>(&config.sources[0]).expect("vendor");
-    let ctx = NormalizeContext {
-        source: "acme",
-        ingested_at: chrono::Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap(),
-    };
+    let ctx = NormalizeContext::new("acme", chrono::Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap());
     let items = common::golden::simulated_items(case.vendor, 11, 6).await;
     let events: Vec<serde_json::Value> = items
         .iter()

@@ -91,7 +91,7 @@ fn fixture_findings<V: Vendor>(
     let config = alertd::registry::parse(&text, "golden.toml").unwrap();
     let vendor =
         V::new(&config.sources[0], url::Url::parse(base_url).unwrap(), V::Options::default()).unwrap();
-    let ctx = NormalizeContext { source: "golden", ingested_at: chrono::Utc::now() };
+    let ctx = NormalizeContext::new("golden", chrono::Utc::now());
     let mut n = 0;
     for file in common::golden::fixture_files(&dir) {
         let bytes = std::fs::read(&file).unwrap();

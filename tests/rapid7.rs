@@ -48,8 +48,7 @@ fn every_fixture_item_normalizes_to_its_reviewed_golden_event() {
     let Some(dir) = common::golden::fixture_dir("rapid7") else {
         return;
     };
-    let ctx =
-        NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() };
+    let ctx = NormalizeContext::new("acme", Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap());
     let files = common::golden::fixture_files(&dir);
     assert_eq!(files.len(), 3, "{files:?}");
     for path in files {

@@ -93,6 +93,20 @@ impl Raw {
             .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()))
     }
 
+    /// `text`, the JSON text `item` was parsed from, as it is, unless it
+    /// spans lines (a pretty-printed answer): an event is one line of JSON
+    /// (the stdout sink writes one per line), so that one is serialized
+    /// from `item` instead.
+    pub fn from_text(text: &serde_json::value::RawValue, item: &serde_json::Value) -> Raw {
+        // `str::contains(char)` is a memchr: a byte loop here cost as much
+        // as serializing the item again.
+        if text.get().contains('\n') || text.get().contains('\r') {
+            Raw::new(item)
+        } else {
+            Raw(text.to_owned())
+        }
+    }
+
     /// The JSON text.
     pub fn get(&self) -> &str {
         self.0.get()
@@ -112,10 +126,11 @@ impl PartialEq for Raw {
 }
 
 impl PartialEq<serde_json::Value> for Raw {
-    /// `other` is the item this was made of (compared as text: parsing
-    /// floats back may differ in the last digit).
+    /// `other` is the item this was made of: the same text as `other`
+    /// serialized, or (the vendor's own text, spelled another way) the same
+    /// value once parsed.
     fn eq(&self, other: &serde_json::Value) -> bool {
-        serde_json::to_string(other).is_ok_and(|text| text == self.get())
+        serde_json::to_string(other).is_ok_and(|text| text == self.get()) || self.to_value() == *other
     }
 }
 

@@ -90,6 +90,9 @@ pub enum Continuation {
 pub struct Page {
     /// The vendor's items, verbatim.
     pub items: Vec<serde_json::Value>,
+    /// Each item's JSON text as the vendor sent it, when the vendor kept
+    /// it (see `vendors::envelope`): one per item, or none at all.
+    pub texts: Vec<Box<serde_json::value::RawValue>>,
     /// What the envelope says about the next page.
     pub continuation: Continuation,
     /// Each item's id as the vendor reads it (`None` for a hollow item), when
@@ -115,7 +118,24 @@ pub struct ApiUsage {
 impl Page {
     /// A page without item keys: only the scheme's continuation ends the walk.
     pub fn new(items: Vec<serde_json::Value>, continuation: Continuation) -> Page {
-        Page { items, continuation, keys: None, usage: Vec::new() }
+        Page { items, continuation, keys: None, usage: Vec::new(), texts: Vec::new() }
+    }
+
+    /// A page of `items` with their texts as the vendor sent them (an
+    /// event's `raw` is then that text, not the item serialized again).
+    /// Texts that do not pair up one to one with the items are dropped.
+    pub fn with_texts(
+        items: Vec<serde_json::Value>,
+        texts: Vec<Box<serde_json::value::RawValue>>,
+        continuation: Continuation,
+    ) -> Page {
+        let texts = if texts.len() == items.len() { texts } else { Vec::new() };
+        Page { texts, ..Page::new(items, continuation) }
+    }
+
+    /// The text of item `i`, when the page has the texts.
+    pub fn text(&self, i: usize) -> Option<&serde_json::value::RawValue> {
+        self.texts.get(i).map(AsRef::as_ref)
     }
 
     /// Read each item's id with `key` (`None` for a hollow item), so that

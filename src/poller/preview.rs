@@ -56,11 +56,13 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
         page: Page,
         _next: Option<&Position>,
     ) -> Result<bool, PollError> {
-        let ctx = NormalizeContext { source: &self.poller.name, ingested_at: Utc::now() };
+        let ctx = NormalizeContext::new(&self.poller.name, Utc::now());
         let mut events = Vec::new();
         let mut dead_letters = Vec::new();
-        for item in page.items {
-            match self.poller.vendor.normalize(&item, &ctx) {
+        let Page { items, texts, .. } = page;
+        for (i, item) in items.into_iter().enumerate() {
+            let text = texts.get(i).map(AsRef::as_ref);
+            match self.poller.vendor.normalize(&item, &ctx.with_text(text)) {
                 Ok(normalized) => events.push(normalized.event),
                 Err(error) => dead_letters.push((item, error.0)),
             }

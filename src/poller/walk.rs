@@ -317,13 +317,13 @@ impl<V: Vendor> Handler<'_, V> {
             source: &p.name,
             ingested_at,
         };
-        let ctx = NormalizeContext { source: &p.name, ingested_at };
+        let ctx = NormalizeContext::new(&p.name, ingested_at);
         let latest = ingested_at + MAX_FUTURE_SKEW;
 
         let mut events = Vec::with_capacity(page.items.len());
         let mut dead = Vec::new();
-        for item in &page.items {
-            match p.vendor.normalize(item, &ctx) {
+        for (i, item) in page.items.iter().enumerate() {
+            match p.vendor.normalize(item, &ctx.with_text(page.text(i))) {
                 Ok(n) => events.push(n),
                 Err(error) => dead.push((error, item)),
             }

@@ -334,13 +334,13 @@ impl<V: Vendor, A: Access<V>> PageHandler for Handler<'_, V, A> {
         let access = self.access;
         let name = access.source();
         let ingested_at = Utc::now();
-        let ctx = NormalizeContext { source: name, ingested_at };
+        let ctx = NormalizeContext::new(name, ingested_at);
         let mut found = Vec::with_capacity(page.items.len());
         let mut in_page = HashSet::new();
-        for item in &page.items {
+        for (i, item) in page.items.iter().enumerate() {
             // Items that fail to normalize are the regular walk's dead
             // letters; a revisit only looks for new revisions.
-            let Ok(n) = access.vendor().normalize(item, &ctx) else { continue };
+            let Ok(n) = access.vendor().normalize(item, &ctx.with_text(page.text(i))) else { continue };
             // Vendors that filter only on a start (Red Canary's `since`)
             // answer newer items too: those are the regular poll's.
             if n.item_time >= self.walk.before || n.item_time <= self.walk.after {

@@ -13,6 +13,7 @@
 pub mod bounded;
 pub mod canaryguard;
 pub mod catchpoint;
+pub mod envelope;
 pub mod fields;
 pub mod http;
 #[cfg(test)]
@@ -213,6 +214,32 @@ pub struct NormalizeContext<'a> {
     pub source: &'a str,
     /// When the page was fetched.
     pub ingested_at: DateTime<Utc>,
+    /// The item's JSON text as the vendor sent it, when the page kept it
+    /// (see [`NormalizeContext::raw`]).
+    pub text: Option<&'a serde_json::value::RawValue>,
+}
+
+impl<'a> NormalizeContext<'a> {
+    /// The context of the items of a page of `source` fetched at
+    /// `ingested_at`.
+    pub fn new(source: &'a str, ingested_at: DateTime<Utc>) -> Self {
+        NormalizeContext { source, ingested_at, text: None }
+    }
+
+    /// This context for one item whose text the page kept (or `None`).
+    #[must_use]
+    pub fn with_text(&self, text: Option<&'a serde_json::value::RawValue>) -> Self {
+        NormalizeContext { text, ..self.clone() }
+    }
+
+    /// The event's `raw`: the item's own text when the page kept it,
+    /// otherwise `item` serialized.
+    pub fn raw(&self, item: &serde_json::Value) -> crate::event::Raw {
+        match self.text {
+            Some(text) => crate::event::Raw::from_text(text, item),
+            None => crate::event::Raw::new(item),
+        }
+    }
 }
 
 impl NormalizeContext<'_> {

@@ -99,10 +99,10 @@ pub fn check_fixtures<V: alertd::vendors::Vendor>(fixture_dir: &str, base_url: &
     let config = alertd::registry::parse(&text, "golden.toml").expect("golden source config");
     let url = url::Url::parse(base_url).expect("base url");
     let vendor = V::new(&config.sources[0], url, V::Options::default()).expect("vendor builds");
-    let ctx = NormalizeContext {
-        source: "golden",
-        ingested_at: chrono::DateTime::parse_from_rfc3339("2026-03-28T00:00:00Z").unwrap().to_utc(),
-    };
+    let ctx = NormalizeContext::new(
+        "golden",
+        chrono::DateTime::parse_from_rfc3339("2026-03-28T00:00:00Z").unwrap().to_utc(),
+    );
     let mut expected_names = std::collections::BTreeSet::new();
     let files = fixture_files(&dir);
     assert!(!files.is_empty(), "no fixtures in {}", dir.display());

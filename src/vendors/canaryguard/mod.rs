@@ -104,14 +104,14 @@ impl Vendor for CanaryGuard {
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let mut envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+        let parsed = super::envelope::parse(body, &["data"]).map_err(|e| PageError::Json(e.to_string()))?;
+        let envelope = parsed.rest;
         if let Some(error) = envelope.get("error") {
             let code = error.get("code").and_then(Value::as_str).unwrap_or("UNKNOWN");
             let message = error.get("message").and_then(Value::as_str).unwrap_or("");
             return Err(PageError::vendor(&format!("{code}: {message}")));
         }
-        // Taken out of the envelope, not copied.
-        let Some(Value::Array(items)) = envelope.get_mut("data").map(Value::take) else {
+        let Some(items) = parsed.items else {
             return Err(PageError::Shape("`data` is missing or not an array".into()));
         };
         let total = envelope
@@ -120,7 +120,7 @@ impl Vendor for CanaryGuard {
             .ok_or_else(|| PageError::Shape("`meta.total` is missing or not a number".into()))?;
         let limit =
             envelope.pointer("/meta/limit").and_then(Value::as_u64).unwrap_or(u64::from(self.page_size));
-        Ok(Page::new(items, Continuation::PageTotal { total, limit }))
+        Ok(Page::with_texts(items.values, items.texts, Continuation::PageTotal { total, limit }))
     }
 
     fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
@@ -156,6 +156,33 @@ mod tests {
         let page = vendor().parse_page(body).unwrap();
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.continuation, Continuation::PageTotal { total: 3, limit: 10 });
+    }
+
+    /// An event's `raw` is the alert's text as the page carried it (not the
+    /// alert parsed and serialized again), on one line.
+    #[test]
+    fn raw_is_the_vendors_own_text_of_the_item() {
+        let ctx = crate::vendors::NormalizeContext::new("acme", chrono::Utc::now());
+        let alert = r#"{"id": "alt_1",  "token_name": "caf\u00e9", "triggered_at": "2026-03-27T08:15:42Z", "n": 1.50}"#;
+        let body = format!(r#"{{"data": [{alert}], "meta": {{"total": 1}}}}"#);
+        let page = vendor().parse_page(body.as_bytes()).unwrap();
+        let event = vendor().normalize(&page.items[0], &ctx.with_text(page.text(0))).unwrap().event;
+        assert_eq!(event.raw.get(), alert);
+        assert_eq!(event.raw, page.items[0]);
+        // Without the text (a caller that has only the item), the item
+        // serialized.
+        let event = vendor().normalize(&page.items[0], &ctx).unwrap().event;
+        assert_eq!(event.raw.get(), serde_json::to_string(&page.items[0]).unwrap());
+
+        // A pretty-printed answer: `raw` stays one line.
+        let pretty =
+            serde_json::to_string_pretty(&serde_json::json!({"data": [page.items[0]], "meta": {"total": 1}}))
+                .unwrap();
+        let page = vendor().parse_page(pretty.as_bytes()).unwrap();
+        assert!(page.text(0).unwrap().get().contains('\n'));
+        let event = vendor().normalize(&page.items[0], &ctx.with_text(page.text(0))).unwrap().event;
+        assert!(!event.raw.get().contains('\n'), "{}", event.raw.get());
+        assert_eq!(event.raw, page.items[0]);
     }
 
     #[test]

@@ -237,7 +237,9 @@ fn says_no_alerts(message: &str) -> bool {
 /// OpenAPI document types the list as), `hasMore`, and `usageLimits`. An
 /// answer with `completed: false` is the vendor's error, with its messages.
 pub fn parse(body: &[u8]) -> Result<Parsed, PageError> {
-    let envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+    let parsed =
+        super::envelope::parse(body, &["data", "alerts"]).map_err(|e| PageError::Json(e.to_string()))?;
+    let envelope = parsed.rest;
     if !envelope.is_object() {
         return Err(PageError::Shape("the answer is not a JSON object".into()));
     }
@@ -250,11 +252,13 @@ pub fn parse(body: &[u8]) -> Result<Parsed, PageError> {
             return Err(PageError::Shape("`data` is missing or not an object".into()));
         }
     };
-    let items = match data.get("alerts") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(alerts)) => alerts.clone(),
-        Some(alert @ Value::Object(_)) => vec![alert.clone()],
-        Some(_) => {
+    let items = match (parsed.items, data.get("alerts")) {
+        (Some(alerts), _) => alerts,
+        (None, None | Some(Value::Null)) => super::envelope::Items::default(),
+        (None, Some(alert @ Value::Object(_))) => {
+            super::envelope::Items { values: vec![alert.clone()], texts: Vec::new() }
+        }
+        (None, Some(_)) => {
             return Err(PageError::Shape("`data.alerts` is neither a list nor an alert object".into()));
         }
     };
@@ -264,7 +268,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, PageError> {
         Some(_) => return Err(PageError::Shape("`data.hasMore` is not a boolean".into())),
     };
     Ok(Parsed {
-        page: Page::new(items, Continuation::HasMore(has_more)),
+        page: Page::with_texts(items.values, items.texts, Continuation::HasMore(has_more)),
         usage: envelope.get("usageLimits").and_then(usage_limits),
     })
 }

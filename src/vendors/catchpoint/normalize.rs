@@ -79,7 +79,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         tags: Dropped::default().into_capped_tags(tags(item, &test)),
         attack: Vec::new(),
         console_url: text(item, "/testUrl").or_else(|| text(item, "/testSmartboardUrl")),
-        raw: crate::event::Raw::new(item),
+        raw: ctx.raw(item),
     };
     Ok(Normalized { event, item_time: reported, mark: None })
 }
@@ -221,7 +221,7 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> NormalizeContext<'static> {
-        NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() }
+        NormalizeContext::new("acme", Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap())
     }
 
     /// Every field of `AlertApiModel`, as the OpenAPI document lists them.

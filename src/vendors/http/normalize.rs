@@ -209,7 +209,7 @@ pub(super) fn normalize(
         tags,
         attack: Vec::new(),
         console_url,
-        raw: crate::event::Raw::new(item),
+        raw: ctx.raw(item),
     };
     Ok(Normalized { event, item_time, mark })
 }

@@ -214,7 +214,7 @@ fn a_post_body_is_templated_with_typed_numbers() {
 }
 
 fn ctx() -> NormalizeContext<'static> {
-    NormalizeContext { source: "acme", ingested_at: Utc::now() }
+    NormalizeContext::new("acme", Utc::now())
 }
 
 #[test]

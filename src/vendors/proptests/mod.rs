@@ -54,7 +54,7 @@ fn vendor<V: Vendor>(options: &str) -> V {
 }
 
 fn ctx() -> NormalizeContext<'static> {
-    NormalizeContext { source: "fuzz", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() }
+    NormalizeContext::new("fuzz", Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap())
 }
 
 fn validator() -> &'static jsonschema::Validator {

@@ -32,6 +32,7 @@ use crate::event::Kind;
 use crate::incremental::{TimeWindow, WindowSettings};
 use crate::paginate::{Continuation, Page, Position, Scheme, index_pages::IndexPages};
 
+use super::envelope::Items;
 use super::{Finish, NormalizeContext, NormalizeError, Normalized, PageError, Vendor};
 
 /// The header that carries the key.
@@ -197,13 +198,17 @@ endpoint = "alerts"      # or "investigations" (the triage containers instead of
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
-        if !envelope.is_object() {
+        let list = match self.endpoint {
+            Endpoint::Alerts => "alerts",
+            Endpoint::Investigations => "data",
+        };
+        let parsed = super::envelope::parse(body, &[list]).map_err(|e| PageError::Json(e.to_string()))?;
+        if !parsed.rest.is_object() {
             return Err(PageError::Shape("the answer is not a JSON object".into()));
         }
         match self.endpoint {
-            Endpoint::Alerts => parse_alerts(&envelope),
-            Endpoint::Investigations => parse_investigations(&envelope),
+            Endpoint::Alerts => parse_alerts(&parsed.rest, parsed.items),
+            Endpoint::Investigations => parse_investigations(&parsed.rest, parsed.items),
         }
     }
 
@@ -232,7 +237,7 @@ fn api_time(t: DateTime<Utc>) -> String {
 /// An alerts-search page: `alerts[]` and `metadata.is_last_index`. A search
 /// that failed in some regions is incomplete, so it is an error rather than
 /// a page: committing it would skip the failed regions' alerts for good.
-fn parse_alerts(envelope: &Value) -> Result<Page, PageError> {
+fn parse_alerts(envelope: &Value, items: Option<Items>) -> Result<Page, PageError> {
     if let Some(failures) =
         envelope.get("region_failures").and_then(Value::as_array).filter(|f| !f.is_empty())
     {
@@ -248,7 +253,7 @@ fn parse_alerts(envelope: &Value) -> Result<Page, PageError> {
             regions.join(", ")
         )));
     }
-    let Some(Value::Array(items)) = envelope.get("alerts") else {
+    let Some(items) = items else {
         return Err(PageError::Shape("`alerts` is missing or not a list".into()));
     };
     let meta = envelope.get("metadata").unwrap_or(&Value::Null);
@@ -257,15 +262,17 @@ fn parse_alerts(envelope: &Value) -> Result<Page, PageError> {
     if is_last.is_none() && total_pages.is_none() {
         return Err(PageError::Shape("`metadata` has neither `is_last_index` nor `total_items`".into()));
     }
-    Ok(Page::new(items.clone(), Continuation::IndexPages { total_pages, is_last }))
+    Ok(Page::with_texts(items.values, items.texts, Continuation::IndexPages { total_pages, is_last }))
 }
 
 /// An investigations page: `data[]` and `metadata.total_pages`.
-fn parse_investigations(envelope: &Value) -> Result<Page, PageError> {
-    if let (None, Some(message)) = (envelope.get("data"), super::fields::text(envelope, "/message")) {
+fn parse_investigations(envelope: &Value, items: Option<Items>) -> Result<Page, PageError> {
+    if let (None, None, Some(message)) =
+        (&items, envelope.get("data"), super::fields::text(envelope, "/message"))
+    {
         return Err(PageError::vendor(&message));
     }
-    let Some(Value::Array(items)) = envelope.get("data") else {
+    let Some(items) = items else {
         return Err(PageError::Shape("`data` is missing or not a list".into()));
     };
     let meta = envelope.get("metadata").unwrap_or(&Value::Null);
@@ -274,7 +281,7 @@ fn parse_investigations(envelope: &Value) -> Result<Page, PageError> {
     if total_pages.is_none() {
         return Err(PageError::Shape("`metadata` has neither `total_pages` nor `total_data`".into()));
     }
-    Ok(Page::new(items.clone(), Continuation::IndexPages { total_pages, is_last: None }))
+    Ok(Page::with_texts(items.values, items.texts, Continuation::IndexPages { total_pages, is_last: None }))
 }
 
 /// Pages in all from an item total and the page size the server applied.

@@ -91,7 +91,7 @@ pub(super) fn alert(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normaliz
         tags: dropped.into_tags(tags),
         attack,
         console_url: None,
-        raw: crate::event::Raw::new(item),
+        raw: ctx.raw(item),
     };
     Ok(Normalized { event, item_time: created, mark: None })
 }
@@ -145,7 +145,7 @@ pub(super) fn investigation(item: &Value, ctx: &NormalizeContext<'_>) -> Result<
         tags: Dropped::default().into_tags(tags),
         attack: Vec::new(),
         console_url: None,
-        raw: crate::event::Raw::new(item),
+        raw: ctx.raw(item),
     };
     Ok(Normalized { event, item_time: created, mark: None })
 }
@@ -252,7 +252,7 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> NormalizeContext<'static> {
-        NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() }
+        NormalizeContext::new("acme", Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap())
     }
 
     fn search_alert() -> Value {

@@ -132,11 +132,11 @@ base_url = "https://acme.my.redcanary.co"
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let mut envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
-        // Taken out of the envelope, not copied.
-        let items = match envelope.get_mut("data").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => {
+        let parsed = super::envelope::parse(body, &["data"]).map_err(|e| PageError::Json(e.to_string()))?;
+        let envelope = parsed.rest;
+        let items = match parsed.items {
+            Some(items) => items,
+            None => {
                 if let Some(errors) = envelope.get("errors").or_else(|| envelope.get("error")) {
                     return Err(PageError::vendor(&error_text(errors)));
                 }
@@ -156,7 +156,7 @@ base_url = "https://acme.my.redcanary.co"
             per_page: param("per_page").or(Some(u64::from(self.page_size))),
             total_items: envelope.pointer("/meta/total_items").and_then(Value::as_u64),
         };
-        Ok(Page::new(items, continuation).with_keys(detection_key))
+        Ok(Page::with_texts(items.values, items.texts, continuation).with_keys(detection_key))
     }
 
     fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {

@@ -67,7 +67,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         attack: Vec::new(),
         console_url: text(item, "/links/self/href")
             .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
-        raw: crate::event::Raw::new(item),
+        raw: ctx.raw(item),
     };
     Ok(Normalized { event, item_time: confirmed_at, mark: None })
 }
@@ -157,7 +157,7 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> NormalizeContext<'static> {
-        NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() }
+        NormalizeContext::new("acme", Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap())
     }
 
     fn detection() -> Value {

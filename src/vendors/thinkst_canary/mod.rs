@@ -163,23 +163,24 @@ base_url = "https://1234abcd.canary.tools"
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let mut envelope: Value = serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+        let parsed =
+            super::envelope::parse(body, &["incidents"]).map_err(|e| PageError::Json(e.to_string()))?;
+        let envelope = parsed.rest;
         if envelope.get("result").and_then(Value::as_str) == Some("error") {
             let message = envelope.get("message").and_then(Value::as_str).unwrap_or("(no message)");
             return Err(PageError::vendor(message));
         }
-        // Taken out of the envelope, not copied.
-        let items = match envelope.get_mut("incidents").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            None | Some(Value::Null) => Vec::new(),
-            Some(_) => return Err(PageError::Shape("`incidents` is not an array".into())),
+        let items = match (parsed.items, envelope.get("incidents")) {
+            (Some(items), _) => items,
+            (None, None | Some(Value::Null)) => super::envelope::Items::default(),
+            (None, Some(_)) => return Err(PageError::Shape("`incidents` is not an array".into())),
         };
         let next = match envelope.pointer("/cursor/next") {
             Some(Value::String(c)) => Some(c.clone()),
             None | Some(Value::Null) => None,
             Some(_) => return Err(PageError::Shape("`cursor.next` is not a string".into())),
         };
-        Ok(Page::new(items, Continuation::Cursor(next)))
+        Ok(Page::with_texts(items.values, items.texts, Continuation::Cursor(next)))
     }
 
     fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {

@@ -78,7 +78,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
         tags: dropped.into_tags(tags),
         attack: Vec::new(),
         console_url: None,
-        raw: crate::event::Raw::new(item),
+        raw: ctx.raw(item),
     };
     Ok(Normalized { event, item_time: updated_at.unwrap_or(created_at), mark: Some(updated_id) })
 }
@@ -226,7 +226,7 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> NormalizeContext<'static> {
-        NormalizeContext { source: "acme", ingested_at: Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap() }
+        NormalizeContext::new("acme", Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap())
     }
 
     fn ssh() -> Value {

@@ -1,0 +1,267 @@
+//! A vendor's answer parsed once: the envelope as a [`Value`], and the item
+//! list at a path of keys taken out of it as items *and* their texts, so an
+//! event's `raw` is the vendor's own bytes for the item rather than the
+//! item parsed into a tree and serialized again (issue 16, "one parse, few
+//! copies").
+//!
+//! The list is read as borrowed [`RawValue`]s (a scan that validates and
+//! allocates nothing), and each item is then parsed from its text. A
+//! vendor that does not use this (the `http` source's JSONPath lists)
+//! leaves its pages without texts, and `raw` is serialized from the item.
+
+use std::fmt;
+
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// An answer split at its item list.
+#[derive(Debug)]
+pub struct Envelope {
+    /// The answer, without the item list when that was an array (its key
+    /// is then absent); any other value at the path stays in place, for
+    /// the vendor's own shape errors.
+    pub rest: Value,
+    /// The item list, when the path led to an array.
+    pub items: Option<Items>,
+}
+
+/// An item list: each item parsed, and its text as the vendor sent it.
+#[derive(Debug, Default)]
+pub struct Items {
+    /// The items.
+    pub values: Vec<Value>,
+    /// Each item's JSON text, in the same order.
+    pub texts: Vec<Box<RawValue>>,
+}
+
+/// Parse `body`, taking the array at `path` (object keys from the top)
+/// out as [`Items`]. Fails as `serde_json` does on the whole answer:
+/// invalid JSON, invalid UTF-8, nesting past its recursion limit (in an
+/// item too), trailing characters.
+pub fn parse(body: &[u8], path: &[&str]) -> Result<Envelope, serde_json::Error> {
+    let Ok(text) = std::str::from_utf8(body) else {
+        // Let serde_json say where and what (its message and position).
+        return serde_json::from_slice::<Value>(body).map(|rest| Envelope { rest, items: None });
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut list = None;
+    let rest = Level { path, list: &mut list }.deserialize(&mut de)?;
+    de.end()?;
+    let items = match list {
+        Some(texts) => Some(items_of(texts)?),
+        None => None,
+    };
+    Ok(Envelope { rest, items })
+}
+
+fn items_of(raw: Vec<&RawValue>) -> Result<Items, serde_json::Error> {
+    let mut values = Vec::with_capacity(raw.len());
+    let mut texts = Vec::with_capacity(raw.len());
+    for r in raw {
+        values.push(serde_json::from_str(r.get())?);
+        texts.push(r.to_owned());
+    }
+    Ok(Items { values, texts })
+}
+
+/// A value at one level of the path: an object whose key `path[0]` leads
+/// on, or (with the path used up) the list itself.
+struct Level<'p, 'l, 'de> {
+    path: &'p [&'p str],
+    list: &'l mut Option<Vec<&'de RawValue>>,
+}
+
+/// What a level produced: a value for its parent, or the list taken out.
+enum Found {
+    Value(Value),
+    List,
+}
+
+impl<'de> DeserializeSeed<'de> for Level<'_, '_, 'de> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        match deserializer.deserialize_any(LevelVisitor(self))? {
+            Found::Value(v) => Ok(v),
+            // Only the top level is a `Level` seed whose value is kept, and
+            // it has a non-empty path; `Null` marks a misuse, not a panic.
+            Found::List => Ok(Value::Null),
+        }
+    }
+}
+
+/// The seed of a value that may be the list (an entry on the path).
+struct Entry<'p, 'l, 'de>(Level<'p, 'l, 'de>);
+
+impl<'de> DeserializeSeed<'de> for Entry<'_, '_, 'de> {
+    type Value = Found;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Found, D::Error> {
+        deserializer.deserialize_any(LevelVisitor(self.0))
+    }
+}
+
+struct LevelVisitor<'p, 'l, 'de>(Level<'p, 'l, 'de>);
+
+/// Every value that is neither the path's object nor the list is built as
+/// serde_json's own `Value` would be.
+macro_rules! plain {
+    ($($method:ident($t:ty) => $make:expr;)*) => {
+        $(fn $method<E: de::Error>(self, v: $t) -> Result<Found, E> {
+            #[allow(clippy::redundant_closure_call)]
+            Ok(Found::Value(($make)(v)))
+        })*
+    };
+}
+
+impl<'de> Visitor<'de> for LevelVisitor<'_, '_, 'de> {
+    type Value = Found;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    plain! {
+        visit_bool(bool) => Value::Bool;
+        visit_i64(i64) => Value::from;
+        visit_u64(u64) => Value::from;
+        visit_f64(f64) => |v: f64| serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
+        visit_str(&str) => |v: &str| Value::String(v.to_owned());
+        visit_string(String) => Value::String;
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Found, E> {
+        Ok(Found::Value(Value::Null))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Found, E> {
+        Ok(Found::Value(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Found, A::Error> {
+        if !self.0.path.is_empty() {
+            return value_of_seq(seq).map(Found::Value);
+        }
+        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            list.push(item);
+        }
+        *self.0.list = Some(list);
+        Ok(Found::List)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
+        let Some((first, rest)) = self.0.path.split_first() else {
+            return value_of_map(map).map(Found::Value);
+        };
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == *first {
+                let level = Level { path: rest, list: &mut *self.0.list };
+                match map.next_value_seed(Entry(level))? {
+                    Found::Value(v) => {
+                        out.insert(key, v);
+                    }
+                    // A later duplicate key wins, as in serde_json's `Value`.
+                    Found::List => {
+                        out.remove(&key);
+                    }
+                }
+            } else {
+                let value = map.next_value::<Value>()?;
+                out.insert(key, value);
+            }
+        }
+        Ok(Found::Value(Value::Object(out)))
+    }
+}
+
+/// A plain [`Value`] of a sequence already opened.
+fn value_of_seq<'de, A: SeqAccess<'de>>(seq: A) -> Result<Value, A::Error> {
+    serde::Deserialize::deserialize(SeqAccessDeserializer::new(seq))
+}
+
+/// A plain [`Value`] of a map already opened.
+fn value_of_map<'de, A: MapAccess<'de>>(map: A) -> Result<Value, A::Error> {
+    serde::Deserialize::deserialize(MapAccessDeserializer::new(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn texts(items: &Items) -> Vec<&str> {
+        items.texts.iter().map(|t| t.get()).collect()
+    }
+
+    #[test]
+    fn the_list_is_taken_out_with_each_items_own_text() {
+        let body =
+            br#"{"meta": {"total": 2}, "data": [ {"id": 1, "s": "caf\u00e9",  "n": 1.50}, [2] ], "z": null}"#;
+        let envelope = parse(body, &["data"]).unwrap();
+        assert_eq!(envelope.rest, json!({"meta": {"total": 2}, "z": null}));
+        let items = envelope.items.unwrap();
+        assert_eq!(items.values, vec![json!({"id": 1, "s": "café", "n": 1.5}), json!([2])]);
+        // The vendor's bytes, escapes, spacing and number spelling kept.
+        assert_eq!(texts(&items), vec![r#"{"id": 1, "s": "caf\u00e9",  "n": 1.50}"#, "[2]"]);
+    }
+
+    #[test]
+    fn a_path_of_keys_leads_to_a_nested_list() {
+        let body = br#"{"data": {"hasMore": true, "alerts": [{"a": 1}]}, "alerts": [9]}"#;
+        let envelope = parse(body, &["data", "alerts"]).unwrap();
+        assert_eq!(envelope.rest, json!({"data": {"hasMore": true}, "alerts": [9]}));
+        assert_eq!(texts(&envelope.items.unwrap()), vec![r#"{"a": 1}"#]);
+    }
+
+    #[test]
+    fn anything_but_an_array_stays_in_the_envelope() {
+        for (body, rest) in [
+            (&br#"{"data": {"x": 1}}"#[..], json!({"data": {"x": 1}})),
+            (br#"{"data": null}"#, json!({"data": null})),
+            (br#"{"data": "no"}"#, json!({"data": "no"})),
+            (br#"{"other": [1]}"#, json!({"other": [1]})),
+            (br#"[{"data": [1]}]"#, json!([{"data": [1]}])),
+            (br#""text""#, json!("text")),
+            (br#"{"data": {"alerts": 5}}"#, json!({"data": {"alerts": 5}})),
+        ] {
+            let envelope = parse(body, &["data", "alerts"]).unwrap();
+            assert!(envelope.items.is_none(), "{}", String::from_utf8_lossy(body));
+            assert_eq!(envelope.rest, rest);
+        }
+        let envelope = parse(br#"{"data": -1.5e3}"#, &["data"]).unwrap();
+        assert_eq!(envelope.rest, json!({"data": -1500.0}));
+    }
+
+    #[test]
+    fn the_last_of_duplicate_keys_wins_as_in_a_value() {
+        let envelope = parse(br#"{"data": [1], "data": {"x": 2}}"#, &["data"]).unwrap();
+        assert_eq!(envelope.rest, json!({"data": {"x": 2}}));
+        let envelope = parse(br#"{"data": 7, "data": [3]}"#, &["data"]).unwrap();
+        assert_eq!(envelope.rest, json!({}));
+        assert_eq!(texts(&envelope.items.unwrap()), vec!["3"]);
+    }
+
+    #[test]
+    fn bad_json_fails_as_serde_json_fails_on_the_whole_answer() {
+        let deep = format!("{{\"data\": [{}{}]}}", "[".repeat(200), "]".repeat(200));
+        let shallow = format!("{{\"data\": [{}{}]}}", "[".repeat(100), "]".repeat(100));
+        assert!(parse(shallow.as_bytes(), &["data"]).is_ok());
+        for body in [
+            &b"<html>502</html>"[..],
+            b"{\"data\": [1,]}",
+            b"{\"data\": [1]} trailing",
+            b"{\"data\": [\"\xff\"]}",
+            b"",
+            deep.as_bytes(),
+        ] {
+            let ours = parse(body, &["data"]).map(|_| ()).unwrap_err().to_string();
+            let theirs = serde_json::from_slice::<Value>(body).unwrap_err().to_string();
+            // The same error, at most at another column inside an item.
+            assert_eq!(ours.split(" at ").next(), theirs.split(" at ").next(), "{ours} / {theirs}");
+        }
+    }
+}
