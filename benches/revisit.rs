@@ -112,7 +112,7 @@ async fn run(backend: &str, store: &Store, items: usize, rss_before: f64) {
     store.revisit_state("bench").await.expect("state");
     let pages: Vec<Vec<usize>> = (0..items).collect::<Vec<_>>().chunks(PAGE).map(<[usize]>::to_vec).collect();
     for (n, page) in pages.iter().enumerate() {
-        let ids = page.iter().map(|i| format!("detection-{i}")).collect();
+        let ids = page.iter().map(|&i| (format!("detection-{i}"), time_of(i))).collect();
         let published = store.published_revisions("bench", ids).await.expect("published");
         compared += published.len();
         let updates: Vec<Revision> =

@@ -287,13 +287,15 @@ impl Store {
         self.revisions.revisit_state(source).await
     }
 
-    /// The event id last published for each of `native_ids` that has one.
+    /// The event id last published for each item `(native id, item time)`
+    /// that has one, by native id. (SQLite finds an item by both: an item
+    /// whose time changed is not found; the KV bucket by its id alone.)
     pub async fn published_revisions(
         &self,
         source: &str,
-        native_ids: Vec<String>,
+        items: Vec<(String, chrono::DateTime<chrono::Utc>)>,
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        self.revisions.published(source, native_ids).await
+        self.revisions.published(source, items).await
     }
 
     /// Remember revisions published by the regular walk (after their

@@ -16,15 +16,18 @@ fn revision(native_id: &str, event_id: &str, day: u32) -> Revision {
 
 /// Run the suite; panics on the first difference.
 pub async fn run(store: &Store, reopened: &Store) {
-    let ids = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    // Items as a revisit finds them: (native id, item time).
+    let ids =
+        |list: &[(&str, u32)]| list.iter().map(|(s, day)| ((*s).to_owned(), at(*day))).collect::<Vec<_>>();
     assert_eq!(store.revisit_state("acme").await.unwrap(), RevisitState::default());
-    assert!(store.published_revisions("acme", ids(&["a"])).await.unwrap().is_empty());
+    assert!(store.published_revisions("acme", ids(&[("a", 20)])).await.unwrap().is_empty());
 
     // The regular walk records what it published; the latest wins.
     store.record_revisions("acme", vec![revision("a", "e1", 20), revision("b", "e2", 2)]).await.unwrap();
     store.record_revisions("acme", vec![revision("a", "e3", 20)]).await.unwrap();
     store.record_revisions("other", vec![revision("a", "x1", 1)]).await.unwrap();
-    let published = reopened.published_revisions("acme", ids(&["a", "b", "c"])).await.unwrap();
+    let published =
+        reopened.published_revisions("acme", ids(&[("a", 20), ("b", 2), ("c", 19)])).await.unwrap();
     assert_eq!(published.len(), 2, "{published:?}");
     assert_eq!(published.get("a").map(String::as_str), Some("e3"));
     assert_eq!(published.get("b").map(String::as_str), Some("e2"));
@@ -37,7 +40,7 @@ pub async fn run(store: &Store, reopened: &Store) {
         store.revisit_state("acme").await.unwrap(),
         RevisitState { walk: Some("w1".into()), started_at: Some(at(21)) }
     );
-    let published = store.published_revisions("acme", ids(&["c"])).await.unwrap();
+    let published = store.published_revisions("acme", ids(&[("c", 19)])).await.unwrap();
     assert_eq!(published.get("c").map(String::as_str), Some("e4"));
 
     // The last page ends the walk and forgets what left the window.
@@ -47,7 +50,8 @@ pub async fn run(store: &Store, reopened: &Store) {
         reopened.revisit_state("acme").await.unwrap(),
         RevisitState { walk: None, started_at: Some(at(21)) }
     );
-    let published = reopened.published_revisions("acme", ids(&["a", "b", "c"])).await.unwrap();
+    let published =
+        reopened.published_revisions("acme", ids(&[("a", 20), ("b", 2), ("c", 19)])).await.unwrap();
     assert!(!published.contains_key("b"), "b left the window: {published:?}");
     assert_eq!(published.len(), 2);
     assert_eq!(reopened.revision_count("acme").await.unwrap(), 2);
@@ -81,7 +85,13 @@ pub async fn run(store: &Store, reopened: &Store) {
     store.commit_revisit("acme", page, vec![revision("d", "e6", 22)]).await.unwrap();
     reopened.reset("acme", "some_vendor", None).await.unwrap();
     assert_eq!(store.revision_count("acme").await.unwrap(), 0);
-    assert!(store.published_revisions("acme", ids(&["a", "b", "c", "d"])).await.unwrap().is_empty());
+    assert!(
+        store
+            .published_revisions("acme", ids(&[("a", 20), ("b", 25), ("c", 19), ("d", 22)]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.revisit_state("acme").await.unwrap(), RevisitState::default());
     assert_eq!(store.revision_count("other").await.unwrap(), 1, "another source is untouched");
     // A revisit starts over after the reset (each run reads its state

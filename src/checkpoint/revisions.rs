@@ -13,7 +13,7 @@
 //! published"), so writing it twice is harmless.
 //!
 //! Both backends implement [`RevisionBackend`]: SQLite in
-//! `sqlite/revisions.rs` (tables `revisions` and `revisits`), the KV bucket
+//! `sqlite/revisions.rs` (tables `item_revisions` and `revisits`), the KV bucket
 //! in `kv/revisions.rs` (keys `revision.<source>.<hash of native id>` and
 //! `revisit.<source>`).
 
@@ -68,10 +68,12 @@ pub enum RevisitMove {
 /// What a backend does for revisits.
 pub(super) trait RevisionBackend: Send + Sync {
     fn revisit_state<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<RevisitState, StoreError>>;
+    /// The event id last published for each item `(native id, item time)`
+    /// that has one, by native id.
     fn published<'a>(
         &'a self,
         source: &'a str,
-        native_ids: Vec<String>,
+        items: Vec<(String, DateTime<Utc>)>,
     ) -> BoxFuture<'a, Result<HashMap<String, String>, StoreError>>;
     fn record<'a>(
         &'a self,

@@ -18,8 +18,10 @@ use crate::incremental::format_time;
 
 mod revisions;
 
-/// The schema version this code writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 1;
+/// The schema version this code writes (`PRAGMA user_version`). Version 2
+/// keeps revisions by item time (`sqlite/revisions.rs`); an alertd that
+/// writes version 1 refuses the file rather than lose them.
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// A SQLite file shared by all pollers of one daemon.
 #[derive(Clone)]
@@ -38,7 +40,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| err(rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into())))?;
         }
-        let conn = Connection::open(path).map_err(err)?;
+        let mut conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         // Event ids are random, so a commit of many pages' ids dirties
@@ -78,6 +80,12 @@ impl SqliteStore {
             .map_err(err)?;
         }
         revisions::create_tables(&conn).map_err(err)?;
+        if version < 2 {
+            let tx = conn.transaction().map_err(err)?;
+            revisions::migrate_from_v1(&tx).map_err(err)?;
+            tx.pragma_update(None, "user_version", 2).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), path: path.to_owned() })
     }
 

@@ -350,7 +350,8 @@ impl<V: Vendor, A: Access<V>> PageHandler for Handler<'_, V, A> {
                 found.push(n);
             }
         }
-        let ids: Vec<String> = found.iter().map(|n| n.event.native_id.clone()).collect();
+        let ids: Vec<(String, DateTime<Utc>)> =
+            found.iter().map(|n| (n.event.native_id.clone(), n.item_time)).collect();
         let published = access.store().published_revisions(name, ids).await?;
         let mut messages = Vec::new();
         let mut revisions = Vec::new();

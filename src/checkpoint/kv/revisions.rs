@@ -90,10 +90,11 @@ impl KvStore {
     async fn published_of(
         &self,
         source: &str,
-        native_ids: Vec<String>,
+        items: Vec<(String, DateTime<Utc>)>,
     ) -> Result<HashMap<String, String>, StoreError> {
-        let found: Vec<Option<(String, String)>> = futures::stream::iter(native_ids)
-            .map(|id| async move {
+        // Keys are per native id: the item's time is not needed to find it.
+        let found: Vec<Option<(String, String)>> = futures::stream::iter(items)
+            .map(|(id, _)| async move {
                 let key = item_key(source, &id);
                 let value = self.kv.get(&key).await.map_err(|e| self.err(format!("reading {key}: {e}")))?;
                 Ok::<_, StoreError>(
@@ -305,9 +306,9 @@ impl RevisionBackend for KvStore {
     fn published<'a>(
         &'a self,
         source: &'a str,
-        native_ids: Vec<String>,
+        items: Vec<(String, DateTime<Utc>)>,
     ) -> BoxFuture<'a, Result<HashMap<String, String>, StoreError>> {
-        Box::pin(self.published_of(source, native_ids))
+        Box::pin(self.published_of(source, items))
     }
 
     fn record<'a>(
