@@ -16,6 +16,9 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::PageError;
+use crate::paginate::{Continuation, Page};
+
 /// An answer split at its item list.
 #[derive(Debug)]
 pub struct Envelope {
@@ -37,10 +40,21 @@ pub struct Items {
 }
 
 /// Parse `body`, taking the array at `path` (object keys from the top)
-/// out as [`Items`]. Fails as `serde_json` does on the whole answer:
-/// invalid JSON, invalid UTF-8, nesting past its recursion limit (in an
-/// item too), trailing characters.
-pub fn parse(body: &[u8], path: &[&str]) -> Result<Envelope, serde_json::Error> {
+/// out as [`Items`]. Fails ([`PageError::Json`]) as `serde_json` does on
+/// the whole answer: invalid JSON, invalid UTF-8, nesting past its
+/// recursion limit (in an item too), trailing characters.
+pub fn parse(body: &[u8], path: &[&str]) -> Result<Envelope, PageError> {
+    parse_json(body, path).map_err(|e| PageError::Json(e.to_string()))
+}
+
+impl Items {
+    /// The page of these items (with their texts) and `continuation`.
+    pub fn into_page(self, continuation: Continuation) -> Page {
+        Page::with_texts(self.values, self.texts, continuation)
+    }
+}
+
+fn parse_json(body: &[u8], path: &[&str]) -> Result<Envelope, serde_json::Error> {
     let Ok(text) = std::str::from_utf8(body) else {
         // Let serde_json say where and what (its message and position).
         return serde_json::from_slice::<Value>(body).map(|rest| Envelope { rest, items: None });
@@ -258,7 +272,7 @@ mod tests {
             b"",
             deep.as_bytes(),
         ] {
-            let ours = parse(body, &["data"]).map(|_| ()).unwrap_err().to_string();
+            let ours = parse_json(body, &["data"]).map(|_| ()).unwrap_err().to_string();
             let theirs = serde_json::from_slice::<Value>(body).unwrap_err().to_string();
             // The same error, at most at another column inside an item.
             assert_eq!(ours.split(" at ").next(), theirs.split(" at ").next(), "{ours} / {theirs}");

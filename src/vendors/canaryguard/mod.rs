@@ -104,7 +104,7 @@ impl Vendor for CanaryGuard {
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let parsed = super::envelope::parse(body, &["data"]).map_err(|e| PageError::Json(e.to_string()))?;
+        let parsed = super::envelope::parse(body, &["data"])?;
         let envelope = parsed.rest;
         if let Some(error) = envelope.get("error") {
             let code = error.get("code").and_then(Value::as_str).unwrap_or("UNKNOWN");
@@ -120,7 +120,7 @@ impl Vendor for CanaryGuard {
             .ok_or_else(|| PageError::Shape("`meta.total` is missing or not a number".into()))?;
         let limit =
             envelope.pointer("/meta/limit").and_then(Value::as_u64).unwrap_or(u64::from(self.page_size));
-        Ok(Page::with_texts(items.values, items.texts, Continuation::PageTotal { total, limit }))
+        Ok(items.into_page(Continuation::PageTotal { total, limit }))
     }
 
     fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {

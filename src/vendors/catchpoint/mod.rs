@@ -237,8 +237,7 @@ fn says_no_alerts(message: &str) -> bool {
 /// OpenAPI document types the list as), `hasMore`, and `usageLimits`. An
 /// answer with `completed: false` is the vendor's error, with its messages.
 pub fn parse(body: &[u8]) -> Result<Parsed, PageError> {
-    let parsed =
-        super::envelope::parse(body, &["data", "alerts"]).map_err(|e| PageError::Json(e.to_string()))?;
+    let parsed = super::envelope::parse(body, &["data", "alerts"])?;
     let envelope = parsed.rest;
     if !envelope.is_object() {
         return Err(PageError::Shape("the answer is not a JSON object".into()));
@@ -268,7 +267,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, PageError> {
         Some(_) => return Err(PageError::Shape("`data.hasMore` is not a boolean".into())),
     };
     Ok(Parsed {
-        page: Page::with_texts(items.values, items.texts, Continuation::HasMore(has_more)),
+        page: items.into_page(Continuation::HasMore(has_more)),
         usage: envelope.get("usageLimits").and_then(usage_limits),
     })
 }

@@ -202,7 +202,7 @@ endpoint = "alerts"      # or "investigations" (the triage containers instead of
             Endpoint::Alerts => "alerts",
             Endpoint::Investigations => "data",
         };
-        let parsed = super::envelope::parse(body, &[list]).map_err(|e| PageError::Json(e.to_string()))?;
+        let parsed = super::envelope::parse(body, &[list])?;
         if !parsed.rest.is_object() {
             return Err(PageError::Shape("the answer is not a JSON object".into()));
         }
@@ -262,7 +262,7 @@ fn parse_alerts(envelope: &Value, items: Option<Items>) -> Result<Page, PageErro
     if is_last.is_none() && total_pages.is_none() {
         return Err(PageError::Shape("`metadata` has neither `is_last_index` nor `total_items`".into()));
     }
-    Ok(Page::with_texts(items.values, items.texts, Continuation::IndexPages { total_pages, is_last }))
+    Ok(items.into_page(Continuation::IndexPages { total_pages, is_last }))
 }
 
 /// An investigations page: `data[]` and `metadata.total_pages`.
@@ -281,7 +281,7 @@ fn parse_investigations(envelope: &Value, items: Option<Items>) -> Result<Page, 
     if total_pages.is_none() {
         return Err(PageError::Shape("`metadata` has neither `total_pages` nor `total_data`".into()));
     }
-    Ok(Page::with_texts(items.values, items.texts, Continuation::IndexPages { total_pages, is_last: None }))
+    Ok(items.into_page(Continuation::IndexPages { total_pages, is_last: None }))
 }
 
 /// Pages in all from an item total and the page size the server applied.

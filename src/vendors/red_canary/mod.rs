@@ -132,7 +132,7 @@ base_url = "https://acme.my.redcanary.co"
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let parsed = super::envelope::parse(body, &["data"]).map_err(|e| PageError::Json(e.to_string()))?;
+        let parsed = super::envelope::parse(body, &["data"])?;
         let envelope = parsed.rest;
         let items = match parsed.items {
             Some(items) => items,
@@ -156,7 +156,7 @@ base_url = "https://acme.my.redcanary.co"
             per_page: param("per_page").or(Some(u64::from(self.page_size))),
             total_items: envelope.pointer("/meta/total_items").and_then(Value::as_u64),
         };
-        Ok(Page::with_texts(items.values, items.texts, continuation).with_keys(detection_key))
+        Ok(items.into_page(continuation).with_keys(detection_key))
     }
 
     fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {

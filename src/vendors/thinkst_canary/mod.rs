@@ -163,8 +163,7 @@ base_url = "https://1234abcd.canary.tools"
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let parsed =
-            super::envelope::parse(body, &["incidents"]).map_err(|e| PageError::Json(e.to_string()))?;
+        let parsed = super::envelope::parse(body, &["incidents"])?;
         let envelope = parsed.rest;
         if envelope.get("result").and_then(Value::as_str) == Some("error") {
             let message = envelope.get("message").and_then(Value::as_str).unwrap_or("(no message)");
@@ -180,7 +179,7 @@ base_url = "https://1234abcd.canary.tools"
             None | Some(Value::Null) => None,
             Some(_) => return Err(PageError::Shape("`cursor.next` is not a string".into())),
         };
-        Ok(Page::with_texts(items.values, items.texts, Continuation::Cursor(next)))
+        Ok(items.into_page(Continuation::Cursor(next)))
     }
 
     fn normalize(&self, item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
