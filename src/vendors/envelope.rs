@@ -61,7 +61,11 @@ fn parse_json(body: &[u8], path: &[&str]) -> Result<Envelope, serde_json::Error>
     };
     let mut de = serde_json::Deserializer::from_str(text);
     let mut list = None;
-    let rest = Level { path, list: &mut list }.deserialize(&mut de)?;
+    let rest = match (Level { path, list: &mut list }).deserialize(&mut de)? {
+        Found::Value(v) => v,
+        // The whole answer was the list (an empty path).
+        Found::List => Value::Null,
+    };
     de.end()?;
     let items = match list {
         Some(texts) => Some(items_of(texts)?),
@@ -94,26 +98,10 @@ enum Found {
 }
 
 impl<'de> DeserializeSeed<'de> for Level<'_, '_, 'de> {
-    type Value = Value;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        match deserializer.deserialize_any(LevelVisitor(self))? {
-            Found::Value(v) => Ok(v),
-            // Only the top level is a `Level` seed whose value is kept, and
-            // it has a non-empty path; `Null` marks a misuse, not a panic.
-            Found::List => Ok(Value::Null),
-        }
-    }
-}
-
-/// The seed of a value that may be the list (an entry on the path).
-struct Entry<'p, 'l, 'de>(Level<'p, 'l, 'de>);
-
-impl<'de> DeserializeSeed<'de> for Entry<'_, '_, 'de> {
     type Value = Found;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Found, D::Error> {
-        deserializer.deserialize_any(LevelVisitor(self.0))
+        deserializer.deserialize_any(LevelVisitor(self))
     }
 }
 
@@ -174,7 +162,7 @@ impl<'de> Visitor<'de> for LevelVisitor<'_, '_, 'de> {
         while let Some(key) = map.next_key::<String>()? {
             if key == *first {
                 let level = Level { path: rest, list: &mut *self.0.list };
-                match map.next_value_seed(Entry(level))? {
+                match map.next_value_seed(level)? {
                     Found::Value(v) => {
                         out.insert(key, v);
                     }
