@@ -132,6 +132,23 @@ fn rfc3339_year(t: &DateTime<Utc>) -> bool {
 
 fn parse_any_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
+    // Epoch strings (Thinkst's `created`, `updated_time`) first: no
+    // format below reads a string of digits and dots (each needs a `-` or
+    // a month's name), so trying the ten of them first only cost time, a
+    // quarter of Thinkst's normalizing.
+    if is_epoch_text(s) {
+        return s.parse::<f64>().ok().and_then(from_epoch);
+    }
+    parse_formatted(s).or_else(|| s.parse::<f64>().ok().and_then(from_epoch))
+}
+
+/// Digits and dots only (`1720684078`, `1720684078.5`).
+fn is_epoch_text(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// The written-out forms: RFC 3339 and ISO 8601 variants, RFC 1123.
+fn parse_formatted(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
@@ -150,10 +167,7 @@ fn parse_any_time(s: &str) -> Option<DateTime<Utc>> {
             return Some(t.with_timezone(&Utc));
         }
     }
-    if let Ok(t) = DateTime::parse_from_rfc2822(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    s.parse::<f64>().ok().and_then(from_epoch)
+    DateTime::parse_from_rfc2822(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// Every non-empty string of the array at `pointer` (numbers rendered as
@@ -271,6 +285,25 @@ mod tests {
             json!(1774599342000_i64),
         ] {
             assert_eq!(time(&json!({ "t": v }), "/t"), Some(want), "{v}");
+        }
+    }
+
+    /// Epoch strings skip the written-out forms: that is only the same
+    /// answer while none of those forms reads digits and dots, which this
+    /// holds (a format like `%Y%m%d` added later would fail here).
+    #[test]
+    fn no_written_out_form_reads_an_epoch_string() {
+        for s in ["1774599342", "1774599342000", "1774599342.5", "20260327", "2026", "0", "1.2.3", ".", "00"]
+        {
+            assert!(is_epoch_text(s), "{s}");
+            assert_eq!(parse_formatted(s), None, "{s}");
+            assert_eq!(parse_lenient_time(s), s.parse::<f64>().ok().and_then(from_epoch), "{s}");
+        }
+        let half =
+            Utc.with_ymd_and_hms(2026, 3, 27, 8, 15, 42).unwrap() + chrono::TimeDelta::milliseconds(500);
+        assert_eq!(parse_lenient_time(" 1774599342.5 "), Some(half));
+        for s in ["", "-1774599342", "1e9", "+1774599342", "2026-03-27"] {
+            assert!(!is_epoch_text(s), "{s}");
         }
     }
 
