@@ -6,6 +6,7 @@
 //! checked-in file drifts from them.
 
 mod id;
+mod time;
 
 pub use id::event_id;
 
@@ -49,17 +50,19 @@ pub struct Event {
     /// Normalized triage status plus the vendor's own value.
     pub status: Status,
     /// When the vendor created the item (UTC, RFC 3339).
+    #[serde(serialize_with = "time::serialize")]
     #[schemars(regex(pattern = UTC_RFC3339))]
     pub created_at: DateTime<Utc>,
     /// When the vendor last changed the item, if it says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "time::serialize_opt")]
     #[schemars(regex(pattern = UTC_RFC3339))]
     pub updated_at: Option<DateTime<Utc>>,
     /// When the activity behind the item happened, if the vendor says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "time::serialize_opt")]
     #[schemars(regex(pattern = UTC_RFC3339))]
     pub observed_at: Option<DateTime<Utc>>,
     /// When alertd fetched the item.
+    #[serde(serialize_with = "time::serialize")]
     #[schemars(regex(pattern = UTC_RFC3339))]
     pub ingested_at: DateTime<Utc>,
     /// Hosts, users, addresses and the like named by the item.
