@@ -3,7 +3,7 @@
 //! milli-, micro- or nanoseconds that holds it), without going through
 //! `core::fmt`. chrono formats through `Formatter` and serde_json's
 //! `collect_str`: about 2,100 instructions per timestamp, four per event,
-//! a twentieth of normalizing and encoding a Thinkst incident. Instants
+//! a tenth of normalizing and encoding a Thinkst incident. Instants
 //! outside years 0000 to 9999 and leap seconds (which alertd never makes)
 //! take chrono's own path, so the output is chrono's in every case.
 
