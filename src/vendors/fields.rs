@@ -18,19 +18,37 @@ pub fn get<'a>(item: &'a Value, pointer: &str) -> Option<&'a Value> {
 /// token into a new `String` (two `replace` calls), which, at a dozen
 /// fields per item, was about 8 % of a backfill's CPU. Tokens with an
 /// escape (`~0`, `~1`) take serde_json's path.
+///
+/// The tokens are found with a byte loop: `str::split('/')` and
+/// `contains('~')` go through a `CharSearcher` (memchr with its set-up),
+/// a third of a lookup's instructions on pointers this short.
 pub fn lookup<'a>(item: &'a Value, pointer: &str) -> Option<&'a Value> {
-    if pointer.contains('~') {
-        return item.pointer(pointer);
-    }
-    if pointer.is_empty() {
+    let bytes = pointer.as_bytes();
+    if bytes.is_empty() {
         return Some(item);
     }
-    let rest = pointer.strip_prefix('/')?;
-    rest.split('/').try_fold(item, |value, token| match value {
-        Value::Object(map) => map.get(token),
-        Value::Array(list) => array_index(token).and_then(|i| list.get(i)),
-        _ => None,
-    })
+    if bytes[0] != b'/' {
+        return None;
+    }
+    if bytes.contains(&b'~') {
+        return item.pointer(pointer);
+    }
+    let mut value = item;
+    let mut start = 1;
+    loop {
+        let end = bytes[start..].iter().position(|&b| b == b'/').map_or(bytes.len(), |i| start + i);
+        // `/` is ASCII, so `start` and `end` are character boundaries.
+        let token = pointer.get(start..end)?;
+        value = match value {
+            Value::Object(map) => map.get(token)?,
+            Value::Array(list) => list.get(array_index(token)?)?,
+            _ => return None,
+        };
+        if end == bytes.len() {
+            return Some(value);
+        }
+        start = end + 1;
+    }
 }
 
 /// An array index token as RFC 6901 spells it: digits, no leading zero
@@ -263,6 +281,9 @@ mod tests {
             "a",
             "/a/b/1/c/d",
             "/list/18446744073709551616",
+            "//",
+            "/a//",
+            "/é/b",
         ] {
             assert_eq!(lookup(&item, pointer), item.pointer(pointer), "{pointer:?}");
         }
