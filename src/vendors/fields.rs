@@ -152,8 +152,8 @@ fn parse_any_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     // Epoch strings (Thinkst's `created`, `updated_time`) first: no
     // format below reads a string of digits and dots (each needs a `-` or
-    // a month's name), so trying the ten of them first only cost time, a
-    // quarter of Thinkst's normalizing.
+    // a month's name), so trying the ten of them first only cost time
+    // (a seventh of normalizing a Thinkst incident).
     if is_epoch_text(s) {
         return s.parse::<f64>().ok().and_then(from_epoch);
     }
