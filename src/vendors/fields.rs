@@ -150,14 +150,16 @@ fn rfc3339_year(t: &DateTime<Utc>) -> bool {
 
 fn parse_any_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
-    // Epoch strings (Thinkst's `created`, `updated_time`) first: no
+    // Epoch strings (Thinkst's `created`, `updated_time`) skip them: no
     // format below reads a string of digits and dots (each needs a `-` or
     // a month's name), so trying the ten of them first only cost time
     // (a seventh of normalizing a Thinkst incident).
-    if is_epoch_text(s) {
-        return s.parse::<f64>().ok().and_then(from_epoch);
+    if !is_epoch_text(s)
+        && let Some(t) = parse_formatted(s)
+    {
+        return Some(t);
     }
-    parse_formatted(s).or_else(|| s.parse::<f64>().ok().and_then(from_epoch))
+    s.parse::<f64>().ok().and_then(from_epoch)
 }
 
 /// Digits and dots only (`1720684078`, `1720684078.5`).
