@@ -150,9 +150,9 @@ fn rfc3339_year(t: &DateTime<Utc>) -> bool {
 
 fn parse_any_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
-    // Epoch strings (Thinkst's `created`, `updated_time`) skip them: no
-    // format below reads a string of digits and dots (each needs a `-` or
-    // a month's name), so trying the ten of them first only cost time
+    // Epoch strings (Thinkst's `created`, `updated_time`) skip the ten
+    // written-out forms: none reads a string of digits and dots (each
+    // needs a `-` or a month's name), so trying them first only cost time
     // (a seventh of normalizing a Thinkst incident).
     if !is_epoch_text(s)
         && let Some(t) = parse_formatted(s)
