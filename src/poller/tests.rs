@@ -249,3 +249,39 @@ async fn a_walk_stores_only_the_ids_its_end_would_not_prune() {
     assert_eq!(rows[0].seen, 2);
     assert!(rows[0].walk_in_progress, "the cursor moved all the same");
 }
+
+#[tokio::test]
+async fn a_walk_remembers_revisions_only_inside_the_revisit_window() {
+    let (lines, store) = (Lines::default(), Store::open(Path::new(":memory:")).unwrap());
+    // Revisits reach back one hour: of the simulator's 48 h of items, only
+    // those of the last hour can be asked for by one.
+    let p = poller_with(&lines, &store, "revisit = { window = \"1h\", every = \"1h\" }\n");
+    assert!(p.revisit.is_some(), "the source revisits");
+    let shutdown = CancellationToken::new();
+    let mut items = items().await;
+    let now = Utc::now();
+    for (i, item) in items.iter_mut().enumerate() {
+        // Three inside the window, seven older than it.
+        let age = if i < 3 { chrono::TimeDelta::minutes(20) } else { chrono::TimeDelta::hours(2) };
+        item["triggered_at"] = json!(crate::incremental::format_time(now - age));
+    }
+    let mut h = Handler::new(&p, key(), walk(&p), &shutdown);
+    h.deliver(&Position::Page(1), page(&items[..5]), Some(&Position::Page(2))).await.unwrap();
+    h.deliver(&Position::Page(2), page(&items[5..]), None).await.unwrap();
+    h.settle().await.unwrap();
+    assert_eq!(lines.take().len(), 20, "every item is published, in both formats");
+    assert_eq!(store.revision_count("acme").await.unwrap(), 3, "the three inside the window are remembered");
+    let asked: Vec<(String, chrono::DateTime<Utc>)> = items
+        .iter()
+        .map(|i| {
+            let time = crate::incremental::parse_time(i["triggered_at"].as_str().unwrap()).unwrap();
+            (i["id"].as_str().unwrap().to_owned(), time)
+        })
+        .collect();
+    let found = store.published_revisions("acme", asked.clone()).await.unwrap();
+    let mut found: Vec<&String> = found.keys().collect();
+    found.sort();
+    let mut recent: Vec<&String> = asked[..3].iter().map(|(id, _)| id).collect();
+    recent.sort();
+    assert_eq!(found, recent);
+}

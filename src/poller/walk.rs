@@ -319,6 +319,11 @@ impl<V: Vendor> Handler<'_, V> {
         };
         let ctx = NormalizeContext::new(&p.name, ingested_at);
         let latest = ingested_at + MAX_FUTURE_SKEW;
+        // A revisit walks `(now − window, …)` and forgets what falls out
+        // of it, and its window only moves forward: the revision of an item
+        // older than the window now is one no revisit will ask for. A
+        // backfill of a year of history stores the window's, not the year's.
+        let revisable_after = p.revisit.map(|r| crate::incremental::earlier(ingested_at, r.window));
 
         let mut events = Vec::with_capacity(page.items.len());
         let mut dead = Vec::new();
@@ -354,7 +359,7 @@ impl<V: Vendor> Handler<'_, V> {
                 continue;
             }
             self.encode(at, &n.event, &id, &mut messages)?;
-            if p.revisit.is_some() {
+            if revisable_after.is_some_and(|after| n.item_time > after) {
                 revisions.extend(crate::revisit::published_by_walk(&[(&n.event, n.item_time)]));
             }
             seen.push(Seen { event_id: id, item_time: n.item_time.min(latest) });
