@@ -113,12 +113,11 @@ async fn main() {
             continue;
         }
         let seeding = Instant::now();
-        let sim = Simulator::start(
-            case.vendor,
-            SimConfig { initial_items: items, ..SimConfig::for_vendor(case.vendor) },
-        )
-        .await
-        .expect("simulator starts");
+        let defaults = SimConfig::for_vendor(case.vendor);
+        let history = support::duration_param("ALERTD_BENCH_E2E_HISTORY", defaults.history);
+        let sim = Simulator::start(case.vendor, SimConfig { initial_items: items, history, ..defaults })
+            .await
+            .expect("simulator starts");
         println!("e2e: {key}: simulator seeded {items} items in {:.2} s", seeding.elapsed().as_secs_f64());
         let fetch_rate = if ceilings {
             let (fetched, fetch_secs) =
@@ -135,7 +134,7 @@ async fn main() {
             if !only_formats.is_empty() && only_formats != formats.join(",") {
                 continue;
             }
-            let row = run_alertd(&js, &nats, &sim, case, formats, items).await;
+            let row = run_alertd(&js, &nats, &sim, case, formats, items, history).await;
             let payload = row.message_bytes.saturating_sub(overhead).max(1);
             let ((window_rate, stored), (page_rate, _)) = if ceilings {
                 let nats_pid = nats.pid().unwrap_or(0);
@@ -198,6 +197,7 @@ async fn run_alertd(
     case: &Case,
     formats: &[&str],
     items: usize,
+    history: std::time::Duration,
 ) -> Row {
     let key = case.vendor.key();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -207,11 +207,13 @@ async fn run_alertd(
         "[nats]\nurl = \"{nats}\"\nstream = \"ALERTD\"\nstorage = \"file\"\nformats = [{formats_toml}]\n\n\
          [state]\npath = \"{state}\"\n\n[service]\nlisten = \"off\"\n\n[[source]]\nvendor = \"{key}\"\nname = \"bench\"\n\
          base_url = \"{base}\"\ncredential = {{ env = \"BENCH_KEY\" }}\nschedule = \"every 1h\"\njitter = \"0s\"\nlag = \"0s\"\n\
-         initial_lookback = \"72h\"\npage_size = {page}\nrate_limits = []\n",
+         initial_lookback = \"{lookback}\"\npage_size = {page}\nrate_limits = []\n",
         nats = nats.url(),
         state = dir.path().join("state.sqlite").display(),
         base = sim.base_url(),
         page = case.page,
+        // The whole seeded history, and a day to spare.
+        lookback = humantime::format_duration(history + std::time::Duration::from_secs(86_400)),
     );
     std::fs::write(&config_path, config).expect("write config");
     let nats_pid = nats.pid().unwrap_or(0);
