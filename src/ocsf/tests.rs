@@ -144,3 +144,34 @@ fn a_source_ip_gets_the_first_geolocation_tied_to_it() {
         f["unmapped"]["geo"].as_array().unwrap().iter().map(|g| g["city"].as_str().unwrap()).collect();
     assert_eq!(unmapped, ["Paris", "Nice"]);
 }
+
+#[test]
+fn raw_data_is_the_raw_item_whatever_it_escapes() {
+    // Quotes, backslashes, escapes, non-ASCII, a tab between tokens (the
+    // vendor's own spacing): `raw_data` is the same text, and the payload
+    // is one JSON object that says so.
+    let text = "{\"q\":\"say \\\"hi\\\"\",\t\"path\":\"C:\\\\Windows\\\\x.exe\",\"nl\":\"a\\nb\\u0001\",\"u\":\"Zürich ✓ 😀\",\"e\":\"\\/\"}";
+    let item = serde_json::value::RawValue::from_string(text.into()).unwrap();
+    let mut e = event("v", Kind::Alert, "1", StatusState::New);
+    e.raw = crate::event::Raw::from_text(&item, &serde_json::from_str(text).unwrap());
+    assert_eq!(e.raw.get(), text);
+    let m = message("alertd", &e, &COUNTED).unwrap();
+    let f: Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(f["raw_data"], text);
+    assert_eq!(f["unmapped"]["revision"], "1", "the keys before raw_data are all there");
+    assert_eq!(f, finding(&e, &COUNTED));
+    assert_eq!(m.payload.iter().filter(|b| **b == b'\n').count(), 0, "one line");
+}
+
+proptest::proptest! {
+    /// The SIMD escaper writes what serde_json writes, for any text.
+    #[test]
+    fn raw_data_escapes_as_serde_json_does(s in "(?s).{0,200}", bytes in proptest::collection::vec(0u8..0x80, 0..100)) {
+        let ascii = String::from_utf8(bytes).unwrap();
+        for text in [&s, &ascii] {
+            let mut out = Vec::new();
+            json_escape_simd::escape_into(text, &mut out);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(text).unwrap());
+        }
+    }
+}
