@@ -262,11 +262,11 @@ struct Finding<'a> {
     finding_info: FindingInfo<'a>,
     metadata: Metadata<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    device: Option<Value>,
+    device: Option<entities::Device<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    evidences: Vec<Value>,
+    evidences: Vec<entities::Evidence<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    observables: Vec<Value>,
+    observables: Vec<entities::Observable<'a>>,
     unmapped: Map<String, Value>,
     // `raw_data` follows, written by [`message`].
 }
