@@ -321,7 +321,7 @@ struct ProductName {
 macro_rules! time_fields {
     ($($name:ident),*) => {$(
         fn $name<T: TimeFields, S: serde::Serializer>(t: &T, s: S) -> Result<S::Ok, S::Error> {
-            t.write(stringify!($name), concat!(stringify!($name), "_dt"), s)
+            t.write([stringify!($name), concat!(stringify!($name), "_dt")], s)
         }
     )*};
 }
@@ -329,39 +329,24 @@ time_fields!(created_time, modified_time, first_seen_time, last_seen_time, logge
 
 /// A time field or an absent one, written as the two keys OCSF names.
 trait TimeFields {
-    fn write<S: serde::Serializer>(
-        &self,
-        name: &'static str,
-        dt_name: &'static str,
-        s: S,
-    ) -> Result<S::Ok, S::Error>;
+    fn write<S: serde::Serializer>(&self, names: [&'static str; 2], s: S) -> Result<S::Ok, S::Error>;
 }
 
 impl TimeFields for Time {
-    fn write<S: serde::Serializer>(
-        &self,
-        name: &'static str,
-        dt_name: &'static str,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    fn write<S: serde::Serializer>(&self, names: [&'static str; 2], s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(2))?;
-        map.serialize_entry(name, &self.ms)?;
-        map.serialize_entry(dt_name, &self.dt)?;
+        map.serialize_entry(names[0], &self.ms)?;
+        map.serialize_entry(names[1], &self.dt)?;
         map.end()
     }
 }
 
 impl TimeFields for Option<Time> {
-    fn write<S: serde::Serializer>(
-        &self,
-        name: &'static str,
-        dt_name: &'static str,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    fn write<S: serde::Serializer>(&self, names: [&'static str; 2], s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         match self {
-            Some(t) => t.write(name, dt_name, s),
+            Some(t) => t.write(names, s),
             None => s.serialize_map(Some(0))?.end(),
         }
     }
