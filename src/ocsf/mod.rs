@@ -109,9 +109,7 @@ pub fn subject(prefix: &str, vendor: &str, source: &str, kind: &str) -> String {
 /// It is escaped with SIMD ([`json_escape_simd`], the same output as
 /// serde_json's) and written as the finding's last key.
 pub fn message(prefix: &str, event: &Event, product: &Product) -> Result<Message, serde_json::Error> {
-    let raw = event.raw.get();
-    let mut raw_data = Vec::new();
-    json_escape_simd::escape_into(raw, &mut raw_data);
+    let raw_data = json_string(event.raw.get(), ESCAPE_PIECE);
     // Sized for the finding at once (its escaped raw item and about 2 KB of
     // fields): the payload is kept as it is allocated until NATS acks it.
     let mut payload = Vec::with_capacity(raw_data.len() + 2048);
@@ -128,6 +126,33 @@ pub fn message(prefix: &str, event: &Event, product: &Product) -> Result<Message
         id: finding_id(event.id).to_string(),
         payload: Bytes::from(payload),
     })
+}
+
+/// Bytes of text escaped per call of the SIMD escaper.
+const ESCAPE_PIECE: usize = 64 * 1024;
+
+/// `text` as a JSON string, quotes included, escaped `piece` bytes at a time:
+/// the escaper reserves six bytes per input byte, so one call on a vendor's
+/// multi-megabyte item would reserve six times its size at once.
+fn json_string(text: &str, piece: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 8 + 2);
+    let mut scratch = Vec::new();
+    out.push(b'"');
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(piece.max(4));
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (head, tail) = rest.split_at(end);
+        scratch.clear();
+        json_escape_simd::escape_into(head, &mut scratch);
+        // Each piece comes back quoted: keep what is between the quotes.
+        out.extend_from_slice(scratch.get(1..scratch.len().saturating_sub(1)).unwrap_or_default());
+        rest = tail;
+    }
+    out.push(b'"');
+    out
 }
 
 /// Epoch milliseconds (OCSF `timestamp_t`).

@@ -164,14 +164,21 @@ fn raw_data_is_the_raw_item_whatever_it_escapes() {
 }
 
 proptest::proptest! {
-    /// The SIMD escaper writes what serde_json writes, for any text.
+    /// The SIMD escaper, a piece at a time, writes what serde_json writes,
+    /// for any text (pieces ending inside a multi-byte character included).
     #[test]
-    fn raw_data_escapes_as_serde_json_does(s in "(?s).{0,200}", bytes in proptest::collection::vec(0u8..0x80, 0..100)) {
+    fn raw_data_escapes_as_serde_json_does(
+        s in "(?s).{0,200}",
+        bytes in proptest::collection::vec(0u8..0x80, 0..100),
+        piece in 1usize..40,
+    ) {
         let ascii = String::from_utf8(bytes).unwrap();
         for text in [&s, &ascii] {
-            let mut out = Vec::new();
-            json_escape_simd::escape_into(text, &mut out);
-            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(text).unwrap());
+            let expected = serde_json::to_string(text).unwrap();
+            for piece in [piece, ESCAPE_PIECE] {
+                let out = String::from_utf8(json_string(text, piece)).unwrap();
+                proptest::prop_assert_eq!(&out, &expected);
+            }
         }
     }
 }
