@@ -8,10 +8,12 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use backon::{BlockingRetryable, ConstantBuilder};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Backend, CursorRow, Move, Seen, SourceState, StoreError};
 use crate::incremental::format_time;
@@ -30,6 +32,11 @@ pub(super) struct SqliteStore {
     path: PathBuf,
 }
 
+/// How long a statement waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pause between attempts to switch a new file to WAL.
+const WAL_SWITCH_RETRY: Duration = Duration::from_millis(10);
+
 impl SqliteStore {
     /// Open (creating if needed) the store at `path`, in WAL mode.
     pub(super) fn open(path: &Path) -> Result<SqliteStore, StoreError> {
@@ -41,7 +48,22 @@ impl SqliteStore {
                 .map_err(|e| err(rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into())))?;
         }
         let mut conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        // SQLite switches a file to WAL under an exclusive lock without
+        // calling the busy handler: two processes opening a new store at
+        // once (`alertd cursors list` beside a starting daemon) had one
+        // fail with "database is locked". Retried for the busy timeout.
+        (|| conn.pragma_update(None, "journal_mode", "WAL"))
+            .retry(
+                ConstantBuilder::default()
+                    .with_delay(WAL_SWITCH_RETRY)
+                    .with_max_times((BUSY_TIMEOUT.as_millis() / WAL_SWITCH_RETRY.as_millis()) as usize)
+                    .with_jitter(),
+            )
+            .sleep(std::thread::sleep)
+            .when(|e| e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy))
+            .call()
+            .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         // Event ids are random, so a commit of many pages' ids dirties
         // B-tree pages all over the `seen` table; with SQLite's default
@@ -52,15 +74,19 @@ impl SqliteStore {
         // 64-page commit of them, and keeps the revisit's bookkeeping of
         // 100,000 items under 20 MB (docs/performance.md).
         conn.pragma_update(None, "cache_size", -4_096).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+        // The schema is read and brought up to date in one write
+        // transaction taken at its start (`IMMEDIATE`): two processes
+        // opening a new file at once then wait for each other (the busy
+        // timeout) instead of one failing with "database is locked" when
+        // both read the schema and then both try to write it.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path: path.display().to_string(), found: version });
         }
         if version < 1 {
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS cursors (
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS cursors (
                      source     TEXT PRIMARY KEY,
                      vendor     TEXT NOT NULL,
                      watermark  TEXT,
@@ -74,18 +100,16 @@ impl SqliteStore {
                      PRIMARY KEY (source, event_id)
                  ) WITHOUT ROWID;
                  CREATE INDEX IF NOT EXISTS seen_by_time ON seen (source, item_time);
-                 PRAGMA user_version = 1;
-                 COMMIT;",
+                 PRAGMA user_version = 1;",
             )
             .map_err(err)?;
         }
-        revisions::create_tables(&conn).map_err(err)?;
+        revisions::create_tables(&tx).map_err(err)?;
         if version < 2 {
-            let tx = conn.transaction().map_err(err)?;
             revisions::migrate_from_v1(&tx).map_err(err)?;
             tx.pragma_update(None, "user_version", 2).map_err(err)?;
-            tx.commit().map_err(err)?;
         }
+        tx.commit().map_err(err)?;
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), path: path.to_owned() })
     }
 
@@ -288,6 +312,32 @@ impl Backend for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_opening_a_new_store_at_once_all_open_it() {
+        // A daemon starting while `alertd cursors list` (or the shutdown
+        // tests' cursor reads) opened the new file failed with "database
+        // is locked": once in the WAL switch (no busy handler), once in two
+        // deferred schema transactions upgrading at once. Before the fix,
+        // about one open in seven of such a race failed.
+        for round in 0..60 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.sqlite");
+            let start = Arc::new(std::sync::Barrier::new(3));
+            let opening: Vec<_> = (0..3)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        SqliteStore::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for open in opening {
+                open.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e}"));
+            }
+        }
+    }
 
     #[tokio::test]
     async fn sqlite_passes_the_backend_suite() {
