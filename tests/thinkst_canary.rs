@@ -194,6 +194,13 @@ async fn a_malformed_incident_is_a_dead_letter_and_the_checkpoint_still_moves() 
     assert_eq!(dead.len(), 1);
     assert!(dead[0]["error"].as_str().unwrap().contains("`id`"), "{}", dead[0]);
     assert_eq!(dead[0]["raw"]["updated_id"], "not a number");
+    // The whole incident as served, not the part alertd reads of it.
+    let served = sim.ground_truth().into_iter().any(|mut incident| {
+        incident.as_object_mut().unwrap().remove("id");
+        incident["updated_id"] = "not a number".into();
+        incident == dead[0]["raw"]
+    });
+    assert!(served, "the dead letter carries the whole incident: {}", dead[0]["raw"]);
 }
 
 #[tokio::test]

@@ -93,6 +93,9 @@ pub struct Page {
     /// Each item's JSON text as the vendor sent it, when the vendor kept
     /// it (see `vendors::envelope`): one per item, or none at all.
     pub texts: Vec<Box<serde_json::value::RawValue>>,
+    /// True when `items` hold only the part of each item its vendor reads
+    /// (see `vendors::keep`); [`Page::whole`] gives the whole item.
+    pub partial: bool,
     /// What the envelope says about the next page.
     pub continuation: Continuation,
     /// Each item's id as the vendor reads it (`None` for a hollow item), when
@@ -118,7 +121,7 @@ pub struct ApiUsage {
 impl Page {
     /// A page without item keys: only the scheme's continuation ends the walk.
     pub fn new(items: Vec<serde_json::Value>, continuation: Continuation) -> Page {
-        Page { items, continuation, keys: None, usage: Vec::new(), texts: Vec::new() }
+        Page { items, continuation, keys: None, usage: Vec::new(), texts: Vec::new(), partial: false }
     }
 
     /// A page of `items` with their texts as the vendor sent them (an
@@ -136,6 +139,30 @@ impl Page {
     /// The text of item `i`, when the page has the texts.
     pub fn text(&self, i: usize) -> Option<&serde_json::value::RawValue> {
         self.texts.get(i).map(AsRef::as_ref)
+    }
+
+    /// Mark `items` as the part of each item its vendor reads (`partial`),
+    /// which only a page with every item's text can be: the whole item is
+    /// then parsed again from its text when it is needed.
+    #[must_use]
+    pub fn partial(mut self, partial: bool) -> Page {
+        self.partial = partial && self.texts.len() == self.items.len();
+        self
+    }
+
+    /// Item `i` whole, for what copies an item rather than reads its
+    /// fields (a dead letter): parsed from its text when the page holds only
+    /// part of each item.
+    pub fn whole(&self, i: usize) -> Option<std::borrow::Cow<'_, serde_json::Value>> {
+        let item = self.items.get(i)?;
+        match self.text(i) {
+            // The text parsed once already (as a projection, which fails
+            // wherever a whole parse would), so this does not fail.
+            Some(text) if self.partial => Some(std::borrow::Cow::Owned(
+                serde_json::from_str(text.get()).unwrap_or_else(|_| item.clone()),
+            )),
+            _ => Some(std::borrow::Cow::Borrowed(item)),
+        }
     }
 
     /// Read each item's id with `key` (`None` for a hollow item), so that

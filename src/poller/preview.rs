@@ -2,6 +2,8 @@
 //! as a poll would, without publishing or committing anything. Items that
 //! would be dead-lettered come back with the reason.
 
+use std::borrow::Cow;
+
 use chrono::Utc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -59,12 +61,13 @@ impl<V: Vendor> PageHandler for Handler<'_, V> {
         let ctx = NormalizeContext::new(&self.poller.name, Utc::now());
         let mut events = Vec::new();
         let mut dead_letters = Vec::new();
-        let Page { items, texts, .. } = page;
-        for (i, item) in items.into_iter().enumerate() {
-            let text = texts.get(i).map(AsRef::as_ref);
-            match self.poller.vendor.normalize(&item, &ctx.with_text(text)) {
+        for (i, item) in page.items.iter().enumerate() {
+            match self.poller.vendor.normalize(item, &ctx.with_text(page.text(i))) {
                 Ok(normalized) => events.push(normalized.event),
-                Err(error) => dead_letters.push((item, error.0)),
+                // The whole item, not the part the vendor reads.
+                Err(error) => {
+                    dead_letters.push((page.whole(i).map_or_else(|| item.clone(), Cow::into_owned), error.0));
+                }
             }
         }
         self.out.pages.push(PreviewPage { at: at.to_string(), events, dead_letters });

@@ -30,6 +30,7 @@
 //! page size, see `Poller::max_page_items`, and `max_response_bytes` as
 //! text).
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -330,15 +331,19 @@ impl<V: Vendor> Handler<'_, V> {
         for (i, item) in page.items.iter().enumerate() {
             match p.vendor.normalize(item, &ctx.with_text(page.text(i))) {
                 Ok(n) => events.push(n),
-                Err(error) => dead.push((error, item)),
+                // A dead letter carries the whole item, not the part read.
+                Err(error) => dead.push((error, page.whole(i).unwrap_or(Cow::Borrowed(item)))),
             }
         }
         let max_mark = events.iter().filter_map(|n| n.mark).max();
         self.walk.max_mark = self.walk.max_mark.max(max_mark);
 
-        let dead: Vec<(NormalizeError, &serde_json::Value, uuid::Uuid)> = dead
+        let dead: Vec<(NormalizeError, Cow<'_, serde_json::Value>, uuid::Uuid)> = dead
             .into_iter()
-            .map(|(error, item)| (error, item, dead_letter::id(V::KEY, &p.name, item.to_string().as_bytes())))
+            .map(|(error, item)| {
+                let id = dead_letter::id(V::KEY, &p.name, item.to_string().as_bytes());
+                (error, item, id)
+            })
             .collect();
         let ids: Vec<String> = events
             .iter()
@@ -377,7 +382,7 @@ impl<V: Vendor> Handler<'_, V> {
             if self.dead_budget > 0 {
                 self.dead_budget -= 1;
                 DeadLettered { source: &p.name, vendor: V::KEY, error: &error }.emit(&p.deps.telemetry);
-                messages.push(dead_letter::item(origin, uuid, &error.0, item));
+                messages.push(dead_letter::item(origin, uuid, &error.0, &item));
                 dead_letters += 1;
             } else {
                 let entry = overflow.get_or_insert_with(|| (0, error.0.clone()));

@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::PageError;
+use super::keep::Keep;
 use crate::paginate::{Continuation, Page};
 
 /// An answer split at its item list.
@@ -33,28 +34,32 @@ pub struct Envelope {
 /// An item list: each item parsed, and its text as the vendor sent it.
 #[derive(Debug, Default)]
 pub struct Items {
-    /// The items.
+    /// The items (the part of each the vendor reads, see [`Keep`]).
     pub values: Vec<Value>,
     /// Each item's JSON text, in the same order.
     pub texts: Vec<Box<RawValue>>,
+    /// True when `values` hold only part of each item.
+    pub partial: bool,
 }
 
 /// Parse `body`, taking the array at `path` (object keys from the top)
-/// out as [`Items`]. Fails ([`PageError::Json`]) as `serde_json` does on
-/// the whole answer: invalid JSON, invalid UTF-8, nesting past its
-/// recursion limit (in an item too), trailing characters.
-pub fn parse(body: &[u8], path: &[&str]) -> Result<Envelope, PageError> {
-    parse_json(body, path).map_err(|e| PageError::Json(e.to_string()))
+/// out as [`Items`], each item parsed as far as `keep` says. Fails
+/// ([`PageError::Json`]) as `serde_json` does on the whole answer: invalid
+/// JSON, invalid UTF-8, nesting past its recursion limit (in an item too),
+/// trailing characters.
+pub fn parse(body: &[u8], path: &[&str], keep: &Keep) -> Result<Envelope, PageError> {
+    parse_json(body, path, keep).map_err(|e| PageError::Json(e.to_string()))
 }
 
 impl Items {
     /// The page of these items (with their texts) and `continuation`.
     pub fn into_page(self, continuation: Continuation) -> Page {
-        Page::with_texts(self.values, self.texts, continuation)
+        let partial = self.partial;
+        Page::with_texts(self.values, self.texts, continuation).partial(partial)
     }
 }
 
-fn parse_json(body: &[u8], path: &[&str]) -> Result<Envelope, serde_json::Error> {
+fn parse_json(body: &[u8], path: &[&str], keep: &Keep) -> Result<Envelope, serde_json::Error> {
     let Ok(text) = std::str::from_utf8(body) else {
         // Let serde_json say where and what (its message and position).
         return serde_json::from_slice::<Value>(body).map(|rest| Envelope { rest, items: None });
@@ -68,20 +73,20 @@ fn parse_json(body: &[u8], path: &[&str]) -> Result<Envelope, serde_json::Error>
     };
     de.end()?;
     let items = match list {
-        Some(texts) => Some(items_of(texts)?),
+        Some(texts) => Some(items_of(texts, keep)?),
         None => None,
     };
     Ok(Envelope { rest, items })
 }
 
-fn items_of(raw: Vec<&RawValue>) -> Result<Items, serde_json::Error> {
+fn items_of(raw: Vec<&RawValue>, keep: &Keep) -> Result<Items, serde_json::Error> {
     let mut values = Vec::with_capacity(raw.len());
     let mut texts = Vec::with_capacity(raw.len());
     for r in raw {
-        values.push(serde_json::from_str(r.get())?);
+        values.push(keep.parse(r.get())?);
         texts.push(r.to_owned());
     }
-    Ok(Items { values, texts })
+    Ok(Items { values, texts, partial: keep.is_partial() })
 }
 
 /// A value at one level of the path: an object whose key `path[0]` leads
@@ -203,7 +208,7 @@ mod tests {
     fn the_list_is_taken_out_with_each_items_own_text() {
         let body =
             br#"{"meta": {"total": 2}, "data": [ {"id": 1, "s": "caf\u00e9",  "n": 1.50}, [2] ], "z": null}"#;
-        let envelope = parse(body, &["data"]).unwrap();
+        let envelope = parse(body, &["data"], &Keep::All).unwrap();
         assert_eq!(envelope.rest, json!({"meta": {"total": 2}, "z": null}));
         let items = envelope.items.unwrap();
         assert_eq!(items.values, vec![json!({"id": 1, "s": "café", "n": 1.5}), json!([2])]);
@@ -214,7 +219,7 @@ mod tests {
     #[test]
     fn a_path_of_keys_leads_to_a_nested_list() {
         let body = br#"{"data": {"hasMore": true, "alerts": [{"a": 1}]}, "alerts": [9]}"#;
-        let envelope = parse(body, &["data", "alerts"]).unwrap();
+        let envelope = parse(body, &["data", "alerts"], &Keep::All).unwrap();
         assert_eq!(envelope.rest, json!({"data": {"hasMore": true}, "alerts": [9]}));
         assert_eq!(texts(&envelope.items.unwrap()), vec![r#"{"a": 1}"#]);
     }
@@ -230,19 +235,19 @@ mod tests {
             (br#""text""#, json!("text")),
             (br#"{"data": {"alerts": 5}}"#, json!({"data": {"alerts": 5}})),
         ] {
-            let envelope = parse(body, &["data", "alerts"]).unwrap();
+            let envelope = parse(body, &["data", "alerts"], &Keep::All).unwrap();
             assert!(envelope.items.is_none(), "{}", String::from_utf8_lossy(body));
             assert_eq!(envelope.rest, rest);
         }
-        let envelope = parse(br#"{"data": -1.5e3}"#, &["data"]).unwrap();
+        let envelope = parse(br#"{"data": -1.5e3}"#, &["data"], &Keep::All).unwrap();
         assert_eq!(envelope.rest, json!({"data": -1500.0}));
     }
 
     #[test]
     fn the_last_of_duplicate_keys_wins_as_in_a_value() {
-        let envelope = parse(br#"{"data": [1], "data": {"x": 2}}"#, &["data"]).unwrap();
+        let envelope = parse(br#"{"data": [1], "data": {"x": 2}}"#, &["data"], &Keep::All).unwrap();
         assert_eq!(envelope.rest, json!({"data": {"x": 2}}));
-        let envelope = parse(br#"{"data": 7, "data": [3]}"#, &["data"]).unwrap();
+        let envelope = parse(br#"{"data": 7, "data": [3]}"#, &["data"], &Keep::All).unwrap();
         assert_eq!(envelope.rest, json!({}));
         assert_eq!(texts(&envelope.items.unwrap()), vec!["3"]);
     }
@@ -251,7 +256,7 @@ mod tests {
     fn bad_json_fails_as_serde_json_fails_on_the_whole_answer() {
         let deep = format!("{{\"data\": [{}{}]}}", "[".repeat(200), "]".repeat(200));
         let shallow = format!("{{\"data\": [{}{}]}}", "[".repeat(100), "]".repeat(100));
-        assert!(parse(shallow.as_bytes(), &["data"]).is_ok());
+        assert!(parse(shallow.as_bytes(), &["data"], &Keep::All).is_ok());
         for body in [
             &b"<html>502</html>"[..],
             b"{\"data\": [1,]}",
@@ -260,7 +265,7 @@ mod tests {
             b"",
             deep.as_bytes(),
         ] {
-            let ours = parse_json(body, &["data"]).map(|_| ()).unwrap_err().to_string();
+            let ours = parse_json(body, &["data"], &Keep::All).map(|_| ()).unwrap_err().to_string();
             let theirs = serde_json::from_slice::<Value>(body).unwrap_err().to_string();
             // The same error, at most at another column inside an item.
             assert_eq!(ours.split(" at ").next(), theirs.split(" at ").next(), "{ours} / {theirs}");

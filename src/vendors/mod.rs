@@ -16,6 +16,7 @@ pub mod catchpoint;
 pub mod envelope;
 pub mod fields;
 pub mod http;
+pub mod keep;
 #[cfg(test)]
 mod proptests;
 pub mod rapid7;
@@ -65,6 +66,12 @@ pub trait Vendor: Sized + Send + Sync + 'static {
     /// for a vendor whose items change in place without a change feed;
     /// `None` (the default): off unless the source asks for one.
     const REVISIT: Option<(std::time::Duration, std::time::Duration)> = None;
+
+    /// The part of an item [`Vendor::normalize`] (and the page's item keys)
+    /// read, so that `parse_page` can build only that ([`keep`]): every
+    /// field read must be listed, or it reads as absent; the property
+    /// `*_reads_normalize_as_the_whole_item` compares. Default: all of it.
+    const READS: keep::Keep = keep::Keep::All;
 
     /// Vendor settings from `[source.options]`.
     type Options: DeserializeOwned + Default + Send + Sync;

@@ -104,7 +104,7 @@ impl Vendor for CanaryGuard {
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let parsed = super::envelope::parse(body, &["data"])?;
+        let parsed = super::envelope::parse(body, &["data"], &Self::READS)?;
         let envelope = parsed.rest;
         if let Some(error) = envelope.get("error") {
             let code = error.get("code").and_then(Value::as_str).unwrap_or("UNKNOWN");

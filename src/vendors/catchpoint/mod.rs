@@ -237,7 +237,7 @@ fn says_no_alerts(message: &str) -> bool {
 /// OpenAPI document types the list as), `hasMore`, and `usageLimits`. An
 /// answer with `completed: false` is the vendor's error, with its messages.
 pub fn parse(body: &[u8]) -> Result<Parsed, PageError> {
-    let parsed = super::envelope::parse(body, &["data", "alerts"])?;
+    let parsed = super::envelope::parse(body, &["data", "alerts"], &<Catchpoint as super::Vendor>::READS)?;
     let envelope = parsed.rest;
     if !envelope.is_object() {
         return Err(PageError::Shape("the answer is not a JSON object".into()));
@@ -255,7 +255,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, PageError> {
         (Some(alerts), _) => alerts,
         (None, None | Some(Value::Null)) => super::envelope::Items::default(),
         (None, Some(alert @ Value::Object(_))) => {
-            super::envelope::Items { values: vec![alert.clone()], texts: Vec::new() }
+            super::envelope::Items { values: vec![alert.clone()], texts: Vec::new(), partial: false }
         }
         (None, Some(_)) => {
             return Err(PageError::Shape("`data.alerts` is neither a list nor an alert object".into()));

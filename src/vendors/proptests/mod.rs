@@ -104,6 +104,52 @@ fn check_normalize<V: Vendor>(v: &V, item: &Value) -> Result<(), TestCaseError> 
     Ok(())
 }
 
+/// The part of `item` its vendor reads ([`Vendor::READS`]) normalizes as
+/// the whole item does: the same event, time and mark, or the same error.
+/// A field the normalizer reads and `READS` leaves out fails this as soon
+/// as a generated item holds it.
+fn check_reads<V: Vendor>(v: &V, item: &Value) -> Result<(), TestCaseError> {
+    let text = serde_json::value::RawValue::from_string(item.to_string())
+        .map_err(|e| TestCaseError::fail(format!("item text: {e}")))?;
+    // Both from the text (serde_json reads some floats back a bit off).
+    let whole: Value = serde_json::from_str(text.get()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let part = V::READS.parse(text.get()).map_err(|e| TestCaseError::fail(format!("projection: {e}")))?;
+    let ctx = ctx();
+    let ctx = ctx.with_text(Some(&text));
+    match (v.normalize(&whole, &ctx), v.normalize(&part, &ctx)) {
+        (Ok(a), Ok(b)) => {
+            let (ea, eb) = (serde_json::to_value(&a.event).ok(), serde_json::to_value(&b.event).ok());
+            prop_assert_eq!(ea, eb, "item: {}\npart: {}", item, part);
+            prop_assert_eq!((a.item_time, a.mark), (b.item_time, b.mark));
+        }
+        (Err(a), Err(b)) => prop_assert_eq!(a.0, b.0, "item: {}\npart: {}", item, part),
+        (a, b) => prop_assert!(
+            false,
+            "whole {:?} / part {:?}\nitem: {}\npart: {}",
+            a.is_ok(),
+            b.is_ok(),
+            item,
+            part
+        ),
+    }
+    Ok(())
+}
+
+/// Red Canary's item key (its hollow-item check) reads the part as it
+/// reads the whole item.
+fn check_red_canary_key(item: &Value) -> Result<(), TestCaseError> {
+    let text = item.to_string();
+    let whole: Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let part = RedCanary::READS.parse(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(
+        super::red_canary::detection_key(&whole),
+        super::red_canary::detection_key(&part),
+        "item: {}",
+        item
+    );
+    Ok(())
+}
+
 /// How many of `cases` generated items normalize; the strategies must reach
 /// the success path often, or the schema property would check nothing.
 fn successes<V: Vendor>(v: &V, shape: &Value, cases: usize) -> usize {
@@ -152,6 +198,7 @@ proptest! {
     #[test]
     fn canaryguard_events_validate(item in shaped(&shapes::canaryguard_item())) {
         check_normalize(&vendor::<CanaryGuard>(""), &item)?;
+        check_reads(&vendor::<CanaryGuard>(""), &item)?;
     }
 }
 
@@ -166,6 +213,7 @@ proptest! {
     #[test]
     fn catchpoint_events_validate(item in shaped(&shapes::catchpoint_item())) {
         check_normalize(&vendor::<Catchpoint>(""), &item)?;
+        check_reads(&vendor::<Catchpoint>(""), &item)?;
     }
 }
 
@@ -185,11 +233,13 @@ proptest! {
     #[test]
     fn rapid7_alert_events_validate(item in shaped(&shapes::rapid7_alert())) {
         check_normalize(&vendor::<Rapid7>(""), &item)?;
+        check_reads(&vendor::<Rapid7>(""), &item)?;
     }
 
     #[test]
     fn rapid7_investigation_events_validate(item in shaped(&shapes::rapid7_investigation())) {
         check_normalize(&vendor::<Rapid7>("endpoint = \"investigations\""), &item)?;
+        check_reads(&vendor::<Rapid7>("endpoint = \"investigations\""), &item)?;
     }
 }
 
@@ -204,6 +254,8 @@ proptest! {
     #[test]
     fn red_canary_events_validate(item in shaped(&shapes::red_canary_item())) {
         check_normalize(&vendor::<RedCanary>(""), &item)?;
+        check_reads(&vendor::<RedCanary>(""), &item)?;
+        check_red_canary_key(&item)?;
     }
 }
 
@@ -218,5 +270,36 @@ proptest! {
     #[test]
     fn thinkst_canary_events_validate(item in shaped(&shapes::thinkst_item())) {
         check_normalize(&vendor::<ThinkstCanary>(""), &item)?;
+        check_reads(&vendor::<ThinkstCanary>(""), &item)?;
     }
+}
+
+/// The simulators' items (each vendor's real shape, with its changed
+/// revisions: acknowledged, remediated, updated) read the same in part as
+/// whole.
+#[tokio::test]
+async fn simulated_items_read_in_part_normalize_as_whole() {
+    use crate::sim::{SimConfig, SimVendor, Simulator};
+    async fn items(vendor: SimVendor) -> Vec<Value> {
+        let config = SimConfig { initial_items: 400, ..SimConfig::for_vendor(vendor) };
+        let sim = Simulator::start(vendor, config).await.expect("the simulator starts");
+        let mut items = sim.update_items(150);
+        items.extend(sim.ground_truth());
+        items
+    }
+    fn all<V: Vendor>(v: &V, items: &[Value]) {
+        assert!(items.len() >= 400, "{}: {} items", V::KEY, items.len());
+        for item in items {
+            check_reads(v, item).unwrap_or_else(|e| panic!("{}: {e}", V::KEY));
+            assert!(v.normalize(item, &ctx()).is_ok(), "{}: the simulator's items normalize", V::KEY);
+        }
+    }
+    let red_canary = items(SimVendor::RedCanary).await;
+    all(&vendor::<RedCanary>(""), &red_canary);
+    for item in &red_canary {
+        check_red_canary_key(item).unwrap_or_else(|e| panic!("{e}"));
+    }
+    all(&vendor::<ThinkstCanary>(""), &items(SimVendor::ThinkstCanary).await);
+    all(&vendor::<CanaryGuard>(""), &items(SimVendor::CanaryGuard).await);
+    all(&vendor::<Catchpoint>(""), &items(SimVendor::Catchpoint).await);
 }

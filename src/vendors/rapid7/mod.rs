@@ -202,7 +202,7 @@ endpoint = "alerts"      # or "investigations" (the triage containers instead of
             Endpoint::Alerts => "alerts",
             Endpoint::Investigations => "data",
         };
-        let parsed = super::envelope::parse(body, &[list])?;
+        let parsed = super::envelope::parse(body, &[list], &Self::READS)?;
         if !parsed.rest.is_object() {
             return Err(PageError::Shape("the answer is not a JSON object".into()));
         }

@@ -80,6 +80,8 @@ base_url = "https://acme.my.redcanary.co"
         Some((Duration::from_secs(7 * 86_400), Duration::from_secs(3600)));
     type Plan = TimeWindow;
 
+    const READS: super::keep::Keep = normalize::READS;
+
     fn new(source: &SourceConfig, base_url: Url, _options: Options) -> Result<Self, String> {
         Ok(RedCanary {
             detections_url: super::endpoint(&base_url, "/openapi/v3/detections"),
@@ -132,7 +134,7 @@ base_url = "https://acme.my.redcanary.co"
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let parsed = super::envelope::parse(body, &["data"])?;
+        let parsed = super::envelope::parse(body, &["data"], &Self::READS)?;
         let envelope = parsed.rest;
         let items = match parsed.items {
             Some(items) => items,
@@ -181,7 +183,7 @@ fn href(link: &Value) -> Option<String> {
 
 /// A detection's id, or `None` for a hollow item (no id or no attributes),
 /// which is what Red Canary pads pages past its end with.
-fn detection_key(item: &Value) -> Option<String> {
+pub(super) fn detection_key(item: &Value) -> Option<String> {
     let has_attributes = item.get("attributes").and_then(Value::as_object).is_some_and(|a| !a.is_empty());
     if !has_attributes {
         return None;
@@ -222,6 +224,21 @@ mod tests {
 
     fn detection(id: u64) -> Value {
         serde_json::json!({"type": "Detection", "id": id, "attributes": {"headline": "x"}})
+    }
+
+    #[test]
+    fn a_detection_whose_attributes_alertd_does_not_read_is_not_hollow() {
+        // Items are parsed into the fields alertd reads (`READS`); the
+        // hollow check must still see these attributes as there.
+        let body = br#"{"data": [{"id": 1, "attributes": {"unread": true}}, {"id": 2, "attributes": {}},
+            {"id": 3, "attributes": {"headline": "x"}}, {"id": null, "attributes": null}]}"#;
+        let page = vendor().parse_page(body).unwrap();
+        assert!(page.partial);
+        assert_eq!(page.keys, Some(vec![Some("1".to_owned()), None, Some("3".to_owned()), None]));
+        assert_eq!(
+            page.whole(0).unwrap().into_owned(),
+            serde_json::json!({"id": 1, "attributes": {"unread": true}})
+        );
     }
 
     #[test]

@@ -18,9 +18,52 @@ use crate::event::{
 };
 use crate::vendors::bounded::{Capped, Dropped};
 use crate::vendors::fields::{get, required_text, required_time, text, time};
+use crate::vendors::keep::Keep;
 use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
 
 use super::RedCanary;
+
+/// Every field [`normalize`] and the walk's hollow-item check
+/// (`detection_key`) read: items are parsed into these alone (see
+/// [`crate::vendors::keep`]); a key read here and missing there fails
+/// `the_part_read_normalizes_as_the_whole_item`.
+pub(super) const READS: Keep = Keep::Keys(&[
+    ("id", Keep::All),
+    ("hostname", Keep::All),
+    ("username", Keep::All),
+    (
+        "attributes",
+        Keep::Keys(&[
+            ("headline", Keep::All),
+            ("summary", Keep::All),
+            ("severity", Keep::All),
+            ("confirmed_at", Keep::All),
+            ("last_activity_seen_at", Keep::All),
+            ("last_acknowledged_at", Keep::All),
+            ("time_of_occurrence", Keep::All),
+            (
+                "last_remediated_status",
+                Keep::Keys(&[
+                    ("marked_at", Keep::All),
+                    ("reason", Keep::All),
+                    ("remediation_state", Keep::All),
+                ]),
+            ),
+            (
+                "classification",
+                Keep::Keys(&[("superclassification", Keep::All), ("subclassification", Keep::All)]),
+            ),
+        ]),
+    ),
+    (
+        "relationships",
+        Keep::Keys(&[(
+            "affected_endpoint",
+            Keep::Keys(&[("data", Keep::Keys(&[("id", Keep::All), ("network_addresses", Keep::All)]))]),
+        )]),
+    ),
+    ("links", Keep::Keys(&[("self", Keep::Keys(&[("href", Keep::All)]))])),
+]);
 
 pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
     let id = required_text(item, "/id")?;

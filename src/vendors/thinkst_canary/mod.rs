@@ -98,6 +98,8 @@ base_url = "https://1234abcd.canary.tools"
     type Options = Options;
     type Plan = IncidentsPlan;
 
+    const READS: super::keep::Keep = normalize::READS;
+
     fn new(source: &SourceConfig, base_url: Url, options: Options) -> Result<Self, String> {
         Ok(ThinkstCanary {
             incidents_url: super::endpoint(&base_url, "/api/v1/incidents/all"),
@@ -163,7 +165,7 @@ base_url = "https://1234abcd.canary.tools"
     }
 
     fn parse_page(&self, body: &[u8]) -> Result<Page, PageError> {
-        let parsed = super::envelope::parse(body, &["incidents"])?;
+        let parsed = super::envelope::parse(body, &["incidents"], &Self::READS)?;
         let envelope = parsed.rest;
         if envelope.get("result").and_then(Value::as_str) == Some("error") {
             let message = envelope.get("message").and_then(Value::as_str).unwrap_or("(no message)");

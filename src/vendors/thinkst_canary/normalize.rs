@@ -19,10 +19,69 @@ use crate::event::{
 };
 use crate::vendors::bounded::{Distinct, Dropped, GeoKey, geo_key};
 use crate::vendors::fields::{boolean, float, get, integer, required_text, text, time};
+use crate::vendors::keep::Keep;
 use crate::vendors::{NormalizeContext, NormalizeError, Normalized};
 
 use super::ThinkstCanary;
 use super::logtype::classify;
+
+/// Every field [`normalize`] reads: items are parsed into these alone (see
+/// [`crate::vendors::keep`]); a key read here and missing there fails
+/// `the_part_read_normalizes_as_the_whole_item`.
+pub(super) const READS: Keep = Keep::Keys(&[
+    ("id", Keep::All),
+    ("summary", Keep::All),
+    ("updated_id", Keep::All),
+    ("updated", Keep::All),
+    ("updated_std", Keep::All),
+    ("updated_time", Keep::All),
+    (
+        "description",
+        Keep::Keys(&[
+            ("acknowledged", Keep::All),
+            ("created", Keep::All),
+            ("created_std", Keep::All),
+            ("description", Keep::All),
+            ("name", Keep::All),
+            ("memo", Keep::All),
+            ("node_id", Keep::All),
+            ("flock_id", Keep::All),
+            ("logtype", Keep::All),
+            ("dst_host", Keep::All),
+            ("dst_host_public_ip", Keep::All),
+            ("dst_port", Keep::All),
+            ("src_host", Keep::All),
+            ("src_host_reverse", Keep::All),
+            ("events_count", Keep::All),
+            ("events", EVENT),
+        ]),
+    ),
+]);
+
+/// What [`entities`] and [`normalize`] read of each of `description.events`.
+const EVENT: Keep = Keep::Keys(&[
+    ("timestamp", Keep::All),
+    ("type", Keep::All),
+    ("src_host", Keep::All),
+    ("USERNAME", Keep::All),
+    ("USER", Keep::All),
+    ("HOSTNAME", Keep::All),
+    ("USERAGENT", Keep::All),
+    ("url", Keep::All),
+    ("headers", Keep::Keys(&[("User-Agent", Keep::All)])),
+    (
+        "geoip",
+        Keep::Keys(&[
+            ("ip", Keep::All),
+            ("city", Keep::All),
+            ("region", Keep::All),
+            ("country_code", Keep::All),
+            ("country", Keep::All),
+            ("latitude", Keep::All),
+            ("longitude", Keep::All),
+        ]),
+    ),
+]);
 
 pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Normalized, NormalizeError> {
     let id = required_text(item, "/id")?;
