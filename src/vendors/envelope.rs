@@ -112,17 +112,6 @@ impl<'de> DeserializeSeed<'de> for Level<'_, '_, 'de> {
 
 struct LevelVisitor<'p, 'l, 'de>(Level<'p, 'l, 'de>);
 
-/// Every value that is neither the path's object nor the list is built as
-/// serde_json's own `Value` would be.
-macro_rules! plain {
-    ($($method:ident($t:ty) => $make:expr;)*) => {
-        $(fn $method<E: de::Error>(self, v: $t) -> Result<Found, E> {
-            #[allow(clippy::redundant_closure_call)]
-            Ok(Found::Value(($make)(v)))
-        })*
-    };
-}
-
 impl<'de> Visitor<'de> for LevelVisitor<'_, '_, 'de> {
     type Value = Found;
 
@@ -130,22 +119,9 @@ impl<'de> Visitor<'de> for LevelVisitor<'_, '_, 'de> {
         f.write_str("any JSON value")
     }
 
-    plain! {
-        visit_bool(bool) => Value::Bool;
-        visit_i64(i64) => Value::from;
-        visit_u64(u64) => Value::from;
-        visit_f64(f64) => |v: f64| serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
-        visit_str(&str) => |v: &str| Value::String(v.to_owned());
-        visit_string(String) => Value::String;
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Found, E> {
-        Ok(Found::Value(Value::Null))
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Found, E> {
-        Ok(Found::Value(Value::Null))
-    }
+    // Every value that is neither the path's object nor the list is built
+    // as serde_json's own `Value` would be.
+    super::keep::json_scalars!(Found::Value);
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Found, A::Error> {
         if !self.0.path.is_empty() {

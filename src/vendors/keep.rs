@@ -81,15 +81,41 @@ impl<'de> DeserializeSeed<'de> for Part<'_> {
 
 struct PartVisitor(&'static [(&'static str, Keep)]);
 
-/// A scalar is built as serde_json's own `Value` builds it.
-macro_rules! scalar {
-    ($($method:ident($t:ty) => $make:expr;)*) => {
-        $(fn $method<E: de::Error>(self, v: $t) -> Result<Value, E> {
-            #[allow(clippy::redundant_closure_call)]
-            Ok(($make)(v))
-        })*
+/// The `visit_*` methods of a visitor whose scalars become what
+/// serde_json's own `Value` makes of them, each passed through `$wrap`
+/// (the visitor's value type around a `Value`). Shared with
+/// [`super::envelope`]'s envelope visitor.
+macro_rules! json_scalars {
+    ($wrap:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok($wrap(serde_json::Value::Bool(v)))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok($wrap(serde_json::Value::from(v)))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok($wrap(serde_json::Value::from(v)))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok($wrap(
+                serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number),
+            ))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok($wrap(serde_json::Value::String(v.to_owned())))
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok($wrap(serde_json::Value::String(v)))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($wrap(serde_json::Value::Null))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($wrap(serde_json::Value::Null))
+        }
     };
 }
+pub(super) use json_scalars;
 
 impl<'de> Visitor<'de> for PartVisitor {
     type Value = Value;
@@ -98,22 +124,7 @@ impl<'de> Visitor<'de> for PartVisitor {
         f.write_str("any JSON value")
     }
 
-    scalar! {
-        visit_bool(bool) => Value::Bool;
-        visit_i64(i64) => Value::from;
-        visit_u64(u64) => Value::from;
-        visit_f64(f64) => |v: f64| serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
-        visit_str(&str) => |v: &str| Value::String(v.to_owned());
-        visit_string(String) => Value::String;
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
+    json_scalars!(std::convert::identity);
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let keep = Keep::Keys(self.0);
