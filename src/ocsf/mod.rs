@@ -109,6 +109,14 @@ pub fn subject(prefix: &str, vendor: &str, source: &str, kind: &str) -> String {
 /// It is escaped with SIMD ([`json_escape_simd`], the same output as
 /// serde_json's) and written as the finding's last key.
 pub fn message(prefix: &str, event: &Event, product: &Product) -> Result<Message, serde_json::Error> {
+    let subject = subject(prefix, &event.source.vendor, &event.source.name, event.source.kind.as_str());
+    message_to(subject, event, product)
+}
+
+/// [`message`] under `subject`, built once by a caller that publishes
+/// many findings of one source (it is [`subject`] of the event's vendor,
+/// source and kind).
+pub fn message_to(subject: String, event: &Event, product: &Product) -> Result<Message, serde_json::Error> {
     let raw_data = json_string(event.raw.get(), ESCAPE_PIECE);
     // Sized for the finding at once (its escaped raw item and about 2 KB of
     // fields): the payload is kept as it is allocated until NATS acks it.
@@ -121,11 +129,7 @@ pub fn message(prefix: &str, event: &Event, product: &Product) -> Result<Message
     payload.extend_from_slice(b",\"raw_data\":");
     payload.extend_from_slice(&raw_data);
     payload.push(b'}');
-    Ok(Message {
-        subject: subject(prefix, &event.source.vendor, &event.source.name, event.source.kind.as_str()),
-        id: finding_id(event.id).to_string(),
-        payload: Bytes::from(payload),
-    })
+    Ok(Message { subject, id: finding_id(event.id).to_string(), payload: Bytes::from(payload) })
 }
 
 /// Bytes of text escaped per call of the SIMD escaper.

@@ -75,6 +75,29 @@ pub(super) struct Handler<'a, V: Vendor> {
     forget_before: Option<chrono::DateTime<Utc>>,
     /// The ids the last committed pages did not store, oldest first.
     recent: VecDeque<Vec<String>>,
+    /// The source's subjects, built once per walk.
+    subjects: Subjects,
+}
+
+/// A source's event and finding subjects for its vendor's kind of item:
+/// three escaped tokens and a `format!` per message were 2 % of a
+/// backfill's instructions (issue 16, docs/performance.md).
+struct Subjects {
+    kind: crate::event::Kind,
+    alertd: String,
+    ocsf: String,
+}
+
+impl Subjects {
+    fn of<V: Vendor>(poller: &Poller<V>) -> Subjects {
+        let prefix = poller.deps.sink.subject_prefix();
+        let kind = poller.vendor.kind();
+        Subjects {
+            kind,
+            alertd: event_subject(prefix, V::KEY, &poller.name, kind.as_str()),
+            ocsf: ocsf::subject(prefix, V::KEY, &poller.name, kind.as_str()),
+        }
+    }
 }
 
 /// Committed pages whose unstored ids the walk still remembers. A vendor
@@ -155,6 +178,7 @@ impl<'a, V: Vendor> Handler<'a, V> {
             pipeline: poller.deps.sink.pipeline(),
             pages: VecDeque::new(),
             pending_ids: HashSet::new(),
+            subjects: Subjects::of(poller),
         }
     }
 
@@ -428,11 +452,20 @@ impl<V: Vendor> Handler<'_, V> {
                     let mut payload = Vec::with_capacity(event.raw.get().len() + 1024);
                     serde_json::to_writer(&mut payload, event).map_err(unserializable)?;
                     let payload = Bytes::from(payload);
-                    let subject = event_subject(prefix, V::KEY, &p.name, event.source.kind.as_str());
+                    let subject = if event.source.kind == self.subjects.kind {
+                        self.subjects.alertd.clone()
+                    } else {
+                        event_subject(prefix, V::KEY, &p.name, event.source.kind.as_str())
+                    };
                     messages.push(Message { subject, id: id.to_owned(), payload });
                 }
                 Format::Ocsf => {
-                    messages.push(ocsf::message(prefix, event, &p.vendor.ocsf()).map_err(unserializable)?)
+                    let message = if event.source.kind == self.subjects.kind {
+                        ocsf::message_to(self.subjects.ocsf.clone(), event, &p.vendor.ocsf())
+                    } else {
+                        ocsf::message(prefix, event, &p.vendor.ocsf())
+                    };
+                    messages.push(message.map_err(unserializable)?);
                 }
             }
         }
