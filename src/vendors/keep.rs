@@ -3,9 +3,9 @@
 //!
 //! A vendor's item becomes an event through a few dozen JSON pointers, but
 //! parsing it into a [`Value`] allocates every key, string and map node of
-//! it, and dropping the tree frees them again: three quarters of a Red
-//! Canary or Thinkst item are links, reporting tags and event fields that
-//! no pointer reaches. A vendor that lists what it reads ([`Keep`]) gets its
+//! it, and dropping the tree frees them again: about half of a Red Canary
+//! detection (links, reporting tags, the related user) and much of a
+//! Thinkst incident's events are fields no pointer reaches. A vendor that lists what it reads ([`Keep`]) gets its
 //! items parsed with the rest skipped: the item is still read whole, and
 //! fails as `serde_json` fails on the whole item (invalid JSON, nesting past
 //! its recursion limit, in a skipped part too), but the skipped parts build
