@@ -6,9 +6,11 @@
 //! checked-in file drifts from them.
 
 mod id;
+mod json;
 mod time;
 
 pub use id::event_id;
+pub use time::rfc3339_millis;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;

@@ -15,7 +15,7 @@
 mod entities;
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -105,9 +105,9 @@ pub fn subject(prefix: &str, vendor: &str, source: &str, kind: &str) -> String {
 /// `raw_data` is the event's `raw` item as a JSON string, so every quote of
 /// the item is escaped: serde_json's byte-at-a-time escaping of those few
 /// kilobytes took about 5 % of alertd's instructions on an OCSF backfill
-/// (docs/performance.md, issue 16's seventh pass).
-/// It is escaped with SIMD ([`json_escape_simd`], the same output as
-/// serde_json's) and written as the finding's last key.
+/// (docs/performance.md, issue 16's seventh pass). It is escaped with
+/// SIMD (sonic-rs, the same output as serde_json's) and written as the
+/// finding's last key.
 pub fn message(prefix: &str, event: &Event, product: &Product) -> Result<Message, serde_json::Error> {
     let subject = subject(prefix, &event.source.vendor, &event.source.name, event.source.kind.as_str());
     message_to(subject, event, product)
@@ -117,29 +117,46 @@ pub fn message(prefix: &str, event: &Event, product: &Product) -> Result<Message
 /// many findings of one source (it is [`subject`] of the event's vendor,
 /// source and kind).
 pub fn message_to(subject: String, event: &Event, product: &Product) -> Result<Message, serde_json::Error> {
-    let raw_data = json_string(event.raw.get(), ESCAPE_PIECE);
-    // Sized for the finding at once (its escaped raw item and about 2 KB of
-    // fields): the payload is kept as it is allocated until NATS acks it.
-    let mut payload = Vec::with_capacity(raw_data.len() + 2048);
-    serde_json::to_writer(&mut payload, &Finding::of(event, product))?;
+    let raw = event.raw.get();
+    // Sized for the finding at once (its raw item with some escapes and
+    // about 2 KB of fields): the payload is kept as it is allocated until
+    // NATS acks it.
+    let mut payload = Vec::with_capacity(raw.len() + raw.len() / 8 + 2048);
+    // The fields go through sonic-rs's serializer, which escapes strings
+    // with SIMD: serde_json's byte-at-a-time escaping of the keys and text
+    // took 8 % of a Red Canary OCSF backfill's instructions (issue 16's
+    // ninth pass). Same bytes as serde_json's (tested).
+    sonic_rs::to_writer(&mut payload, &Finding::of(event, product)).map_err(serde::ser::Error::custom)?;
     // `{…}` → `{…,"raw_data":"…"}`: a serialized struct ends in its `}`.
     if payload.pop() != Some(b'}') {
         return Err(serde::ser::Error::custom("a finding did not serialize as an object"));
     }
     payload.extend_from_slice(b",\"raw_data\":");
-    payload.extend_from_slice(&raw_data);
+    push_json_string(&mut payload, raw, ESCAPE_PIECE).map_err(serde::ser::Error::custom)?;
     payload.push(b'}');
     Ok(Message { subject, id: finding_id(event.id).to_string(), payload: Bytes::from(payload) })
+}
+
+/// The payload [`message`] writes, written by serde_json alone (its
+/// serializer and its escaping): what the tests compare [`message`]'s with.
+#[cfg(test)]
+pub(crate) fn payload_by_serde_json(event: &Event, product: &Product) -> Vec<u8> {
+    let mut payload = serde_json::to_vec(&Finding::of(event, product)).unwrap_or_default();
+    payload.pop();
+    payload.extend_from_slice(b",\"raw_data\":");
+    payload.extend_from_slice(&serde_json::to_vec(event.raw.get()).unwrap_or_default());
+    payload.push(b'}');
+    payload
 }
 
 /// Bytes of text escaped per call of the SIMD escaper.
 const ESCAPE_PIECE: usize = 64 * 1024;
 
-/// `text` as a JSON string, quotes included, escaped `piece` bytes at a time:
-/// the escaper reserves six bytes per input byte, so one call on a vendor's
-/// multi-megabyte item would reserve six times its size at once.
-fn json_string(text: &str, piece: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + text.len() / 8 + 2);
+/// Append `text` to `out` as a JSON string, quotes included, escaped
+/// `piece` bytes at a time: the escaper reserves six bytes per input byte,
+/// so one call on a vendor's multi-megabyte item would reserve six times
+/// its size at once.
+fn push_json_string(out: &mut Vec<u8>, text: &str, piece: usize) -> Result<(), sonic_rs::Error> {
     let mut scratch = Vec::new();
     out.push(b'"');
     let mut rest = text;
@@ -150,13 +167,13 @@ fn json_string(text: &str, piece: usize) -> Vec<u8> {
         }
         let (head, tail) = rest.split_at(end);
         scratch.clear();
-        json_escape_simd::escape_into(head, &mut scratch);
+        sonic_rs::to_writer(&mut scratch, head)?;
         // Each piece comes back quoted: keep what is between the quotes.
         out.extend_from_slice(scratch.get(1..scratch.len().saturating_sub(1)).unwrap_or_default());
         rest = tail;
     }
     out.push(b'"');
-    out
+    Ok(())
 }
 
 /// Epoch milliseconds (OCSF `timestamp_t`).
@@ -166,7 +183,7 @@ fn ms(t: DateTime<Utc>) -> i64 {
 
 /// RFC 3339 with a `Z` (OCSF `datetime_t`, Date/Time profile).
 fn dt(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    crate::event::rfc3339_millis(&t)
 }
 
 /// A time as OCSF gives it: `key` (epoch ms) beside `key_dt`. Flattened

@@ -450,7 +450,7 @@ impl<V: Vendor> Handler<'_, V> {
                     // 1 KB of fields), not grown from serde_json's 128 bytes
                     // by doubling and copying.
                     let mut payload = Vec::with_capacity(event.raw.get().len() + 1024);
-                    serde_json::to_writer(&mut payload, event).map_err(unserializable)?;
+                    event.write_json(&mut payload).map_err(unserializable)?;
                     let payload = Bytes::from(payload);
                     let subject = if event.source.kind == self.subjects.kind {
                         self.subjects.alertd.clone()

@@ -95,6 +95,14 @@ fn check_normalize<V: Vendor>(v: &V, item: &Value) -> Result<(), TestCaseError> 
     let text = serde_json::to_string(event).map_err(|e| TestCaseError::fail(format!("to_string: {e}")))?;
     let back: Event =
         serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("read back: {e}\n{text}")))?;
+    // What alertd publishes is these bytes, written by sonic-rs.
+    let mut published = Vec::new();
+    event.write_json(&mut published).map_err(|e| TestCaseError::fail(format!("write_json: {e}")))?;
+    prop_assert_eq!(String::from_utf8_lossy(&published), text.as_str());
+    let finding = crate::ocsf::message("alertd", event, &V::OCSF)
+        .map_err(|e| TestCaseError::fail(format!("ocsf: {e}")))?;
+    let expected = crate::ocsf::payload_by_serde_json(event, &V::OCSF);
+    prop_assert_eq!(String::from_utf8_lossy(&finding.payload), String::from_utf8_lossy(&expected));
     prop_assert_eq!(&back.id, &event.id);
     prop_assert_eq!(&event.raw, item);
     prop_assert_eq!(event.source.vendor.as_str(), V::KEY);
