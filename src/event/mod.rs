@@ -6,10 +6,12 @@
 //! checked-in file drifts from them.
 
 mod id;
+mod ip;
 mod json;
 mod time;
 
 pub use id::event_id;
+pub use ip::ip_text;
 pub use time::rfc3339_millis;
 
 use chrono::{DateTime, Utc};
@@ -341,6 +343,7 @@ pub struct User {
 #[serde(deny_unknown_fields)]
 pub struct IpEntity {
     /// The address, IPv4 or IPv6, in canonical text form.
+    #[serde(serialize_with = "ip::serialize")]
     pub address: std::net::IpAddr,
     /// Its part in the item.
     pub role: Role,
@@ -351,7 +354,7 @@ pub struct IpEntity {
 #[serde(deny_unknown_fields)]
 pub struct Geo {
     /// The address this location belongs to, if the vendor ties it to one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ip::serialize_opt")]
     pub ip: Option<std::net::IpAddr>,
     /// City.
     #[serde(default, skip_serializing_if = "Option::is_none")]

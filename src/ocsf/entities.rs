@@ -208,7 +208,7 @@ pub(super) fn map(entities: &Entities) -> Mapped<'_> {
     }
     let mut first_source = None;
     for ip in &entities.ips {
-        let address = ip.address.to_string();
+        let address = crate::event::ip_text(&ip.address);
         match ip.role {
             Role::Source => {
                 let geo = geo_of.get(&ip.address).copied();

@@ -233,7 +233,7 @@ proptest::proptest! {
             let expected = serde_json::to_string(text).unwrap();
             for piece in [piece, ESCAPE_PIECE] {
                 let mut out = b"x".to_vec();
-                push_json_string(&mut out, text, piece).unwrap();
+                push_json_string(&mut out, text, piece);
                 let out = String::from_utf8(out).unwrap();
                 let out = out.strip_prefix('x').unwrap();
                 proptest::prop_assert_eq!(out, expected.as_str());

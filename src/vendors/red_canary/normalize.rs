@@ -164,7 +164,7 @@ fn entities(item: &Value, dropped: &mut Dropped) -> Entities {
         entities.hosts.push(Host {
             hostname,
             id: endpoint_id,
-            ips: addresses.iter().map(ToString::to_string).collect(),
+            ips: addresses.iter().map(crate::event::ip_text).collect(),
             role: Role::Target,
         });
     }

@@ -218,7 +218,7 @@ fn entities(item: &Value, events: &[Value], dropped: &mut Dropped) -> Entities {
             hosts.push(Host {
                 hostname: Some(reverse),
                 id: None,
-                ips: vec![address.to_string()],
+                ips: vec![crate::event::ip_text(&address)],
                 role: Role::Source,
             });
         }
