@@ -16,8 +16,10 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_55a0_2d8e_4b8e_9a57_3f0e_7c2a_91d
 /// the same input bytes.
 pub fn event_id(vendor: &str, source_name: &str, native_id: &str, revision: &str) -> Uuid {
     let mut input = Vec::with_capacity(vendor.len() + source_name.len() + native_id.len() + 64);
+    let mut digits = itoa::Buffer::new();
     for part in [vendor, source_name, native_id, revision] {
-        input.extend_from_slice(part.len().to_string().as_bytes());
+        // Not `to_string()`: an allocation and `core::fmt` per part.
+        input.extend_from_slice(digits.format(part.len()).as_bytes());
         input.push(b':');
         input.extend_from_slice(part.as_bytes());
     }
@@ -43,6 +45,23 @@ mod tests {
         assert_ne!(base, event_id("canaryguard", "acme", "alt_2", "1"));
         assert_ne!(base, event_id("canaryguard", "other", "alt_1", "1"));
         assert_ne!(base, event_id("red_canary", "acme", "alt_1", "1"));
+    }
+
+    /// Ids already in users' streams: a change to how the input is built
+    /// would change every id, and the stream would store duplicates.
+    #[test]
+    fn the_ids_are_the_ones_published_before() {
+        let cases = [
+            (event_id("canaryguard", "acme", "alt_1", "1"), "bb70b398-3527-5cda-92f2-f0446980eb1f"),
+            (
+                event_id("red_canary", "prod-tenant", &"x".repeat(1234), "2026-12-03T10:00:00Z"),
+                "75e85f67-095c-5d7b-b3e2-5b90b4437601",
+            ),
+            (event_id("", "", "", ""), "6571b02b-e54e-592f-96c6-8863fe987810"),
+        ];
+        for (id, expected) in cases {
+            assert_eq!(id.to_string(), expected);
+        }
     }
 
     #[test]
