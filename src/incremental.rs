@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SourceConfig;
@@ -86,7 +86,7 @@ impl TimeWindow {
 /// The one text form of times in the checkpoint store: fixed-width UTC, so
 /// that SQLite's text comparison orders them correctly.
 pub fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    crate::event::rfc3339_micros(&t)
 }
 
 /// Parse an RFC 3339 time (any offset) into UTC.

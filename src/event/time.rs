@@ -43,6 +43,16 @@ pub fn rfc3339_millis(t: &DateTime<Utc>) -> String {
     }
 }
 
+/// `t` as `t.to_rfc3339_opts(SecondsFormat::Micros, true)` writes it
+/// (the checkpoint store's fixed-width times), without `core::fmt`.
+pub fn rfc3339_micros(t: &DateTime<Utc>) -> String {
+    let mut buf = [0u8; 30];
+    match format_in(t, &mut buf, Fraction::Micros) {
+        Some(text) => text.to_owned(),
+        None => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    }
+}
+
 /// How many fraction digits to write.
 #[derive(Clone, Copy)]
 enum Fraction {
@@ -50,6 +60,8 @@ enum Fraction {
     Shortest,
     /// Always 3, the nanoseconds truncated (`SecondsFormat::Millis`).
     Millis,
+    /// Always 6, the nanoseconds truncated (`SecondsFormat::Micros`).
+    Micros,
 }
 
 /// `t` as chrono writes it, in `buf`; `None` outside years 0000–9999 or
@@ -73,6 +85,7 @@ fn format_in<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 30], mode: Fraction) -> Op
     }
     let (fraction, width) = match nanos {
         n if matches!(mode, Fraction::Millis) => (n / 1_000_000, 3),
+        n if matches!(mode, Fraction::Micros) => (n / 1_000, 6),
         0 => (0, 0),
         n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
         n if n % 1_000 == 0 => (n / 1_000, 6),
@@ -133,6 +146,8 @@ mod tests {
             assert_eq!(ours(t), serde_json::to_string(&t).unwrap(), "{secs} {nanos}");
             let millis = t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             assert_eq!(rfc3339_millis(&t), millis, "{secs} {nanos}");
+            let micros = t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            assert_eq!(rfc3339_micros(&t), micros, "{secs} {nanos}");
         }
     }
 
@@ -156,6 +171,7 @@ mod tests {
         for t in edges {
             assert_eq!(ours(t), serde_json::to_string(&t).unwrap());
             assert_eq!(rfc3339_millis(&t), t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            assert_eq!(rfc3339_micros(&t), t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
         }
         assert_eq!(rfc3339_millis(&edges[0]), "0000-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_millis(&edges[1]), "9999-12-31T23:59:59.999Z", "truncated, as chrono does");
