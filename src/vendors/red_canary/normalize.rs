@@ -122,7 +122,7 @@ fn status(item: &Value) -> Status {
     if let Some(state) = text(item, "/attributes/last_remediated_status/remediation_state") {
         let reason = text(item, "/attributes/last_remediated_status/reason");
         let vendor = match &reason {
-            Some(r) => format!("{state} ({r})"),
+            Some(r) => [state.as_str(), " (", r, ")"].concat(),
             None => state.clone(),
         };
         let state = if state == "remediated" {
@@ -179,7 +179,7 @@ fn entities(item: &Value, dropped: &mut Dropped) -> Entities {
 fn tags(item: &Value) -> Capped<String> {
     let mut tags = Capped::new();
     if let Some(c) = text(item, "/attributes/classification/superclassification") {
-        tags.push(format!("classification:{c}"));
+        tags.push(["classification:", &c].concat());
     }
     if let Some(list) = get(item, "/attributes/classification/subclassification").and_then(Value::as_array) {
         tags.extend(
@@ -187,7 +187,7 @@ fn tags(item: &Value) -> Capped<String> {
                 .filter_map(Value::as_str)
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| format!("subclassification:{s}")),
+                .map(|s| ["subclassification:", s].concat()),
         );
     }
     tags
