@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::event::{
     Entities, Event, Geo, Host, IpEntity, Kind, Role, SCHEMA_VERSION, Severity, Status, StatusState,
-    UrlEntity, User,
+    UrlEntity, User, ip_text,
 };
 use crate::vendors::bounded::{Distinct, Dropped, GeoKey, geo_key};
 use crate::vendors::fields::{boolean, float, get, integer, required_text, text, time};
@@ -107,14 +107,14 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
     let mut dropped = Dropped::default();
     let mut tags = Distinct::new();
     if let Some(code) = logtype {
-        tags.push(format!("logtype:{code}"));
+        tags.push(["logtype:", itoa::Buffer::new().format(code)].concat());
     }
-    tags.push(format!("category:{}", class.category));
+    tags.push(["category:", class.category].concat());
     for token_type in events.iter().filter_map(|e| text(e, "/type")) {
-        tags.push(format!("token_type:{token_type}"));
+        tags.push(["token_type:", &token_type].concat());
     }
     if let Some(flock) = text(item, "/description/flock_id") {
-        tags.push(format!("flock_id:{flock}"));
+        tags.push(["flock_id:", &flock].concat());
     }
     let entities = entities(item, events, &mut dropped);
 
@@ -168,26 +168,37 @@ fn ip(item: &Value, pointer: &str) -> Option<IpAddr> {
 fn describe(item: &Value, title: &str, events: usize) -> String {
     let mut text_ = title.to_owned();
     let target = meaningful(item, "/description/name")
-        .or_else(|| meaningful(item, "/description/memo").map(|m| format!("token \"{m}\"")));
+        .or_else(|| meaningful(item, "/description/memo").map(|m| ["token \"", &m, "\""].concat()));
+    // Pieces pushed, not `format!`ed: eight `format!`s per incident were 5 %
+    // of a Thinkst backfill's instructions.
     if let Some(target) = target {
-        text_.push_str(&format!(" on {target}"));
+        text_.push_str(" on ");
+        text_.push_str(&target);
         if let Some(dst) = ip(item, "/description/dst_host") {
-            match integer(item, "/description/dst_port").filter(|p| *p > 0) {
-                Some(port) => text_.push_str(&format!(" ({dst}:{port})")),
-                None => text_.push_str(&format!(" ({dst})")),
+            text_.push_str(" (");
+            text_.push_str(&ip_text(&dst));
+            if let Some(port) = integer(item, "/description/dst_port").filter(|p| *p > 0) {
+                text_.push(':');
+                text_.push_str(itoa::Buffer::new().format(port));
             }
+            text_.push(')');
         }
     }
     if let Some(src) = ip(item, "/description/src_host") {
-        text_.push_str(&format!(" from {src}"));
+        text_.push_str(" from ");
+        text_.push_str(&ip_text(&src));
         if let Some(reverse) = text(item, "/description/src_host_reverse") {
-            text_.push_str(&format!(" ({reverse})"));
+            text_.push_str(" (");
+            text_.push_str(&reverse);
+            text_.push(')');
         }
     }
     let count =
         integer(item, "/description/events_count").and_then(|n| usize::try_from(n).ok()).unwrap_or(events);
-    let plural = if count == 1 { "event" } else { "events" };
-    format!("{text_}: {count} {plural}.")
+    text_.push_str(": ");
+    text_.push_str(itoa::Buffer::new().format(count));
+    text_.push_str(if count == 1 { " event." } else { " events." });
+    text_
 }
 
 /// The Canary (target), the attacker (source), and what the events name:
@@ -218,7 +229,7 @@ fn entities(item: &Value, events: &[Value], dropped: &mut Dropped) -> Entities {
             hosts.push(Host {
                 hostname: Some(reverse),
                 id: None,
-                ips: vec![crate::event::ip_text(&address)],
+                ips: vec![ip_text(&address)],
                 role: Role::Source,
             });
         }
