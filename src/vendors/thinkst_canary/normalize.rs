@@ -118,7 +118,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
     }
     let entities = entities(item, events, &mut dropped);
 
-    let revision = updated_id.to_string();
+    let revision = itoa::Buffer::new().format(updated_id).to_owned();
     let event = Event {
         schema_version: SCHEMA_VERSION.to_owned(),
         id: ctx.id::<ThinkstCanary>(&id, &revision),
@@ -210,7 +210,7 @@ fn entities(item: &Value, events: &[Value], dropped: &mut Dropped) -> Entities {
     let target_ips: Vec<String> = ["/description/dst_host", "/description/dst_host_public_ip"]
         .iter()
         .filter_map(|p| ip(item, p))
-        .map(|a| a.to_string())
+        .map(|a| ip_text(&a))
         .collect();
     let canary = Host {
         hostname: meaningful(item, "/description/name"),
