@@ -86,7 +86,7 @@ impl TimeWindow {
 /// The one text form of times in the checkpoint store: fixed-width UTC, so
 /// that SQLite's text comparison orders them correctly.
 pub fn format_time(t: DateTime<Utc>) -> String {
-    crate::event::rfc3339_micros(&t)
+    crate::event::rfc3339(&t, chrono::SecondsFormat::Micros)
 }
 
 /// Parse an RFC 3339 time (any offset) into UTC.

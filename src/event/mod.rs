@@ -12,7 +12,7 @@ mod time;
 
 pub use id::event_id;
 pub use ip::ip_text;
-pub use time::{rfc3339_micros, rfc3339_millis};
+pub use time::rfc3339;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;

@@ -7,7 +7,7 @@
 //! outside years 0000 to 9999 and leap seconds (which alertd never makes)
 //! take chrono's own path, so the output is chrono's in every case.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde::Serializer;
 
 /// `#[serde(serialize_with)]` for a `DateTime<Utc>`.
@@ -32,50 +32,46 @@ pub(super) fn serialize_opt<S: Serializer>(
     }
 }
 
-/// `t` as `t.to_rfc3339_opts(SecondsFormat::Millis, true)` writes it
-/// (OCSF's `datetime_t`), without `core::fmt`: chrono's took about 800
-/// instructions, five times per OCSF finding.
-pub fn rfc3339_millis(t: &DateTime<Utc>) -> String {
+/// `t` as `t.to_rfc3339_opts(seconds, true)` writes it, without
+/// `core::fmt`: chrono's took about 800 instructions, five times per OCSF
+/// finding (`Millis`, OCSF's `datetime_t`) and twice per event in the
+/// checkpoint store (`Micros`, its fixed-width times).
+pub fn rfc3339(t: &DateTime<Utc>, seconds: SecondsFormat) -> String {
     let mut buf = [0u8; 30];
-    match format_in(t, &mut buf, Fraction::Millis) {
+    match format_in(t, &mut buf, seconds) {
         Some(text) => text.to_owned(),
-        None => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        None => t.to_rfc3339_opts(seconds, true),
     }
 }
 
-/// `t` as `t.to_rfc3339_opts(SecondsFormat::Micros, true)` writes it
-/// (the checkpoint store's fixed-width times), without `core::fmt`.
-pub fn rfc3339_micros(t: &DateTime<Utc>) -> String {
-    let mut buf = [0u8; 30];
-    match format_in(t, &mut buf, Fraction::Micros) {
-        Some(text) => text.to_owned(),
-        None => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    }
-}
-
-/// How many fraction digits to write.
-#[derive(Clone, Copy)]
-enum Fraction {
-    /// The fewest of 0, 3, 6 or 9 that hold the nanoseconds (chrono's `Serialize`).
-    Shortest,
-    /// Always 3, the nanoseconds truncated (`SecondsFormat::Millis`).
-    Millis,
-    /// Always 6, the nanoseconds truncated (`SecondsFormat::Micros`).
-    Micros,
-}
-
-/// `t` as chrono writes it, in `buf`; `None` outside years 0000–9999 or
-/// in a leap second.
+/// `t` as chrono's `Serialize` writes it (`AutoSi`), in `buf`; `None`
+/// outside years 0000–9999 or in a leap second.
 fn format<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 30]) -> Option<&'b str> {
-    format_in(t, buf, Fraction::Shortest)
+    format_in(t, buf, SecondsFormat::AutoSi)
 }
 
-fn format_in<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 30], mode: Fraction) -> Option<&'b str> {
+/// `t` as `to_rfc3339_opts(seconds, true)`, in `buf`; `None` where chrono
+/// is left to write it.
+fn format_in<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 30], seconds: SecondsFormat) -> Option<&'b str> {
     let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
     let nanos = t.nanosecond();
     if nanos >= 1_000_000_000 {
         return None;
     }
+    let (fraction, width) = match seconds {
+        SecondsFormat::Secs => (0, 0),
+        SecondsFormat::Millis => (nanos / 1_000_000, 3),
+        SecondsFormat::Micros => (nanos / 1_000, 6),
+        SecondsFormat::Nanos => (nanos, 9),
+        // The fewest of 0, 3, 6 or 9 digits that hold the nanoseconds.
+        SecondsFormat::AutoSi => match nanos {
+            0 => (0, 0),
+            n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
+            n if n % 1_000 == 0 => (n / 1_000, 6),
+            n => (n, 9),
+        },
+        _ => return None,
+    };
     let mut at = digits(buf, 0, year, 4);
     for (separator, value) in
         [(b'-', t.month()), (b'-', t.day()), (b'T', t.hour()), (b':', t.minute()), (b':', t.second())]
@@ -83,14 +79,6 @@ fn format_in<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 30], mode: Fraction) -> Op
         buf[at] = separator;
         at = digits(buf, at + 1, value, 2);
     }
-    let (fraction, width) = match nanos {
-        n if matches!(mode, Fraction::Millis) => (n / 1_000_000, 3),
-        n if matches!(mode, Fraction::Micros) => (n / 1_000, 6),
-        0 => (0, 0),
-        n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
-        n if n % 1_000 == 0 => (n / 1_000, 6),
-        n => (n, 9),
-    };
     if width > 0 {
         buf[at] = b'.';
         at = digits(buf, at + 1, fraction, width);
@@ -112,6 +100,14 @@ fn digits(buf: &mut [u8; 30], at: usize, mut value: u32, width: usize) -> usize 
 mod tests {
     use super::*;
     use chrono::{TimeDelta, TimeZone};
+
+    const EVERY_FORMAT: [SecondsFormat; 5] = [
+        SecondsFormat::Secs,
+        SecondsFormat::Millis,
+        SecondsFormat::Micros,
+        SecondsFormat::Nanos,
+        SecondsFormat::AutoSi,
+    ];
 
     fn ours(t: DateTime<Utc>) -> String {
         let mut out = Vec::new();
@@ -144,10 +140,13 @@ mod tests {
             };
             let t = Utc.timestamp_opt(secs, nanos).unwrap();
             assert_eq!(ours(t), serde_json::to_string(&t).unwrap(), "{secs} {nanos}");
-            let millis = t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            assert_eq!(rfc3339_millis(&t), millis, "{secs} {nanos}");
-            let micros = t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-            assert_eq!(rfc3339_micros(&t), micros, "{secs} {nanos}");
+            for seconds in EVERY_FORMAT {
+                assert_eq!(
+                    rfc3339(&t, seconds),
+                    t.to_rfc3339_opts(seconds, true),
+                    "{secs} {nanos} {seconds:?}"
+                );
+            }
         }
     }
 
@@ -170,11 +169,16 @@ mod tests {
         ];
         for t in edges {
             assert_eq!(ours(t), serde_json::to_string(&t).unwrap());
-            assert_eq!(rfc3339_millis(&t), t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-            assert_eq!(rfc3339_micros(&t), t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+            for seconds in EVERY_FORMAT {
+                assert_eq!(rfc3339(&t, seconds), t.to_rfc3339_opts(seconds, true), "{t:?} {seconds:?}");
+            }
         }
-        assert_eq!(rfc3339_millis(&edges[0]), "0000-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(&edges[1]), "9999-12-31T23:59:59.999Z", "truncated, as chrono does");
+        assert_eq!(rfc3339(&edges[0], SecondsFormat::Millis), "0000-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(&edges[1], SecondsFormat::Millis),
+            "9999-12-31T23:59:59.999Z",
+            "truncated, as chrono does"
+        );
         assert_eq!(ours(edges[2]), "\"2026-03-27T08:15:42.005Z\"");
         let mut buf = [0u8; 30];
         assert_eq!(format(&edges[4], &mut buf), None, "year 10000 is chrono's to write");

@@ -185,7 +185,7 @@ fn ms(t: DateTime<Utc>) -> i64 {
 
 /// RFC 3339 with a `Z` (OCSF `datetime_t`, Date/Time profile).
 fn dt(t: DateTime<Utc>) -> String {
-    crate::event::rfc3339_millis(&t)
+    crate::event::rfc3339(&t, chrono::SecondsFormat::Millis)
 }
 
 /// A time as OCSF gives it: `key` (epoch ms) beside `key_dt`. Flattened
