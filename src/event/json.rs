@@ -8,17 +8,42 @@
 //! are written without `raw` ([`Head`]) and `raw`, always the last field,
 //! is appended as the text it is. `tests` and the vendors' property tests
 //! compare the bytes with serde_json's.
+//!
+//! sonic-rs reserves six bytes of output per byte of every string it
+//! writes. An event's strings come from its item, which may be as large as
+//! a body (`max_response_bytes`), so the fields of an event from an item
+//! over [`SIMD_ITEM_MAX`] are written by serde_json instead: the same
+//! bytes, and no reservation six times a hostile item's size.
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use super::{Event, time};
+
+/// The largest item whose event (and OCSF finding) sonic-rs writes: far
+/// above a real alert (1–3 KB), small enough that six times it is nothing.
+pub const SIMD_ITEM_MAX: usize = 64 * 1024;
+
+/// Append `value` as JSON to `out`, for a message made from an item of
+/// `item_len` bytes: by sonic-rs up to [`SIMD_ITEM_MAX`], else by
+/// serde_json; the same bytes either way.
+pub fn write_published<T: Serialize>(
+    out: &mut Vec<u8>,
+    value: &T,
+    item_len: usize,
+) -> Result<(), serde_json::Error> {
+    if item_len <= SIMD_ITEM_MAX {
+        sonic_rs::to_writer(&mut *out, value).map_err(serde::ser::Error::custom)
+    } else {
+        serde_json::to_writer(&mut *out, value)
+    }
+}
 
 impl Event {
     /// Append the event's JSON to `out`: what `serde_json::to_writer`
     /// writes for it, byte for byte.
     pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         let start = out.len();
-        sonic_rs::to_writer(&mut *out, &Head(self)).map_err(serde::ser::Error::custom)?;
+        write_published(out, &Head(self), self.raw.get().len())?;
         // `{…}` → `{…,"raw":…}`: `Head` always has fields, so a comma.
         if out.len() <= start + 2 || out.pop() != Some(b'}') {
             return Err(serde::ser::Error::custom("an event's fields did not serialize as an object"));
@@ -170,6 +195,22 @@ mod tests {
         assert_eq!(ours, theirs);
         let back: Event = serde_json::from_str(&ours).unwrap();
         assert_eq!(back, e);
+    }
+
+    /// An event of a large item is written without reserving six bytes
+    /// per byte of its strings (which sonic-rs would), and still as
+    /// serde_json writes it.
+    #[test]
+    fn a_large_items_event_takes_no_sixfold_reservation() {
+        let mut e = bare();
+        let long = "x".repeat(2 * super::SIMD_ITEM_MAX);
+        e.title = long.clone();
+        e.raw = Raw::new(&serde_json::json!({ "title": long }));
+        let mut out = Vec::new();
+        e.write_json(&mut out).unwrap();
+        assert_eq!(out, serde_json::to_vec(&e).unwrap());
+        // Grown by doubling, not six times the title at once.
+        assert!(out.capacity() <= 2 * out.len(), "{} reserved for {} bytes", out.capacity(), out.len());
     }
 
     #[test]

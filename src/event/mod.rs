@@ -12,6 +12,7 @@ mod time;
 
 pub use id::event_id;
 pub use ip::ip_text;
+pub use json::{SIMD_ITEM_MAX, write_published};
 pub use time::rfc3339;
 
 use chrono::{DateTime, Utc};

@@ -128,8 +128,9 @@ pub fn message_to(subject: String, event: &Event, product: &Product) -> Result<M
     // The fields go through sonic-rs's serializer, which escapes strings
     // with SIMD: serde_json's byte-at-a-time escaping of the keys and text
     // took 8 % of a Red Canary OCSF backfill's instructions (issue 16's
-    // ninth pass). Same bytes as serde_json's (tested).
-    sonic_rs::to_writer(&mut payload, &Finding::of(event, product)).map_err(serde::ser::Error::custom)?;
+    // ninth pass). Same bytes as serde_json's (tested); serde_json's for
+    // a large item (see `write_published`).
+    crate::event::write_published(&mut payload, &Finding::of(event, product), raw.len())?;
     // `{…}` → `{…,"raw_data":"…"}`: a serialized struct ends in its `}`.
     if payload.pop() != Some(b'}') {
         return Err(serde::ser::Error::custom("a finding did not serialize as an object"));

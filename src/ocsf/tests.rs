@@ -212,6 +212,18 @@ fn the_payload_is_what_serde_json_writes() {
     }
 }
 
+/// A finding of an item past `SIMD_ITEM_MAX` is written by serde_json
+/// (no sixfold reservation, see `event::write_published`): the same bytes.
+#[test]
+fn a_large_items_finding_is_what_serde_json_writes() {
+    let long = "y\\".repeat(crate::event::SIMD_ITEM_MAX);
+    let mut e = event("v", Kind::Alert, "1", StatusState::New);
+    e.title = long.clone();
+    e.raw = crate::event::Raw::new(&json!({ "title": long }));
+    let m = message("alertd", &e, &COUNTED).unwrap();
+    assert_eq!(m.payload.as_ref(), payload_by_serde_json(&e, &COUNTED).as_slice());
+}
+
 proptest::proptest! {
     // Failures are fixed and pinned by a unit test, not kept in files (as
     // in `vendors::proptests`).
