@@ -76,7 +76,7 @@ pub(super) fn normalize(item: &Value, ctx: &NormalizeContext<'_>) -> Result<Norm
     .iter()
     .filter_map(|p| time(item, p))
     .fold(confirmed_at, DateTime::max);
-    let revision = changed_at.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let revision = crate::event::rfc3339(&changed_at, SecondsFormat::Millis);
 
     let title = text(item, "/attributes/headline").unwrap_or_else(|| format!("Red Canary detection {id}"));
     let severity_text = text(item, "/attributes/severity");
