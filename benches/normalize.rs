@@ -15,6 +15,8 @@
 //! 50,000 values in each list its vendor reads (`support::hostile`): the
 //! time must grow (near) linearly with the count, whatever the count.
 //!
+//! `ids/…` times one event id's UUID (see [`ids`]).
+//!
 //! `cargo bench --bench normalize`; under `cargo test` criterion runs each
 //! benchmark once.
 
@@ -238,9 +240,26 @@ fn bench_one<V: Vendor>(c: &mut Criterion, label: &str, v: &V, item: &Value) {
     group.finish();
 }
 
+/// `ids/…`: one UUID version 5 of an event id's input (64 bytes), as
+/// alertd computes it (`event::v5`, the `sha1` crate) and as uuid's
+/// `new_v5` (`sha1_smol`) does.
+fn ids(c: &mut Criterion) {
+    let namespace = uuid::Uuid::from_u128(0x6c1f_55a0_2d8e_4b8e_9a57_3f0e_7c2a_91d4);
+    let name = b"11:red_canary:11:prod-tenant:5:12345:24:2026-12-03T10:00:00.000Z";
+    let mut group = c.benchmark_group("ids");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("event::v5", |b| {
+        b.iter(|| alertd::event::v5(&namespace, std::hint::black_box(name)))
+    });
+    group.bench_function("uuid new_v5", |b| {
+        b.iter(|| uuid::Uuid::new_v5(&namespace, std::hint::black_box(name)))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = normalizers, pages, hostile
+    targets = normalizers, pages, hostile, ids
 }
 criterion_main!(benches);

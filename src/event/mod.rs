@@ -10,7 +10,7 @@ mod ip;
 mod json;
 mod time;
 
-pub use id::event_id;
+pub use id::{event_id, v5};
 pub use ip::ip_text;
 pub use json::{SIMD_ITEM_MAX, write_published};
 pub use time::rfc3339;

@@ -91,7 +91,7 @@ pub fn not_yet_updated(event: &Event) -> bool {
 /// The finding's `Nats-Msg-Id`: UUIDv5 of `ocsf` in the v1 event id's
 /// namespace, so it is as deterministic as the event id and never equal to it.
 pub fn finding_id(event_id: Uuid) -> Uuid {
-    Uuid::new_v5(&event_id, b"ocsf")
+    crate::event::v5(&event_id, b"ocsf")
 }
 
 /// The subject of a finding: `<prefix>.ocsf.<vendor>.<source>.<kind>`. Still
