@@ -81,6 +81,11 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
         /// The same UUID as uuid's own version 5, for any namespace and name.
         #[test]
         fn v5_is_uuids_v5(namespace in proptest::prelude::any::<u128>(), name in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {

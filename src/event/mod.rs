@@ -89,35 +89,46 @@ pub struct Event {
 /// is made and written into every message (the v1 event, the OCSF
 /// finding's `raw_data`) as it is, never copied as a tree or serialized
 /// again.
+///
+/// The text is always JSON: an item serialized ([`Raw::new`]), a
+/// `RawValue` read ([`Deserialize`]), or, inside the crate, the text serde_json
+/// just parsed an item from ([`Raw::parsed`]), which spares a second scan of
+/// every item only to validate it again as a `RawValue`.
 #[derive(Debug, Clone)]
-pub struct Raw(Box<serde_json::value::RawValue>);
+pub struct Raw(Box<str>);
 
 impl Raw {
     /// `item` as JSON text.
     pub fn new(item: &serde_json::Value) -> Raw {
         // A `Value` always serializes (its keys are strings); `null` is a
         // fallback that cannot happen.
-        Raw(serde_json::value::to_raw_value(item)
-            .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()))
+        Raw(serde_json::to_string(item).map_or_else(|_| Box::from("null"), String::into_boxed_str))
+    }
+
+    /// `text`, which serde_json has just parsed as one JSON value (it
+    /// refuses what it would not write back: trailing text, invalid
+    /// escapes, lone surrogates).
+    pub(crate) fn parsed(text: &str) -> Raw {
+        Raw(Box::from(text))
     }
 
     /// `text`, the JSON text `item` was parsed from, as it is, unless it
     /// spans lines (a pretty-printed answer): an event is one line of JSON
     /// (the stdout sink writes one per line), so that one is serialized
     /// from `item` instead.
-    pub fn from_text(text: &serde_json::value::RawValue, item: &serde_json::Value) -> Raw {
+    pub fn from_text(text: &Raw, item: &serde_json::Value) -> Raw {
         // One memchr2 pass for both line breaks (a byte loop here cost as
         // much as serializing the item again; two `contains` scan twice).
         if memchr::memchr2(b'\n', b'\r', text.get().as_bytes()).is_some() {
             Raw::new(item)
         } else {
-            Raw(text.to_owned())
+            text.clone()
         }
     }
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// The item as a JSON value (parsed again: for tests and tools).
@@ -143,14 +154,18 @@ impl PartialEq<serde_json::Value> for Raw {
 }
 
 impl Serialize for Raw {
+    /// The text as it is, through serde_json's `RawValue` (which checks it
+    /// again; the published paths append it themselves, see `event::json`).
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        serde_json::from_str::<&serde_json::value::RawValue>(&self.0)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Raw {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Raw, D::Error> {
-        Box::<serde_json::value::RawValue>::deserialize(deserializer).map(Raw)
+        Box::<serde_json::value::RawValue>::deserialize(deserializer).map(|raw| Raw(raw.into()))
     }
 }
 

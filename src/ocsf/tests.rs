@@ -151,7 +151,7 @@ fn raw_data_is_the_raw_item_whatever_it_escapes() {
     // vendor's own spacing): `raw_data` is the same text, and the payload
     // is one JSON object that says so.
     let text = "{\"q\":\"say \\\"hi\\\"\",\t\"path\":\"C:\\\\Windows\\\\x.exe\",\"nl\":\"a\\nb\\u0001\",\"u\":\"Zürich ✓ 😀\",\"e\":\"\\/\"}";
-    let item = serde_json::value::RawValue::from_string(text.into()).unwrap();
+    let item: crate::event::Raw = serde_json::from_str(text).unwrap();
     let mut e = event("v", Kind::Alert, "1", StatusState::New);
     e.raw = crate::event::Raw::from_text(&item, &serde_json::from_str(text).unwrap());
     assert_eq!(e.raw.get(), text);

@@ -92,7 +92,7 @@ pub struct Page {
     pub items: Vec<serde_json::Value>,
     /// Each item's JSON text as the vendor sent it, when the vendor kept
     /// it (see `vendors::envelope`): one per item, or none at all.
-    pub texts: Vec<Box<serde_json::value::RawValue>>,
+    pub texts: Vec<crate::event::Raw>,
     /// True when `items` hold only the part of each item its vendor reads
     /// (see `vendors::keep`); [`Page::whole`] gives the whole item.
     pub partial: bool,
@@ -129,7 +129,7 @@ impl Page {
     /// Texts that do not pair up one to one with the items are dropped.
     pub fn with_texts(
         items: Vec<serde_json::Value>,
-        texts: Vec<Box<serde_json::value::RawValue>>,
+        texts: Vec<crate::event::Raw>,
         continuation: Continuation,
     ) -> Page {
         let texts = if texts.len() == items.len() { texts } else { Vec::new() };
@@ -137,8 +137,8 @@ impl Page {
     }
 
     /// The text of item `i`, when the page has the texts.
-    pub fn text(&self, i: usize) -> Option<&serde_json::value::RawValue> {
-        self.texts.get(i).map(AsRef::as_ref)
+    pub fn text(&self, i: usize) -> Option<&crate::event::Raw> {
+        self.texts.get(i)
     }
 
     /// Mark `items` as the part of each item its vendor reads (`partial`),

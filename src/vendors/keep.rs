@@ -59,6 +59,12 @@ impl Keep {
         Ok(value)
     }
 
+    /// Read one value from `deserializer`, keeping this part of it (what
+    /// [`Keep::parse`] does on a whole text).
+    pub(super) fn read<'de, D: Deserializer<'de>>(&self, deserializer: D) -> Result<Value, D::Error> {
+        Part(self).deserialize(deserializer)
+    }
+
     /// True when this keeps less than the whole value.
     pub fn is_partial(&self) -> bool {
         *self != Keep::All

@@ -223,7 +223,7 @@ pub struct NormalizeContext<'a> {
     pub ingested_at: DateTime<Utc>,
     /// The item's JSON text as the vendor sent it, when the page kept it
     /// (see [`NormalizeContext::raw`]).
-    pub text: Option<&'a serde_json::value::RawValue>,
+    pub text: Option<&'a crate::event::Raw>,
 }
 
 impl<'a> NormalizeContext<'a> {
@@ -235,7 +235,7 @@ impl<'a> NormalizeContext<'a> {
 
     /// This context for one item whose text the page kept (or `None`).
     #[must_use]
-    pub fn with_text(&self, text: Option<&'a serde_json::value::RawValue>) -> Self {
+    pub fn with_text(&self, text: Option<&'a crate::event::Raw>) -> Self {
         NormalizeContext { text, ..self.clone() }
     }
 
