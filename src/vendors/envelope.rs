@@ -171,15 +171,7 @@ impl<'t> Walk<'t> {
             }
             self.at += 1;
             if key == first {
-                match self.level(rest)? {
-                    Found::Value(v) => {
-                        out.insert(key, v);
-                    }
-                    // A later duplicate key wins, as in serde_json's `Value`.
-                    Found::List => {
-                        out.remove(&key);
-                    }
-                }
+                self.level(rest)?.settle(&mut out, key);
             } else {
                 let value = self.value()?;
                 out.insert(key, value);
@@ -284,6 +276,22 @@ enum Found {
     List,
 }
 
+impl Found {
+    /// Put what the path's `key` held into its object `out`: the value,
+    /// or, for the list taken out, no key at all (a later duplicate key
+    /// wins, as in serde_json's `Value`).
+    fn settle(self, out: &mut Map<String, Value>, key: String) {
+        match self {
+            Found::Value(v) => {
+                out.insert(key, v);
+            }
+            Found::List => {
+                out.remove(&key);
+            }
+        }
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for Level<'_, '_, 'de> {
     type Value = Found;
 
@@ -325,15 +333,7 @@ impl<'de> Visitor<'de> for LevelVisitor<'_, '_, 'de> {
         while let Some(key) = map.next_key::<String>()? {
             if key == *first {
                 let level = Level { path: rest, list: &mut *self.0.list };
-                match map.next_value_seed(level)? {
-                    Found::Value(v) => {
-                        out.insert(key, v);
-                    }
-                    // A later duplicate key wins, as in serde_json's `Value`.
-                    Found::List => {
-                        out.remove(&key);
-                    }
-                }
+                map.next_value_seed(level)?.settle(&mut out, key);
             } else {
                 let value = map.next_value::<Value>()?;
                 out.insert(key, value);
