@@ -112,15 +112,16 @@ impl Raw {
         Raw(Box::from(text))
     }
 
-    /// `text`, the JSON text `item` was parsed from, as it is, unless it
-    /// spans lines (a pretty-printed answer): an event is one line of JSON
-    /// (the stdout sink writes one per line), so that one is serialized
-    /// from `item` instead.
-    pub fn from_text(text: &Raw, item: &serde_json::Value) -> Raw {
+    /// An item's `text` as it is, unless it spans lines (a pretty-printed
+    /// answer): an event is one line of JSON (the stdout sink writes one per
+    /// line), so that one is parsed whole and written on one line. Not the
+    /// parsed item the normalizer read: that may hold only the fields its
+    /// vendor reads (`vendors::keep`).
+    pub fn from_text(text: &Raw) -> Raw {
         // One memchr2 pass for both line breaks (a byte loop here cost as
         // much as serializing the item again; two `contains` scan twice).
         if memchr::memchr2(b'\n', b'\r', text.get().as_bytes()).is_some() {
-            Raw::new(item)
+            Raw::new(&text.to_value())
         } else {
             text.clone()
         }

@@ -153,7 +153,7 @@ fn raw_data_is_the_raw_item_whatever_it_escapes() {
     let text = "{\"q\":\"say \\\"hi\\\"\",\t\"path\":\"C:\\\\Windows\\\\x.exe\",\"nl\":\"a\\nb\\u0001\",\"u\":\"Zürich ✓ 😀\",\"e\":\"\\/\"}";
     let item: crate::event::Raw = serde_json::from_str(text).unwrap();
     let mut e = event("v", Kind::Alert, "1", StatusState::New);
-    e.raw = crate::event::Raw::from_text(&item, &serde_json::from_str(text).unwrap());
+    e.raw = crate::event::Raw::from_text(&item);
     assert_eq!(e.raw.get(), text);
     let m = message("alertd", &e, &COUNTED).unwrap();
     let f: Value = serde_json::from_slice(&m.payload).unwrap();

@@ -243,7 +243,7 @@ impl<'a> NormalizeContext<'a> {
     /// otherwise `item` serialized.
     pub fn raw(&self, item: &serde_json::Value) -> crate::event::Raw {
         match self.text {
-            Some(text) => crate::event::Raw::from_text(text, item),
+            Some(text) => crate::event::Raw::from_text(text),
             None => crate::event::Raw::new(item),
         }
     }

@@ -226,6 +226,24 @@ mod tests {
         serde_json::json!({"type": "Detection", "id": id, "attributes": {"headline": "x"}})
     }
 
+    /// A pretty-printed page: `raw` is one line, and still the whole
+    /// detection, not the part of it alertd reads.
+    #[test]
+    fn raw_of_a_pretty_page_is_the_whole_detection_on_one_line() {
+        let item = serde_json::json!({
+            "type": "Detection", "id": 7,
+            "attributes": {"headline": "x", "confirmed_at": "2026-03-27T08:15:42Z", "unread": [1, {"k": "v"}]},
+            "relationships": {"related": {"data": null}}
+        });
+        let body = serde_json::to_string_pretty(&serde_json::json!({"data": [item]})).unwrap();
+        let page = vendor().parse_page(body.as_bytes()).unwrap();
+        assert!(page.partial);
+        let ctx = crate::vendors::NormalizeContext::new("t", chrono::Utc::now());
+        let event = vendor().normalize(&page.items[0], &ctx.with_text(page.text(0))).unwrap().event;
+        assert!(!event.raw.get().contains('\n'), "{}", event.raw.get());
+        assert_eq!(event.raw.to_value(), item);
+    }
+
     #[test]
     fn a_detection_whose_attributes_alertd_does_not_read_is_not_hollow() {
         // Items are parsed into the fields alertd reads (`READS`); the
