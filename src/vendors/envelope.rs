@@ -18,9 +18,13 @@
 //! (the list as borrowed [`RawValue`]s, each item parsed from its text),
 //! so that an error is serde_json's on the whole answer, with its message
 //! and position, and so that an answer serde_json takes is never lost to a
-//! difference between the two. A vendor that does not use this (the `http`
-//! source's JSONPath lists) leaves its pages without texts, and `raw` is
-//! serialized from the item.
+//! difference between the two. One margin differs, as it did for items
+//! before: serde_json's depth limit counts from each value the walk reads,
+//! not from the top of the answer, so an envelope value may nest a level
+//! or two deeper than a whole-answer parse allows.
+//!
+//! A vendor that does not use this (the `http` source's JSONPath lists)
+//! leaves its pages without texts, and `raw` is serialized from the item.
 
 use std::cell::Cell;
 use std::fmt;
@@ -90,11 +94,7 @@ fn parse_json(body: &[u8], path: &[&str], keep: &Keep) -> Result<Envelope, serde
 fn parse_twice(text: &str, path: &[&str], keep: &Keep) -> Result<Envelope, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
     let mut list = None;
-    let rest = match (Level { path, list: &mut list }).deserialize(&mut de)? {
-        Found::Value(v) => v,
-        // The whole answer was the list (an empty path).
-        Found::List => Value::Null,
-    };
+    let rest = (Level { path, list: &mut list }).deserialize(&mut de)?.into_rest();
     de.end()?;
     let items = match list {
         Some(texts) => Some(items_of(texts, keep)?),
@@ -123,10 +123,7 @@ fn walk(text: &str, path: &[&str], keep: &Keep) -> Option<Envelope> {
     if walk.at != text.len() {
         return None;
     }
-    let rest = match found {
-        Found::Value(v) => v,
-        Found::List => Value::Null,
-    };
+    let rest = found.into_rest();
     let items = walk.items.map(|(values, texts)| Items { values, texts, partial: keep.is_partial() });
     Some(Envelope { rest, items })
 }
@@ -277,6 +274,15 @@ enum Found {
 }
 
 impl Found {
+    /// The envelope left at the top: the value, or `null` when the whole
+    /// answer was the list (an empty path).
+    fn into_rest(self) -> Value {
+        match self {
+            Found::Value(v) => v,
+            Found::List => Value::Null,
+        }
+    }
+
     /// Put what the path's `key` held into its object `out`: the value,
     /// or, for the list taken out, no key at all (a later duplicate key
     /// wins, as in serde_json's `Value`).
