@@ -69,11 +69,45 @@ struct Row {
     messages: usize,
     secs: f64,
     cpu_per_100k: f64,
+    /// The simulator's (this process's) CPU s per 100k events in alertd's run.
+    sim_cpu_per_100k: f64,
     rss_mib: f64,
     message_bytes: usize,
     window_rate: f64,
     page_rate: f64,
     fetch_rate: f64,
+    /// nats-server's CPU s per 100k messages: in alertd's run, under a
+    /// publisher paced as alertd was (ceiling (c)), and flat out (ceiling (a)).
+    broker_cpu: BrokerCpu,
+}
+
+#[derive(Clone, Copy)]
+struct BrokerCpu {
+    alertd: f64,
+    paced: f64,
+    half: f64,
+    flat_out: f64,
+}
+
+/// One [`ceiling::Acks::Paced`] publish of `count` messages: its rate and,
+/// per 100k messages, nats-server's CPU s and this process's.
+async fn paced(
+    js: &Context,
+    nats_pid: u32,
+    count: usize,
+    payload: usize,
+    burst: usize,
+    per_sec: f64,
+) -> (f64, f64, f64) {
+    let (nats_before, self_before) = (support::proc_cpu_secs(nats_pid), support::self_usage().cpu_secs);
+    let pace = ceiling::Acks::Paced { window: WINDOW, burst, per_sec };
+    let (rate, _) = ceiling::publish(js, count, payload, pace).await;
+    let per_100k = 100_000.0 / count.max(1) as f64;
+    (
+        rate,
+        (support::proc_cpu_secs(nats_pid) - nats_before) * per_100k,
+        (support::self_usage().cpu_secs - self_before) * per_100k,
+    )
 }
 
 impl Row {
@@ -136,22 +170,52 @@ async fn main() {
             }
             let row = run_alertd(&js, &nats, &sim, case, formats, items, history).await;
             let payload = row.message_bytes.saturating_sub(overhead).max(1);
-            let ((window_rate, stored), (page_rate, _)) = if ceilings {
-                let nats_pid = nats.pid().unwrap_or(0);
+            let nats_pid = nats.pid().unwrap_or(0);
+            let ((window_rate, stored), (page_rate, _), broker_cpu) = if ceilings {
                 let (nats_before, self_before) =
                     (support::proc_cpu_secs(nats_pid), support::self_usage().cpu_secs);
                 let window = ceiling::best_of(&js, items, payload, ceiling::Acks::InFlight(WINDOW)).await;
                 let runs = (ceiling::RUNS * items.max(1)) as f64 / 100_000.0;
+                let flat_out = (support::proc_cpu_secs(nats_pid) - nats_before) / runs;
                 println!(
-                    "e2e:   raw publish InFlight({WINDOW}): CPU s per 100k messages: nats-server {:.2}, publisher (this process) {:.2}",
-                    (support::proc_cpu_secs(nats_pid) - nats_before) / runs,
+                    "e2e:   raw publish InFlight({WINDOW}): CPU s per 100k messages: nats-server {flat_out:.2}, publisher (this process) {:.2}",
                     (support::self_usage().cpu_secs - self_before) / runs,
                 );
-                (window, ceiling::best_of(&js, items, payload, ceiling::Acks::PerPage(case.page)).await)
+                let per_page = ceiling::best_of(&js, items, payload, ceiling::Acks::PerPage(case.page)).await;
+                // (c): the broker's cost at alertd's own pace, a page's
+                // messages at a time; (d): at half of (a), the pace the
+                // target asks for. Each once.
+                let burst = case.page * formats.len();
+                let (paced_rate, at_pace, publisher) =
+                    paced(&js, nats_pid, row.messages, payload, burst, row.messages_per_sec()).await;
+                println!(
+                    "e2e:   raw publish (c) paced as alertd ({WINDOW} acks in flight, bursts of {burst} at {:.0} msgs/s): {paced_rate:.0} msgs/s; \
+                     CPU s per 100k messages: nats-server {at_pace:.2} (in alertd's run {:.2}, flat out {flat_out:.2}), publisher (this process) {publisher:.2}",
+                    row.messages_per_sec(),
+                    row.broker_cpu.alertd,
+                );
+                let (half_rate, half, publisher) =
+                    paced(&js, nats_pid, row.messages, payload, burst, window.0 / 2.0).await;
+                println!(
+                    "e2e:   raw publish (d) paced at half of (a) ({WINDOW} acks in flight, bursts of {burst} at {:.0} msgs/s): {half_rate:.0} msgs/s; \
+                     CPU s per 100k messages: nats-server {half:.2}, publisher (this process) {publisher:.2}",
+                    window.0 / 2.0,
+                );
+                // What 50 % of (a) leaves alertd of this machine's 2 cores,
+                // beside the broker at that pace and the simulator.
+                let per_event = row.messages as f64 / row.events.max(1) as f64;
+                let budget =
+                    2.0 / (0.5 * window.0 / per_event) * 100_000.0 - half * per_event - row.sim_cpu_per_100k;
+                println!(
+                    "e2e: {key} {}: 50 % of (a) on 2 cores leaves alertd at most {budget:.2} CPU s per 100k events \
+                     (2 cores, less nats-server at (d) and the simulator at alertd's run); alertd used {:.2}",
+                    row.formats, row.cpu_per_100k,
+                );
+                (window, per_page, BrokerCpu { paced: at_pace, half, flat_out, ..row.broker_cpu })
             } else {
-                ((f64::NAN, 0), (f64::NAN, 0))
+                ((f64::NAN, 0), (f64::NAN, 0), row.broker_cpu)
             };
-            let row = Row { window_rate, page_rate, fetch_rate, ..row };
+            let row = Row { window_rate, page_rate, fetch_rate, broker_cpu, ..row };
             println!(
                 "e2e: {key} {}: {} events in {:.2} s = {:.0} events/s, {:.0} messages/s; {:.2} CPU s per 100k events; peak RSS {:.1} MiB; \
                  message {} B stored (ceiling's {stored} B)",
@@ -256,11 +320,18 @@ async fn run_alertd(
         messages,
         secs,
         cpu_per_100k: usage.cpu_secs * 100_000.0 / items.max(1) as f64,
+        sim_cpu_per_100k: per_100k(sim_cpu),
         rss_mib: usage.max_rss_mib,
         message_bytes: (state.bytes as usize / messages.max(1)).max(1),
         window_rate: f64::NAN,
         page_rate: f64::NAN,
         fetch_rate: f64::NAN,
+        broker_cpu: BrokerCpu {
+            alertd: nats_cpu * 100_000.0 / messages.max(1) as f64,
+            paced: f64::NAN,
+            half: f64::NAN,
+            flat_out: f64::NAN,
+        },
     }
 }
 
@@ -300,12 +371,12 @@ fn die_with_parent(command: &mut Command) {
 fn print_table(rows: &[Row], peer: Option<&peer::PeerRun>) {
     println!();
     println!(
-        "e2e: | vendor (scheme) | formats | events/s | messages/s | CPU s / 100k events | peak RSS MiB | message B | ceiling (a) {WINDOW} in flight, msgs/s | ceiling (b) per page, msgs/s | alertd msgs/s ÷ (a) | fetch+parse ceiling, items/s |"
+        "e2e: | vendor (scheme) | formats | events/s | messages/s | CPU s / 100k events | peak RSS MiB | message B | ceiling (a) {WINDOW} in flight, msgs/s | ceiling (b) per page, msgs/s | alertd msgs/s ÷ (a) | fetch+parse ceiling, items/s | nats-server CPU s / 100k msgs: alertd's run, (c) at alertd's pace, (d) at half of (a), (a) flat out |"
     );
-    println!("e2e: |---|---|---|---|---|---|---|---|---|---|---|");
+    println!("e2e: |---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "e2e: | {} ({}) | {} | {:.0} | {:.0} | {:.2} | {:.1} | {} | {:.0} | {:.0} | {:.0} % | {:.0} |",
+            "e2e: | {} ({}) | {} | {:.0} | {:.0} | {:.2} | {:.1} | {} | {:.0} | {:.0} | {:.0} % | {:.0} | {:.2}, {:.2}, {:.2}, {:.2} |",
             r.vendor,
             r.scheme,
             r.formats,
@@ -318,6 +389,10 @@ fn print_table(rows: &[Row], peer: Option<&peer::PeerRun>) {
             r.page_rate,
             100.0 * r.messages_per_sec() / r.window_rate,
             r.fetch_rate,
+            r.broker_cpu.alertd,
+            r.broker_cpu.paced,
+            r.broker_cpu.half,
+            r.broker_cpu.flat_out,
         );
     }
     let Some(peer) = peer else {

@@ -3,7 +3,7 @@
 //! JetStream publishes of messages of alertd's stored size).
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use alertd::sim::SimVendor;
 use async_nats::jetstream::context::Context;
@@ -21,6 +21,19 @@ pub enum Acks {
     InFlight(usize),
     /// Publish a page of this many, await all its acks, then the next page.
     PerPage(usize),
+    /// As `InFlight(window)`, but released in bursts of `burst` messages at
+    /// `per_sec` on average: a walk's pace, which sends a page at a time.
+    /// nats-server spends more CPU per message at a pace below its ceiling
+    /// (smaller reads, more wake-ups) than flat out; this measures what any
+    /// publisher at alertd's pace costs it (docs/performance.md).
+    Paced {
+        /// Unacknowledged publishes kept at most.
+        window: usize,
+        /// Messages per burst (a page's).
+        burst: usize,
+        /// Messages per second, on average.
+        per_sec: f64,
+    },
 }
 
 /// A fixed-width message id, so every ceiling message has the same size.
@@ -89,16 +102,22 @@ pub async fn publish(js: &Context, count: usize, payload_len: usize, acks: Acks)
     let started = Instant::now();
     let mut pending = VecDeque::new();
     for i in 0..count {
+        if let Acks::Paced { burst, per_sec, .. } = acks
+            && i > 0
+            && i % burst.max(1) == 0
+        {
+            tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / per_sec)).into()).await;
+        }
         let message = PublishMessage::build().payload(payload.clone()).message_id(message_id(i));
         let ack = js.send_publish(SUBJECT, message).await.expect("publish");
         pending.push_back(ack);
         let full = match acks {
-            Acks::InFlight(n) => pending.len() >= n,
+            Acks::InFlight(n) | Acks::Paced { window: n, .. } => pending.len() >= n,
             Acks::PerPage(n) => pending.len() >= n || i + 1 == count,
         };
         if full {
             match acks {
-                Acks::InFlight(_) => {
+                Acks::InFlight(_) | Acks::Paced { .. } => {
                     pending.pop_front().expect("not empty").await.expect("PubAck");
                 }
                 Acks::PerPage(_) => {
