@@ -102,4 +102,13 @@ pub async fn run(store: &Store, reopened: &Store) {
     reopened.reset("acme", "some_vendor", Some(at(1))).await.unwrap();
     assert_eq!(store.revision_count("acme").await.unwrap(), 0);
     assert_eq!(store.revisit_state("acme").await.unwrap(), RevisitState::default());
+
+    // One batch, newest first as vendors list items, holding an item twice
+    // (it changed while the walk went on): the later of the two wins,
+    // whatever order the backend writes the batch in.
+    let batch = vec![revision("f", "e8", 26), revision("e", "e9", 25), revision("f", "e10", 26)];
+    store.record_revisions("acme", batch).await.unwrap();
+    let published = reopened.published_revisions("acme", ids(&[("e", 25), ("f", 26)])).await.unwrap();
+    assert_eq!(published.get("f").map(String::as_str), Some("e10"), "{published:?}");
+    assert_eq!(published.get("e").map(String::as_str), Some("e9"), "{published:?}");
 }
